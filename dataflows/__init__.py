@@ -1,0 +1,1 @@
+"""driftline dataflows: Bytewax flows, Kafka I/O, the local broker and the CLI."""

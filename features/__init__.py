@@ -1,0 +1,1 @@
+"""driftline feature library: pure Python, no Kafka or Bytewax imports."""
