@@ -1,0 +1,187 @@
+"""Kafka input and output for the dataflows.
+
+`KafkaInput` is Bytewax's partitioned Kafka source reduced to what the flows need: it
+yields light `RawMessage` tuples (no per-message objects beyond a tuple), keeps each
+partition's next offset in the recovery snapshot (inputs are read exactly once per epoch),
+and can be *bounded*: with `stop_at_end=True` each partition stops at the end offset it
+had when the flow started, even while producers keep writing.
+
+`KafkaOutput` writes `(topic, key, value)` triples and flushes after each batch, so a
+batch is acknowledged by the broker before Bytewax commits the epoch that produced it
+(at-least-once; consumers drop duplicates by the message `id`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
+
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+
+class RawMessage(NamedTuple):
+    """One consumed message, as the flow sees it before decoding."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes | None
+
+
+class OutMessage(NamedTuple):
+    """One message to produce."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+
+
+def list_partitions(bootstrap: str, topic: str, timeout_s: float = 10.0) -> list[int]:
+    """Partition ids of `topic`; raises RuntimeError naming the topic when it does not exist."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    meta = admin.list_topics(topic, timeout=timeout_s).topics.get(topic)
+    if meta is None or meta.error is not None or not meta.partitions:
+        reason = meta.error.str() if meta is not None and meta.error is not None else "it does not exist"
+        raise RuntimeError(
+            f"cannot read topic {topic!r} at {bootstrap}: {reason}. "
+            "Create it first (the demo and `driftline produce` create their topics)."
+        )
+    return sorted(meta.partitions)
+
+
+class _PartitionReader(StatefulSourcePartition[RawMessage, int]):
+    def __init__(self, consumer: Consumer, topic: str, partition: int, next_offset: int,
+                 end_offset: int | None, batch_size: int) -> None:
+        self._consumer = consumer
+        self._topic = topic
+        self._partition = partition
+        self._next = next_offset
+        self._end = end_offset
+        # Bounded runs settle their end offset from the first fetch response (see below).
+        self._end_settled = end_offset is None
+        self._batch_size = batch_size
+
+    def _settle_end(self) -> None:
+        # Some brokers (Tansu 0.6) answer ListOffsets(latest) with a stale offset, while
+        # every fetch response carries the true high watermark; take the larger of the two.
+        low, high = self._consumer.get_watermark_offsets(TopicPartition(self._topic, self._partition), cached=True)
+        if high >= 0:
+            self._end = max(self._end or 0, high)
+            self._end_settled = True
+
+    def next_batch(self) -> list[RawMessage]:
+        if self._end_settled and self._end is not None and self._next >= self._end:
+            raise StopIteration()
+        batch: list[RawMessage] = []
+        messages = self._consumer.consume(self._batch_size, 0.05)
+        if not self._end_settled:
+            self._settle_end()
+        for msg in messages:
+            error = msg.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    continue
+                raise RuntimeError(f"error reading {self._topic}[{self._partition}]: {error}")
+            offset = msg.offset()
+            if self._end_settled and self._end is not None and offset >= self._end:
+                break
+            batch.append(RawMessage(self._topic, self._partition, offset, msg.timestamp()[1], msg.key(), msg.value()))
+            self._next = offset + 1
+        return batch
+
+    def snapshot(self) -> int:
+        return self._next
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+class KafkaInput(FixedPartitionedSource[RawMessage, int]):
+    """Every partition of `topics` as a Bytewax input partition; see the module docstring."""
+
+    def __init__(self, bootstrap: str, topics: Sequence[str], stop_at_end: bool = False,
+                 batch_size: int = 2000, extra_config: dict[str, str] | None = None) -> None:
+        self._bootstrap = bootstrap
+        self._topics = tuple(topics)
+        self._stop_at_end = stop_at_end
+        self._batch_size = batch_size
+        self._extra = dict(extra_config or {})
+
+    def list_parts(self) -> list[str]:
+        return [f"{p}-{topic}" for topic in self._topics for p in list_partitions(self._bootstrap, topic)]
+
+    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _PartitionReader:
+        index, topic = for_part.split("-", 1)
+        partition = int(index)
+        consumer = Consumer({
+            "bootstrap.servers": self._bootstrap,
+            "group.id": "driftline-unused",  # partitions are assigned, never subscribed
+            "enable.auto.commit": "false",
+            "enable.partition.eof": "true",
+            "fetch.wait.max.ms": "50",
+            **self._extra,
+        })
+        start = OFFSET_BEGINNING if resume_state is None else resume_state
+        end = None
+        if self._stop_at_end:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10.0)
+            end = high
+            if resume_state is None:
+                start = low
+        consumer.assign([TopicPartition(topic, partition, start)])
+        next_offset = start if start >= 0 else 0
+        return _PartitionReader(consumer, topic, partition, next_offset, end, self._batch_size)
+
+
+def producer_config(bootstrap: str) -> dict[str, str | int]:
+    """Producer settings shared by every sink: batched, idempotent, acknowledged by all replicas."""
+    return {
+        "bootstrap.servers": bootstrap,
+        "linger.ms": 20,
+        "batch.num.messages": 10000,
+        "enable.idempotence": "true",
+        "acks": "all",
+    }
+
+
+class _OutputPartition(StatelessSinkPartition[OutMessage]):
+    def __init__(self, producer: Producer) -> None:
+        self._producer = producer
+        self._errors: list[str] = []
+
+    def _on_delivery(self, err: KafkaError | None, _msg: object) -> None:
+        if err is not None:
+            self._errors.append(str(err))
+
+    def write_batch(self, items: Iterable[OutMessage]) -> None:
+        produce = self._producer.produce
+        for topic, key, value in items:
+            while True:
+                try:
+                    produce(topic, value, key, on_delivery=self._on_delivery)
+                    break
+                except BufferError:  # the local queue is full: let deliveries drain
+                    self._producer.poll(0.05)
+        self._producer.flush()
+        if self._errors:
+            first, count = self._errors[0], len(self._errors)
+            self._errors.clear()
+            raise RuntimeError(f"{count} message(s) could not be delivered; first error: {first}")
+
+    def close(self) -> None:
+        self._producer.flush()
+
+
+class KafkaOutput(DynamicSink[OutMessage]):
+    """Writes `OutMessage`s to their topics; each worker has its own producer."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self._bootstrap = bootstrap
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _OutputPartition:
+        return _OutputPartition(Producer(producer_config(self._bootstrap)))

@@ -1,0 +1,103 @@
+"""The driftline config file: one TOML file for the input topic, its schema, and the flows.
+
+>>> config = parse_config({
+...     "source": {"topic": "rides"},
+...     "schema": {"entity": "area", "event_time": "ts",
+...                "fields": {"area": "string", "price": "float"}},
+... })
+>>> config.source.dead_letter_topic, config.source.late_topic
+('rides.dlq', 'rides.late')
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from features.config_values import (
+    ConfigError,
+    read_duration_ms,
+    read_int,
+    read_str,
+    read_table,
+    reject_unknown_keys,
+)
+from features.events import DecodeLimits
+from features.schema import EventSchema, parse_schema
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """The input topic and what happens to events that cannot be used."""
+
+    topic: str
+    dead_letter_topic: str
+    late_topic: str
+    partitions: int
+    limits: DecodeLimits
+    lateness_ms: int
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole config file."""
+
+    source: SourceConfig
+    schema: EventSchema
+    path: Path | None = None
+
+
+_TOP_KEYS = {"source", "schema"}
+_SOURCE_KEYS = {"topic", "dead_letter_topic", "late_topic", "partitions", "max_event_bytes", "max_future", "lateness"}
+
+
+def parse_source(table: Mapping[str, Any], prefix: str = "source") -> SourceConfig:
+    """The `[source]` table.
+
+    >>> parse_source({"topic": "rides", "lateness": "30s"}).lateness_ms
+    30000
+    """
+    reject_unknown_keys(table, _SOURCE_KEYS, prefix)
+    topic = read_str(table, "topic", prefix, example="rides")
+    return SourceConfig(
+        topic=topic,
+        dead_letter_topic=read_str(table, "dead_letter_topic", prefix, default=f"{topic}.dlq"),
+        late_topic=read_str(table, "late_topic", prefix, default=f"{topic}.late"),
+        partitions=read_int(table, "partitions", prefix, default=3, minimum=1),
+        limits=DecodeLimits(
+            max_event_bytes=read_int(table, "max_event_bytes", prefix, default=65_536, minimum=64),
+            max_future_ms=read_duration_ms(table, "max_future", prefix, default="1d"),
+        ),
+        lateness_ms=read_duration_ms(table, "lateness", prefix, default="10s"),
+    )
+
+
+def parse_config(document: Mapping[str, Any], path: Path | None = None) -> Config:
+    """A parsed TOML document as a Config; raises ConfigError naming the key on a problem."""
+    reject_unknown_keys(document, _TOP_KEYS, "")
+    return Config(
+        source=parse_source(read_table(document, "source", "", required=True)),
+        schema=parse_schema(read_table(document, "schema", "", required=True)),
+        path=path,
+    )
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and check a config file.
+
+    >>> load_config("deploy/rides.toml").source.topic   # doctest: +SKIP
+    'rides'
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError("(file)", "a readable TOML file", str(path), f"check the path: {exc.strerror}.") from None
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("(file)", "valid TOML", f"{path}: {exc}", "correct the TOML syntax at that line.") from None
+    return parse_config(document, path)

@@ -1,0 +1,250 @@
+"""Decoding raw message bytes into typed events, or into a rejection with a reason.
+
+A bad event never stops a flow: `EventDecoder.decode` returns either an `Event` or a
+`Rejection` whose `reason` is one of `Reason`, and the caller sends rejections to the
+dead-letter topic with the original bytes.
+
+>>> from features.schema import parse_schema
+>>> schema = parse_schema({"entity": "area", "event_time": "ts", "time_format": "epoch_ms",
+...                        "fields": {"area": "string", "price": "float"}})
+>>> decoder = EventDecoder(schema, DecodeLimits())
+>>> decoder.decode(b'{"area": "a1", "ts": 1767225600000, "price": 12.5}', now_ms=1767225600000)
+Event(entity='a1', time_ms=1767225600000, fields={'area': 'a1', 'ts': 1767225600000, 'price': 12.5}, unknown_categories=())
+>>> decoder.decode(b'{"area": "a1", "ts": 1767225600000, "price": "cheap"}', now_ms=1767225600000).reason
+<Reason.WRONG_TYPE: 'wrong_type'>
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+from features.schema import EventSchema, FieldSpec
+
+
+class Reason(StrEnum):
+    """Why an event was rejected. The values appear in dead-letter messages and metrics."""
+
+    NOT_JSON = "not_json"
+    NOT_OBJECT = "not_object"
+    MISSING_FIELD = "missing_field"
+    WRONG_TYPE = "wrong_type"
+    NON_FINITE = "non_finite"
+    BAD_TIMESTAMP = "bad_timestamp"
+    FUTURE_TIMESTAMP = "future_timestamp"
+    OVERSIZED = "oversized"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A valid event: its entity key, its event time (epoch ms, UTC) and all its fields.
+
+    `unknown_categories` names the category fields whose value is outside the declared
+    vocabulary (a drift signal, counted, not rejected).
+    """
+
+    entity: str
+    time_ms: int
+    fields: dict[str, Any]
+    unknown_categories: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """An event that cannot be processed, and why."""
+
+    reason: Reason
+    detail: str
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """Bounds on what counts as a sane event.
+
+    `max_event_bytes`: larger messages are rejected as oversized before parsing.
+    `max_future_ms`: events stamped further ahead of the processing clock are rejected.
+    """
+
+    max_event_bytes: int = 65_536
+    max_future_ms: int = 86_400_000
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def parse_time_ms(value: Any, time_format: str) -> int:
+    """Event time as epoch milliseconds (UTC) from an epoch-ms number or an ISO-8601 string.
+
+    A naive ISO timestamp is taken as UTC. Raises ValueError when the value has the wrong form.
+
+    >>> parse_time_ms("2026-01-01T00:00:00Z", "auto"), parse_time_ms(1767225600000, "epoch_ms")
+    (1767225600000, 1767225600000)
+    >>> parse_time_ms("2026-01-01T01:00:00+01:00", "iso8601")
+    1767225600000
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"expected a timestamp, found the boolean {value}")
+    if time_format in ("epoch_ms", "auto") and isinstance(value, (int, float)):
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"expected epoch milliseconds >= 0, found {value!r}")
+        return int(value)
+    if time_format in ("iso8601", "auto") and isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"expected an ISO-8601 timestamp, found {value!r}") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        return (moment - _EPOCH) // _ONE_MS
+    expected = {"epoch_ms": "epoch milliseconds", "iso8601": "an ISO-8601 string"}.get(
+        time_format, "epoch milliseconds or an ISO-8601 string"
+    )
+    raise ValueError(f"expected {expected}, found {value!r}")
+
+
+_ONE_MS = datetime(1970, 1, 1, 0, 0, 0, 1000, tzinfo=timezone.utc) - _EPOCH
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    kind = type(value).__name__
+    return f"{kind} {text[:40]}{'...' if len(text) > 40 else ''}"
+
+
+# One checker per field type: returns None when the value is fine, else a (reason, detail).
+Check = Callable[[str, Any], "tuple[Reason, str] | None"]
+
+
+def _check_float(name: str, value: Any) -> tuple[Reason, str] | None:
+    if type(value) is float:
+        if value - value != 0.0:  # NaN or +-inf; faster than math.isfinite on this hot path
+            return Reason.NON_FINITE, f"field {name!r} is {value}"
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return None
+    return Reason.WRONG_TYPE, f"field {name!r}: expected a number, found {_describe(value)}"
+
+
+def _check_int(name: str, value: Any) -> tuple[Reason, str] | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return None
+    return Reason.WRONG_TYPE, f"field {name!r}: expected an integer, found {_describe(value)}"
+
+
+def _check_string(name: str, value: Any) -> tuple[Reason, str] | None:
+    if isinstance(value, str):
+        return None
+    return Reason.WRONG_TYPE, f"field {name!r}: expected a string, found {_describe(value)}"
+
+
+def _check_bool(name: str, value: Any) -> tuple[Reason, str] | None:
+    if isinstance(value, bool):
+        return None
+    return Reason.WRONG_TYPE, f"field {name!r}: expected true or false, found {_describe(value)}"
+
+
+_CHECKS: dict[str, Check] = {
+    "float": _check_float,
+    "int": _check_int,
+    "string": _check_string,
+    "bool": _check_bool,
+    "category": _check_string,
+}
+
+
+class EventDecoder:
+    """Turns message bytes into `Event` or `Rejection` according to a schema and limits.
+
+    Built once per flow; `decode` is the hot path, so the schema is compiled into a list of
+    per-field checks up front.
+    """
+
+    def __init__(self, schema: EventSchema, limits: DecodeLimits) -> None:
+        self.schema = schema
+        self.limits = limits
+        self._fields: list[tuple[str, Check, FieldSpec]] = [(f.name, _CHECKS[f.type], f) for f in schema.fields]
+        self._vocabularies = {f.name: frozenset(f.values) for f in schema.fields if f.values is not None}
+
+    def decode(self, raw: bytes | None, now_ms: int) -> Event | Rejection:
+        """Decode one message; `now_ms` is the processing clock used for the future bound."""
+        if raw is None:
+            return Rejection(Reason.NOT_JSON, "the message has no value (a tombstone)")
+        if len(raw) > self.limits.max_event_bytes:
+            return Rejection(
+                Reason.OVERSIZED, f"{len(raw)} bytes, more than max_event_bytes = {self.limits.max_event_bytes}"
+            )
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            return _reject_unparsable(raw, exc)
+        if type(obj) is not dict:
+            return Rejection(Reason.NOT_OBJECT, f"expected a JSON object, found {type(obj).__name__}")
+        return self._validate(obj, now_ms)
+
+    def _validate(self, obj: dict[str, Any], now_ms: int) -> Event | Rejection:
+        unknown: tuple[str, ...] = ()
+        for name, check, spec in self._fields:
+            value = obj.get(name, _ABSENT)
+            if value is _ABSENT:
+                if spec.required:
+                    return Rejection(Reason.MISSING_FIELD, f"required field {name!r} is missing")
+                continue
+            if value is None:
+                if not spec.nullable:
+                    return Rejection(Reason.WRONG_TYPE, f"field {name!r} is null but not nullable")
+                continue
+            problem = check(name, value)
+            if problem is not None:
+                return Rejection(problem[0], problem[1])
+            vocabulary = self._vocabularies.get(name)
+            if vocabulary is not None and value not in vocabulary:
+                unknown += (name,)
+        time_field = self.schema.event_time
+        raw_time = obj.get(time_field, _ABSENT)
+        if raw_time is _ABSENT or raw_time is None:
+            return Rejection(Reason.MISSING_FIELD, f"event-time field {time_field!r} is missing")
+        if type(raw_time) is int and self.schema.time_format != "iso8601" and raw_time >= 0:
+            time_ms = raw_time  # the common case, without a function call
+        else:
+            try:
+                time_ms = parse_time_ms(raw_time, self.schema.time_format)
+            except ValueError as exc:
+                return Rejection(Reason.BAD_TIMESTAMP, f"field {time_field!r}: {exc}")
+        if time_ms > now_ms + self.limits.max_future_ms:
+            ahead_s = (time_ms - now_ms) / 1000
+            return Rejection(
+                Reason.FUTURE_TIMESTAMP,
+                f"field {time_field!r} is {ahead_s:.0f} s ahead of the clock; the bound is "
+                f"max_future = {self.limits.max_future_ms / 1000:.0f} s",
+            )
+        entity = obj[self.schema.entity]
+        return Event(entity if type(entity) is str else str(entity), time_ms, obj, unknown)
+
+
+_ABSENT = object()
+
+
+def _reject_unparsable(raw: bytes, exc: Exception) -> Rejection:
+    """orjson refuses NaN, Infinity and overflowing numbers; tell those apart from non-JSON."""
+    found: list[str] = []
+
+    def constant(token: str) -> float:
+        found.append(token)
+        return float(token)
+
+    try:
+        obj = json.loads(raw, parse_constant=constant)
+    except (ValueError, UnicodeDecodeError):
+        return Rejection(Reason.NOT_JSON, f"not valid JSON: {exc}")
+    if isinstance(obj, dict):
+        fields = [k for k, v in obj.items() if isinstance(v, float) and not math.isfinite(v)]
+        where = f"field {fields[0]!r}" if fields else "a value"
+        return Rejection(Reason.NON_FINITE, f"{where} is not a finite number ({', '.join(found) or 'overflow'})")
+    return Rejection(Reason.NON_FINITE, f"the JSON holds a non-finite number ({', '.join(found) or 'overflow'})")
