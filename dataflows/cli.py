@@ -1,0 +1,140 @@
+"""The `driftline` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from dataflows.broker import BrokerError
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "deploy" / "rides.toml"
+
+
+def _add_bootstrap(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    parser.add_argument("--bootstrap", required=required, metavar="HOST:PORT",
+                        help="Kafka bootstrap servers, e.g. 127.0.0.1:9092")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="driftline",
+        description="Streaming features and drift monitoring on Kafka, built on Bytewax.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="run the whole pipeline on a synthetic ride stream, with a local broker")
+    _add_bootstrap(demo, required=False)
+    demo.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="config file (default: deploy/rides.toml)")
+    demo.add_argument("--events", type=int, default=200_000, help="events to generate (default 200000)")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--output-dir", type=Path, default=Path("out/demo"), help="where the summary is written")
+
+    broker = sub.add_parser("broker", help="run a local Kafka-protocol broker (Tansu) in the foreground")
+    broker.add_argument("--port", type=int, default=9092)
+
+    run = sub.add_parser("run", help="run a dataflow")
+    from dataflows.flows import FLOWS
+
+    run.add_argument("flow", choices=sorted(FLOWS), help="; ".join(f"{f.name}: {f.summary}" for f in FLOWS.values()))
+    run.add_argument("--config", type=Path, required=True)
+    _add_bootstrap(run)
+    run.add_argument("--stop-at-end", action="store_true",
+                     help="stop once every input partition reaches the end offset it had at start")
+    run.add_argument("-w", "--workers", type=int, default=1, help="worker threads in this process")
+
+    produce = sub.add_parser("produce", help="write the synthetic ride stream to Kafka or to files")
+    _add_bootstrap(produce, required=False)
+    produce.add_argument("--topic", default="rides")
+    produce.add_argument("--labels-topic", default=None, help="default <topic>.labels")
+    produce.add_argument("--events", type=int, required=True)
+    produce.add_argument("--rate", type=float, default=None, help="events per second (default: as fast as possible)")
+    produce.add_argument("--seed", type=int, default=0)
+    produce.add_argument("--malformed-fraction", type=float, default=0.0)
+    produce.add_argument("--change", action="append", default=[], metavar="SPEC",
+                         help="plant a change, e.g. shift:price:start=300000:scale=1.3 (repeatable)")
+    produce.add_argument("--partitions", type=int, default=3, help="partitions of topics this command creates")
+    produce.add_argument("--output", type=Path, help="write events to this JSONL file instead of Kafka")
+    produce.add_argument("--labels-output", type=Path, help="with --output: write labels to this JSONL file")
+
+    tail = sub.add_parser("tail", help="print a topic's messages")
+    tail.add_argument("topic")
+    _add_bootstrap(tail)
+    tail.add_argument("--follow", "-f", action="store_true", help="keep waiting for new messages")
+    tail.add_argument("--max", type=int, default=None, dest="max_messages", help="stop after N messages")
+    tail.add_argument("--compact", action="store_true", help="one line per message")
+    return parser
+
+
+def _cmd_broker(args: argparse.Namespace) -> int:
+    from dataflows.broker import local_broker
+
+    with local_broker(port=args.port) as broker:
+        print(f"driftline: local broker (Tansu) at {broker.bootstrap}; log: {broker.log_path}; Ctrl-C stops it",
+              flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from dataflows.counters import FlowCounters
+    from dataflows.flows import FLOWS
+    from dataflows.progress import ProgressPrinter
+    from dataflows.status_lines import ingest_progress, ingest_summary
+    from dataflows.runner import Execution, run_flow
+    from features.config import load_config
+
+    config = load_config(args.config)
+    counters = FlowCounters()
+    flow = FLOWS[args.flow].build(config, args.bootstrap, counters, args.stop_at_end)
+    with ProgressPrinter(ingest_progress(counters)):
+        run_flow(flow, Execution(workers=args.workers))
+    print(ingest_summary(counters))
+    return 0
+
+
+def _cmd_produce(args: argparse.Namespace) -> int:
+    from dataflows.produce_cli import produce_command
+
+    return produce_command(args)
+
+
+def _cmd_tail(args: argparse.Namespace) -> int:
+    from dataflows.tail import tail
+
+    tail(args.bootstrap, args.topic, follow=args.follow, max_messages=args.max_messages, compact=args.compact)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from dataflows.demo import run_demo
+
+    return run_demo(args)
+
+
+_COMMANDS = {"broker": _cmd_broker, "run": _cmd_run, "produce": _cmd_produce, "tail": _cmd_tail, "demo": _cmd_demo}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `driftline` console script."""
+    from features.config_values import ConfigError
+
+    args = _build_parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except (ConfigError, BrokerError) as exc:
+        print(f"driftline: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("driftline: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

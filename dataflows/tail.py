@@ -1,0 +1,71 @@
+"""`driftline tail`: print the messages of a topic, JSON pretty-printed."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+import orjson
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, TopicPartition
+
+from dataflows.kafka_io import list_partitions
+
+
+def format_message(key: bytes | None, value: bytes | None, partition: int, offset: int, compact: bool) -> str:
+    """One message as text: a header line and the value, pretty-printed when it is JSON.
+
+    >>> print(format_message(b"a", b'{"x":1}', 0, 7, compact=True))
+    [0:7] a {"x":1}
+    """
+    header = f"[{partition}:{offset}] {key.decode(errors='replace') if key is not None else '-'}"
+    if value is None:
+        return f"{header} (null)"
+    try:
+        parsed = orjson.loads(value)
+        body = orjson.dumps(parsed, option=0 if compact else orjson.OPT_INDENT_2).decode()
+    except orjson.JSONDecodeError:
+        body = repr(value[:200])
+    return f"{header} {body}" if compact else f"{header}\n{body}"
+
+
+def tail(bootstrap: str, topic: str, from_beginning: bool = True, follow: bool = False,
+         max_messages: int | None = None, compact: bool = False, out: TextIO = sys.stdout) -> int:
+    """Print a topic's messages; returns how many were printed.
+
+    Without `follow` it stops at the end of every partition; with it, it waits for more.
+    """
+    partitions = list_partitions(bootstrap, topic)
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": "driftline-tail",
+        "enable.auto.commit": "false",
+        "enable.partition.eof": "true",
+    })
+    start = OFFSET_BEGINNING if from_beginning else OFFSET_END
+    consumer.assign([TopicPartition(topic, p, start) for p in partitions])
+    at_end: set[int] = set()
+    printed = 0
+    idle_deadline = time.monotonic() + 10.0
+    try:
+        while max_messages is None or printed < max_messages:
+            msg = consumer.poll(0.5)
+            if msg is None:
+                if not follow and time.monotonic() > idle_deadline:
+                    break
+                continue
+            error = msg.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    at_end.add(msg.partition())
+                    if not follow and at_end >= set(partitions):
+                        break
+                    continue
+                raise RuntimeError(f"error reading {topic}: {error}")
+            at_end.discard(msg.partition())
+            idle_deadline = time.monotonic() + 10.0
+            out.write(format_message(msg.key(), msg.value(), msg.partition(), msg.offset(), compact) + "\n")
+            printed += 1
+    finally:
+        consumer.close()
+    return printed

@@ -1,0 +1,126 @@
+"""Event decoding: every rejection kind, valid edge cases, and vocabulary counting."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from features.events import DecodeLimits, Event, EventDecoder, Reason, Rejection, parse_time_ms
+from features.schema import parse_schema
+
+NOW = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+
+SCHEMA = parse_schema({
+    "entity": "area",
+    "event_time": "ts",
+    "time_format": "auto",
+    "fields": {
+        "area": "string",
+        "price": "float",
+        "seats": "int",
+        "shared": {"type": "bool", "required": False},
+        "surge": {"type": "float", "nullable": True},
+        "payment": {"type": "category", "values": ["card", "cash"]},
+    },
+})
+DECODER = EventDecoder(SCHEMA, DecodeLimits(max_event_bytes=1024, max_future_ms=60_000))
+VALID = {"area": "a1", "ts": NOW, "price": 10.5, "seats": 2, "surge": 1.2, "payment": "card"}
+
+
+def decode(obj: object) -> Event | Rejection:
+    raw = obj if isinstance(obj, bytes) else orjson.dumps(obj)
+    return DECODER.decode(raw, NOW)
+
+
+def with_(**changes: object) -> dict:
+    event = dict(VALID)
+    for key, value in changes.items():
+        if value is ...:
+            del event[key]
+        else:
+            event[key] = value
+    return event
+
+
+def test_valid_event() -> None:
+    event = decode(VALID)
+    assert isinstance(event, Event)
+    assert event.entity == "a1" and event.time_ms == NOW and event.fields["price"] == 10.5
+    assert event.unknown_categories == ()
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason", "detail"),
+    [
+        (b"\xff\xfe{", Reason.NOT_JSON, "not valid JSON"),
+        (b'{"area": "a1", "ts"', Reason.NOT_JSON, "not valid JSON"),
+        (None, Reason.NOT_JSON, "tombstone"),
+        ([1, 2, 3], Reason.NOT_OBJECT, "found list"),
+        ("text", Reason.NOT_OBJECT, "found str"),
+        (with_(price=...), Reason.MISSING_FIELD, "'price'"),
+        (with_(ts=...), Reason.MISSING_FIELD, "event-time field 'ts'"),
+        (with_(price="cheap"), Reason.WRONG_TYPE, "expected a number"),
+        (with_(price=True), Reason.WRONG_TYPE, "expected a number"),
+        (with_(seats=2.5), Reason.WRONG_TYPE, "expected an integer"),
+        (with_(area=17), Reason.WRONG_TYPE, "expected a string"),
+        (with_(shared="yes"), Reason.WRONG_TYPE, "true or false"),
+        (with_(price=None), Reason.WRONG_TYPE, "null but not nullable"),
+        (b'{"area": "a1", "ts": 1767225600000, "price": NaN}', Reason.NON_FINITE, "'price'"),
+        (b'{"area": "a1", "ts": 1767225600000, "price": Infinity}', Reason.NON_FINITE, "'price'"),
+        (b'{"area": "a1", "ts": 1767225600000, "price": 1e999}', Reason.NON_FINITE, "'price'"),
+        (with_(ts="yesterday"), Reason.BAD_TIMESTAMP, "ISO-8601"),
+        (with_(ts=-5), Reason.BAD_TIMESTAMP, ">= 0"),
+        (with_(ts=True), Reason.BAD_TIMESTAMP, "boolean"),
+        (with_(ts=4_102_444_800_000), Reason.FUTURE_TIMESTAMP, "ahead of the clock"),
+        (with_(note="x" * 2000), Reason.OVERSIZED, "max_event_bytes = 1024"),
+    ],
+)
+def test_every_rejection_kind(raw: object, reason: Reason, detail: str) -> None:
+    result = DECODER.decode(raw, NOW) if raw is None else decode(raw)
+    assert isinstance(result, Rejection), result
+    assert result.reason == reason
+    assert detail in result.detail
+
+
+def test_optional_and_nullable_fields() -> None:
+    assert isinstance(decode(with_(surge=None)), Event)
+    assert isinstance(decode(with_(shared=True)), Event)
+    assert isinstance(decode(with_(price=11)), Event)  # an int is a valid float field
+
+
+def test_unknown_category_is_counted_not_rejected() -> None:
+    event = decode(with_(payment="crypto"))
+    assert isinstance(event, Event)
+    assert event.unknown_categories == ("payment",)
+
+
+def test_iso_timestamps_are_normalised_to_utc() -> None:
+    event = decode(with_(ts="2026-01-01T01:00:00+01:00"))
+    assert isinstance(event, Event) and event.time_ms == NOW
+    assert decode(with_(ts="2026-01-01T00:00:00Z")).time_ms == NOW
+    assert decode(with_(ts="2026-01-01T00:00:00")).time_ms == NOW  # naive means UTC
+
+
+def test_slightly_future_events_are_accepted() -> None:
+    assert isinstance(decode(with_(ts=NOW + 59_000)), Event)
+
+
+@given(st.integers(min_value=0, max_value=4_000_000_000_000))
+def test_epoch_ms_and_iso_agree(ms: int) -> None:
+    from features.messages import iso_utc
+
+    assert parse_time_ms(iso_utc(ms), "iso8601") == ms
+
+
+@given(st.binary(max_size=200))
+def test_arbitrary_bytes_never_raise(raw: bytes) -> None:
+    assert isinstance(DECODER.decode(raw, NOW), (Event, Rejection))
+
+
+@given(st.dictionaries(st.sampled_from(["area", "ts", "price", "seats", "surge", "payment", "x"]),
+                       st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=5))))
+def test_arbitrary_objects_never_raise(obj: dict) -> None:
+    raw = orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY) if obj else b"{}"
+    assert isinstance(DECODER.decode(raw, NOW), (Event, Rejection))
