@@ -40,7 +40,7 @@ def make_batch_decoder(
         unknown: Counter[str] = Counter()
         decode = decoder.decode
         for msg in batch:
-            result = decode(msg.value, now_ms)
+            result = decode(msg.value, now_ms, msg.partition, msg.offset)
             if type(result) is Event:
                 if result.unknown_categories:
                     unknown.update(result.unknown_categories)

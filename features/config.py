@@ -26,6 +26,7 @@ from features.config_values import (
     reject_unknown_keys,
 )
 from features.events import DecodeLimits
+from features.feature_config import FeatureSet, parse_feature_sets
 from features.schema import EventSchema, parse_schema
 
 
@@ -47,10 +48,11 @@ class Config:
 
     source: SourceConfig
     schema: EventSchema
+    feature_sets: tuple[FeatureSet, ...] = ()
     path: Path | None = None
 
 
-_TOP_KEYS = {"source", "schema"}
+_TOP_KEYS = {"source", "schema", "feature_sets"}
 _SOURCE_KEYS = {"topic", "dead_letter_topic", "late_topic", "partitions", "max_event_bytes", "max_future", "lateness"}
 
 
@@ -78,9 +80,12 @@ def parse_source(table: Mapping[str, Any], prefix: str = "source") -> SourceConf
 def parse_config(document: Mapping[str, Any], path: Path | None = None) -> Config:
     """A parsed TOML document as a Config; raises ConfigError naming the key on a problem."""
     reject_unknown_keys(document, _TOP_KEYS, "")
+    schema = parse_schema(read_table(document, "schema", "", required=True))
+    base_dir = path.parent if path is not None else None
     return Config(
         source=parse_source(read_table(document, "source", "", required=True)),
-        schema=parse_schema(read_table(document, "schema", "", required=True)),
+        schema=schema,
+        feature_sets=parse_feature_sets(document.get("feature_sets"), schema, base_dir),
         path=path,
     )
 

@@ -9,7 +9,7 @@ dead-letter topic with the original bytes.
 ...                        "fields": {"area": "string", "price": "float"}})
 >>> decoder = EventDecoder(schema, DecodeLimits())
 >>> decoder.decode(b'{"area": "a1", "ts": 1767225600000, "price": 12.5}', now_ms=1767225600000)
-Event(entity='a1', time_ms=1767225600000, fields={'area': 'a1', 'ts': 1767225600000, 'price': 12.5}, unknown_categories=())
+Event(entity='a1', time_ms=1767225600000, fields={'area': 'a1', 'ts': 1767225600000, 'price': 12.5}, unknown_categories=(), partition=0, offset=0)
 >>> decoder.decode(b'{"area": "a1", "ts": 1767225600000, "price": "cheap"}', now_ms=1767225600000).reason
 <Reason.WRONG_TYPE: 'wrong_type'>
 """
@@ -47,13 +47,16 @@ class Event:
     """A valid event: its entity key, its event time (epoch ms, UTC) and all its fields.
 
     `unknown_categories` names the category fields whose value is outside the declared
-    vocabulary (a drift signal, counted, not rejected).
+    vocabulary (a drift signal, counted, not rejected). `partition` and `offset` say where
+    it was read (a replayed file is partition 0, offset = line number).
     """
 
     entity: str
     time_ms: int
     fields: dict[str, Any]
     unknown_categories: tuple[str, ...] = ()
+    partition: int = 0
+    offset: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +175,7 @@ class EventDecoder:
         self._fields: list[tuple[str, Check, FieldSpec]] = [(f.name, _CHECKS[f.type], f) for f in schema.fields]
         self._vocabularies = {f.name: frozenset(f.values) for f in schema.fields if f.values is not None}
 
-    def decode(self, raw: bytes | None, now_ms: int) -> Event | Rejection:
+    def decode(self, raw: bytes | None, now_ms: int, partition: int = 0, offset: int = 0) -> Event | Rejection:
         """Decode one message; `now_ms` is the processing clock used for the future bound."""
         if raw is None:
             return Rejection(Reason.NOT_JSON, "the message has no value (a tombstone)")
@@ -186,9 +189,9 @@ class EventDecoder:
             return _reject_unparsable(raw, exc)
         if type(obj) is not dict:
             return Rejection(Reason.NOT_OBJECT, f"expected a JSON object, found {type(obj).__name__}")
-        return self._validate(obj, now_ms)
+        return self._validate(obj, now_ms, partition, offset)
 
-    def _validate(self, obj: dict[str, Any], now_ms: int) -> Event | Rejection:
+    def _validate(self, obj: dict[str, Any], now_ms: int, partition: int, offset: int) -> Event | Rejection:
         unknown: tuple[str, ...] = ()
         for name, check, spec in self._fields:
             value = obj.get(name, _ABSENT)
@@ -225,7 +228,7 @@ class EventDecoder:
                 f"max_future = {self.limits.max_future_ms / 1000:.0f} s",
             )
         entity = obj[self.schema.entity]
-        return Event(entity if type(entity) is str else str(entity), time_ms, obj, unknown)
+        return Event(entity if type(entity) is str else str(entity), time_ms, obj, unknown, partition, offset)
 
 
 _ABSENT = object()

@@ -1,0 +1,346 @@
+"""Open windows of one feature set for the entities of one shard, and when they close.
+
+One class per window type, all with the same surface:
+
+- `add(entity, t, fields)` adds an event (the caller has already decided it is not late)
+  and returns the update rows that `emit = "update"` asks for;
+- `close_entity(entity, watermark)` emits the entity's windows that end at or before the
+  watermark; `close_due(watermark)` does so for every entity (an index by window end keeps
+  it proportional to what closes, not to the number of entities);
+- `flush()` emits everything still open (the end of a bounded run).
+
+Windows are half-open `[start, end)` in event-time milliseconds. Hopping windows are
+kept as panes of one step, so each event touches one pane and a window is the merge of
+its `length / step` panes. Last-N keeps the entity's N most recent events and emits, at
+each `every` boundary b that follows new events, the features of the last N events
+before b.
+
+>>> from features.feature_config import FeatureSet, FeatureSpec, WindowSpec
+>>> fs = FeatureSet("s", "area", "features.s", WindowSpec("tumbling", 60_000, 60_000),
+...                 (FeatureSpec("n", "count"),))
+>>> state = TumblingState(fs)
+>>> _ = state.add("a1", 1_000, {}), state.add("a1", 2_000, {})
+>>> [(r.entity, r.end_ms, r.values, r.event_count) for r in state.close_due(60_000)]
+[('a1', 60000, {'n': 2}, 2)]
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from features.accumulators import Acc, Plan, add_event, compile_plan, new_accs, reduce_feature
+from features.feature_config import FeatureSet
+
+
+@dataclass(frozen=True)
+class FeatureRow:
+    """The features of one entity over one window (kind "final"), or an interim "update"."""
+
+    feature_set: str
+    entity: str
+    start_ms: int
+    end_ms: int
+    values: dict[str, Any]
+    event_count: int
+    kind: str = "final"
+    as_of_ms: int | None = None  # for updates: the event time they were computed at
+
+
+@dataclass
+class _DueIndex:
+    """Entities to visit when the watermark passes a window end (lazy: stale entries are skipped)."""
+
+    ends: list[int] = field(default_factory=list)
+    entities: dict[int, set[str]] = field(default_factory=dict)
+
+    def add(self, end: int, entity: str) -> None:
+        bucket = self.entities.get(end)
+        if bucket is None:
+            self.entities[end] = bucket = set()
+            heapq.heappush(self.ends, end)
+        bucket.add(entity)
+
+    def pop_until(self, watermark: int) -> list[str]:
+        due: list[str] = []
+        while self.ends and self.ends[0] <= watermark:
+            end = heapq.heappop(self.ends)
+            due.extend(sorted(self.entities.pop(end)))
+        return due
+
+
+class _WindowState(ABC):
+    """What every window type shares: the plan, static values, update pacing, the due index."""
+
+    def __init__(self, feature_set: FeatureSet, static: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+        self.spec = feature_set
+        self.plan: Plan = compile_plan(feature_set.features)
+        self.static = static or {}
+        self.due = _DueIndex()
+        self.last_update: dict[str, int] = {}
+
+    def _row(self, entity: str, start: int, end: int, accs: list[Acc], kind: str = "final",
+             as_of: int | None = None) -> FeatureRow:
+        plan = self.plan
+        window_ms = end - start
+        values = {f.name: reduce_feature(f, accs[plan.slot[i]], window_ms) for i, f in enumerate(plan.features)}
+        extra = self.static.get(entity)
+        if extra:
+            values.update(extra)
+        return FeatureRow(self.spec.name, entity, start, end, values, accs[0].n, kind, as_of)
+
+    def _wants_update(self, entity: str, t: int) -> bool:
+        if self.spec.emit != "update":
+            return False
+        last = self.last_update.get(entity)
+        if last is not None and t - last < self.spec.update_every_ms:
+            return False
+        self.last_update[entity] = t
+        return True
+
+    def close_due(self, watermark: int) -> list[FeatureRow]:
+        rows: list[FeatureRow] = []
+        for entity in self.due.pop_until(watermark):
+            rows.extend(self.close_entity(entity, watermark))
+        return rows
+
+    @abstractmethod
+    def add(self, entity: str, t: int, fields: Mapping[str, Any]) -> list[FeatureRow]:
+        """Add a non-late event; returns update rows when `emit = "update"` asks for them."""
+
+    @abstractmethod
+    def close_entity(self, entity: str, watermark: int) -> list[FeatureRow]:
+        """Emit the entity's windows that end at or before the watermark."""
+
+    @abstractmethod
+    def flush(self) -> list[FeatureRow]:
+        """Emit every open window (the end of a bounded run)."""
+
+
+class TumblingState(_WindowState):
+    """Fixed, non-overlapping windows of `length`."""
+
+    def __init__(self, feature_set: FeatureSet, static: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+        super().__init__(feature_set, static)
+        self.length = feature_set.window.length_ms
+        self.open: dict[str, dict[int, list[Acc]]] = {}
+        self.earliest_end: dict[str, int] = {}
+
+    def add(self, entity: str, t: int, fields: Mapping[str, Any]) -> list[FeatureRow]:
+        start = t - t % self.length
+        windows = self.open.get(entity)
+        if windows is None:
+            self.open[entity] = windows = {}
+        accs = windows.get(start)
+        if accs is None:
+            windows[start] = accs = new_accs(self.plan)
+            end = start + self.length
+            self.due.add(end, entity)
+            if end < self.earliest_end.get(entity, end + 1):
+                self.earliest_end[entity] = end
+        add_event(self.plan, accs, t, fields)
+        if self._wants_update(entity, t):
+            return [self._row(entity, start, start + self.length, accs, "update", t)]
+        return []
+
+    def close_entity(self, entity: str, watermark: int) -> list[FeatureRow]:
+        if self.earliest_end.get(entity, watermark + 1) > watermark:
+            return []
+        windows = self.open[entity]
+        rows = [self._row(entity, s, s + self.length, windows.pop(s))
+                for s in sorted(windows) if s + self.length <= watermark]
+        if windows:
+            self.earliest_end[entity] = min(windows) + self.length
+        else:
+            del self.open[entity], self.earliest_end[entity]
+        return rows
+
+    def flush(self) -> list[FeatureRow]:
+        return [row for entity in sorted(self.open) for row in self.close_entity(entity, 2**62)]
+
+
+class HoppingState(_WindowState):
+    """Windows of `length` every `step`, merged from panes of one step."""
+
+    def __init__(self, feature_set: FeatureSet, static: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+        super().__init__(feature_set, static)
+        self.step = feature_set.window.step_ms
+        self.panes_per_window = feature_set.window.length_ms // self.step
+        self.panes: dict[str, dict[int, list[Acc]]] = {}
+        self.next_end: dict[str, int] = {}
+
+    def add(self, entity: str, t: int, fields: Mapping[str, Any]) -> list[FeatureRow]:
+        k = t // self.step
+        panes = self.panes.get(entity)
+        if panes is None:
+            self.panes[entity] = panes = {}
+        accs = panes.get(k)
+        if accs is None:
+            panes[k] = accs = new_accs(self.plan)
+            end = (k + 1) * self.step
+            if end < self.next_end.get(entity, end + 1):
+                self.next_end[entity] = end
+                self.due.add(end, entity)
+        add_event(self.plan, accs, t, fields)
+        if self._wants_update(entity, t):
+            end = (k + 1) * self.step
+            return [self._merged_row(entity, end, panes, "update", t)]
+        return []
+
+    def _merged_row(self, entity: str, end: int, panes: dict[int, list[Acc]], kind: str = "final",
+                    as_of: int | None = None) -> FeatureRow:
+        last_pane = end // self.step - 1
+        first_pane = last_pane - self.panes_per_window + 1
+        merged = new_accs(self.plan)
+        for k in range(first_pane, last_pane + 1):
+            accs = panes.get(k)
+            if accs is not None:
+                for a, b in zip(merged, accs):
+                    a.merge(b)
+        return self._row(entity, end - self.step * self.panes_per_window, end, merged, kind, as_of)
+
+    def close_entity(self, entity: str, watermark: int) -> list[FeatureRow]:
+        end = self.next_end.get(entity)
+        if end is None or end > watermark:
+            return []
+        panes = self.panes[entity]
+        rows: list[FeatureRow] = []
+        n = self.panes_per_window
+        while end is not None and end <= watermark:
+            rows.append(self._merged_row(entity, end, panes))
+            # Panes no later window will read are dropped: the window ending at `end`
+            # was the last to include pane end/step - n.
+            for k in [k for k in panes if (k + n) * self.step <= end]:
+                del panes[k]
+            if not panes:
+                end = None
+                break
+            end = max(end + self.step, (min(panes) + 1) * self.step)
+        if end is None:
+            del self.panes[entity], self.next_end[entity]
+        else:
+            self.next_end[entity] = end
+            self.due.add(end, entity)
+        return rows
+
+    def flush(self) -> list[FeatureRow]:
+        return [row for entity in sorted(self.panes) for row in self.close_entity(entity, 2**62)]
+
+
+class SessionState(_WindowState):
+    """Sessions of activity separated by at least `gap` of inactivity: `[first, last + gap)`."""
+
+    def __init__(self, feature_set: FeatureSet, static: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+        super().__init__(feature_set, static)
+        self.gap = feature_set.window.gap_ms
+        # Per entity, open sessions as [first_t, last_t, accs], sorted by first_t.
+        self.sessions: dict[str, list[list[Any]]] = {}
+
+    def add(self, entity: str, t: int, fields: Mapping[str, Any]) -> list[FeatureRow]:
+        gap = self.gap
+        sessions = self.sessions.setdefault(entity, [])
+        touching = [s for s in sessions if s[0] - gap < t < s[1] + gap]
+        if touching:
+            session = touching[0]
+            for other in touching[1:]:  # the event bridges sessions: merge them
+                session[0], session[1] = min(session[0], other[0]), max(session[1], other[1])
+                for a, b in zip(session[2], other[2]):
+                    a.merge(b)
+                sessions.remove(other)
+            session[0], session[1] = min(session[0], t), max(session[1], t)
+        else:
+            session = [t, t, new_accs(self.plan)]
+            sessions.append(session)
+            sessions.sort(key=lambda s: s[0])
+        add_event(self.plan, session[2], t, fields)
+        self.due.add(session[1] + gap, entity)
+        if self._wants_update(entity, t):
+            return [self._row(entity, session[0], session[1] + gap, session[2], "update", t)]
+        return []
+
+    def close_entity(self, entity: str, watermark: int) -> list[FeatureRow]:
+        sessions = self.sessions.get(entity)
+        if not sessions:
+            return []
+        gap = self.gap
+        rows = [self._row(entity, s[0], s[1] + gap, s[2]) for s in sessions if s[1] + gap <= watermark]
+        if rows:
+            remaining = [s for s in sessions if s[1] + gap > watermark]
+            if remaining:
+                self.sessions[entity] = remaining
+            else:
+                del self.sessions[entity]
+        return rows
+
+    def flush(self) -> list[FeatureRow]:
+        return [row for entity in sorted(self.sessions) for row in self.close_entity(entity, 2**62)]
+
+
+class LastNState(_WindowState):
+    """The last N events of each entity, emitted at each `every` boundary after new events."""
+
+    def __init__(self, feature_set: FeatureSet, static: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+        super().__init__(feature_set, static)
+        self.n = feature_set.window.n
+        self.every = feature_set.window.step_ms
+        # Per entity: events as (t, arrival, fields) sorted by (t, arrival); the boundary
+        # emitted last; the boundaries that have new events before them.
+        self.events: dict[str, list[tuple[int, int, Mapping[str, Any]]]] = {}
+        self.emitted: dict[str, int] = {}
+        self.pending: dict[str, set[int]] = {}
+        self.arrivals = 0
+
+    def add(self, entity: str, t: int, fields: Mapping[str, Any]) -> list[FeatureRow]:
+        self.arrivals += 1
+        events = self.events.setdefault(entity, [])
+        bisect.insort(events, (t, self.arrivals, fields), key=lambda e: (e[0], e[1]))
+        boundary = (t // self.every + 1) * self.every
+        pending = self.pending.setdefault(entity, set())
+        if boundary not in pending:
+            pending.add(boundary)
+            self.due.add(boundary, entity)
+        if self._wants_update(entity, t):
+            return [self._last_n_row(entity, events, t + 1, "update", t)]
+        return []
+
+    def _last_n_row(self, entity: str, events: list[tuple[int, int, Mapping[str, Any]]], end: int,
+                    kind: str = "final", as_of: int | None = None) -> FeatureRow:
+        cut = bisect.bisect_left(events, end, key=lambda e: e[0])
+        chosen = events[max(0, cut - self.n):cut]
+        accs = new_accs(self.plan)
+        for t, _, fields in chosen:
+            add_event(self.plan, accs, t, fields)
+        return self._row(entity, chosen[0][0], end, accs, kind, as_of)
+
+    def close_entity(self, entity: str, watermark: int) -> list[FeatureRow]:
+        pending = self.pending.get(entity)
+        if not pending or min(pending) > watermark:
+            return []
+        events = self.events[entity]
+        rows = []
+        for boundary in sorted(b for b in pending if b <= watermark):
+            rows.append(self._last_n_row(entity, events, boundary))
+            pending.discard(boundary)
+            self.emitted[entity] = boundary
+        # Keep the N newest events before the last emitted boundary, and everything after it.
+        cut = bisect.bisect_left(events, self.emitted[entity], key=lambda e: e[0])
+        if cut > self.n:
+            del events[:cut - self.n]
+        if not pending:
+            del self.pending[entity]
+        return rows
+
+    def flush(self) -> list[FeatureRow]:
+        return [row for entity in sorted(self.pending) for row in self.close_entity(entity, 2**62)]
+
+
+WINDOW_STATES = {"tumbling": TumblingState, "hopping": HoppingState, "session": SessionState, "last_n": LastNState}
+
+
+def new_window_state(feature_set: FeatureSet, static: Mapping[str, Mapping[str, Any]] | None = None) -> _WindowState:
+    """The state class for the feature set's window type."""
+    return WINDOW_STATES[feature_set.window.type](feature_set, static)
