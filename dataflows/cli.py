@@ -45,6 +45,13 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="stop once every input partition reaches the end offset it had at start")
     run.add_argument("-w", "--workers", type=int, default=1, help="worker threads in this process")
 
+    replay = sub.add_parser("replay", help="run the flows over a JSONL file of events, writing <dir>/<topic>.jsonl")
+    replay.add_argument("--config", type=Path, required=True)
+    replay.add_argument("--input", type=Path, required=True, help="JSONL file of events, one per line")
+    replay.add_argument("--output-dir", type=Path, required=True)
+    replay.add_argument("--flow", action="append", choices=sorted(FLOWS), default=None,
+                        help="flows to run (default: every flow the config enables)")
+
     produce = sub.add_parser("produce", help="write the synthetic ride stream to Kafka or to files")
     _add_bootstrap(produce, required=False)
     produce.add_argument("--topic", default="rides")
@@ -85,17 +92,26 @@ def _cmd_broker(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from dataflows.counters import FlowCounters
     from dataflows.flows import FLOWS
+    from dataflows.kafka_io import KafkaInput, KafkaOutput
     from dataflows.progress import ProgressPrinter
-    from dataflows.status_lines import ingest_progress, ingest_summary
     from dataflows.runner import Execution, run_flow
+    from dataflows.status_lines import flow_progress, flow_summary
     from features.config import load_config
 
     config = load_config(args.config)
     counters = FlowCounters()
-    flow = FLOWS[args.flow].build(config, args.bootstrap, counters, args.stop_at_end)
-    with ProgressPrinter(ingest_progress(counters)):
+    source = KafkaInput(args.bootstrap, [config.source.topic], stop_at_end=args.stop_at_end)
+    flow = FLOWS[args.flow].build(config, source, KafkaOutput(args.bootstrap), counters)
+    with ProgressPrinter(flow_progress(counters)):
         run_flow(flow, Execution(workers=args.workers))
-    print(ingest_summary(counters))
+    print(flow_summary(counters))
+    return 0
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from dataflows.replay import replay
+
+    replay(args.config, args.input, args.output_dir, args.flow)
     return 0
 
 
@@ -118,7 +134,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
-_COMMANDS = {"broker": _cmd_broker, "run": _cmd_run, "produce": _cmd_produce, "tail": _cmd_tail, "demo": _cmd_demo}
+_COMMANDS = {"broker": _cmd_broker, "run": _cmd_run, "replay": _cmd_replay, "produce": _cmd_produce, "tail": _cmd_tail, "demo": _cmd_demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

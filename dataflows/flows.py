@@ -1,4 +1,4 @@
-"""The flows `driftline run` knows, by name, and the topics each one writes."""
+"""The flows `driftline run` and `driftline replay` know, by name, and the topics each writes."""
 
 from __future__ import annotations
 
@@ -6,30 +6,44 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bytewax.dataflow import Dataflow
+from bytewax.inputs import Source
+from bytewax.outputs import Sink
 
 from dataflows.counters import FlowCounters
-from dataflows.ingest import ingest_flow
+from dataflows.features_flow import build_features_flow
+from dataflows.ingest import build_ingest_flow
+from dataflows.kafka_io import OutMessage
 from features.config import Config
 
-FlowBuilder = Callable[[Config, str, FlowCounters, bool], Dataflow]
+FlowBuilder = Callable[[Config, Source, Sink[OutMessage], FlowCounters], Dataflow]
 
 
 @dataclass(frozen=True)
 class FlowSpec:
-    """A runnable flow: how to build it and which topics it needs to exist."""
+    """A runnable flow: how to build it and which topics it writes."""
 
     name: str
     summary: str
     build: FlowBuilder
     output_topics: Callable[[Config], tuple[str, ...]]
+    enabled: Callable[[Config], bool]
 
 
 FLOWS: dict[str, FlowSpec] = {
     "ingest": FlowSpec(
         name="ingest",
         summary="decode the events topic, send rejected events to <topic>.dlq, count the rest",
-        build=ingest_flow,
+        build=build_ingest_flow,
         output_topics=lambda config: (config.source.dead_letter_topic,),
+        enabled=lambda config: True,
+    ),
+    "features": FlowSpec(
+        name="features",
+        summary="windowed features per entity to features.<set>; late events to <topic>.late",
+        build=build_features_flow,
+        output_topics=lambda config: (config.source.dead_letter_topic, config.source.late_topic,
+                                      *(fs.topic for fs in config.feature_sets)),
+        enabled=lambda config: bool(config.feature_sets),
     ),
 }
 
@@ -47,3 +61,15 @@ def topics_for(config: Config, flows: list[str]) -> tuple[str, ...]:
     for name in flows:
         topics.extend(t for t in FLOWS[name].output_topics(config) if t not in topics)
     return tuple(topics)
+
+
+def default_flows(config: Config) -> list[str]:
+    """The flows the demo and replay run: every enabled flow (ingestion is part of each).
+
+    >>> from features.config import parse_config
+    >>> default_flows(parse_config({"source": {"topic": "rides"},
+    ...     "schema": {"entity": "a", "event_time": "ts", "fields": {"a": "string"}}}))
+    ['ingest']
+    """
+    chosen = [name for name, spec in FLOWS.items() if name != "ingest" and spec.enabled(config)]
+    return chosen or ["ingest"]

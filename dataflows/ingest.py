@@ -1,8 +1,9 @@
-"""The ingestion stage every flow starts with: read the events topic, decode, dead-letter.
+"""The ingestion stage every flow starts with: read the events, decode, dead-letter.
 
 Valid events continue as `Event`s; each rejection becomes a dead-letter message on
 `<topic>.dlq` holding the reason, the source position and the original bytes. A bad event
-never stops the flow.
+never stops the flow. The source is Kafka (`KafkaInput`) or a file (`JsonlInput`, for
+replay); both yield the same `RawMessage`s, so everything after this stage is one code path.
 """
 
 from __future__ import annotations
@@ -13,16 +14,23 @@ from collections.abc import Callable
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
+from bytewax.inputs import Source
+from bytewax.outputs import Sink
 
 from dataflows.counters import FlowCounters
-from dataflows.kafka_io import KafkaInput, KafkaOutput, OutMessage, RawMessage
+from dataflows.kafka_io import OutMessage, RawMessage
 from features.config import Config
 from features.events import Event, EventDecoder, Rejection
 from features.messages import SourcePosition, dead_letter, encode
 
 
+def wall_clock_ms() -> int:
+    """Milliseconds since the epoch, from the system clock."""
+    return time.time_ns() // 1_000_000
+
+
 def make_batch_decoder(
-    config: Config, counters: FlowCounters, clock_ms: Callable[[], int] | None = None
+    config: Config, counters: FlowCounters, clock_ms: Callable[[], int] = wall_clock_ms
 ) -> Callable[[list[RawMessage]], list[Event | OutMessage]]:
     """A function decoding a batch of raw messages into events and dead-letter messages.
 
@@ -31,10 +39,9 @@ def make_batch_decoder(
     """
     decoder = EventDecoder(config.schema, config.source.limits)
     dlq_topic = config.source.dead_letter_topic
-    now = clock_ms or (lambda: time.time_ns() // 1_000_000)
 
     def decode_batch(batch: list[RawMessage]) -> list[Event | OutMessage]:
-        now_ms = now()
+        now_ms = clock_ms()
         out: list[Event | OutMessage] = []
         rejected: Counter[str] = Counter()
         unknown: Counter[str] = Counter()
@@ -60,20 +67,17 @@ def make_batch_decoder(
     return decode_batch
 
 
-def ingest(flow: Dataflow, config: Config, bootstrap: str, counters: FlowCounters,
-           stop_at_end: bool = False) -> Stream[Event]:
-    """Add the ingestion stage to `flow`; returns the stream of valid events."""
-    raw = op.input("events_in", flow, KafkaInput(bootstrap, [config.source.topic], stop_at_end=stop_at_end))
+def ingest(flow: Dataflow, config: Config, source: Source, counters: FlowCounters) -> tuple[Stream[Event], Stream[OutMessage]]:
+    """Add the ingestion stage to `flow`: returns (valid events, dead-letter messages)."""
+    raw = op.input("events_in", flow, source)
     decoded = op.flat_map_batch("decode", raw, make_batch_decoder(config, counters))
     split = op.branch("split_rejected", decoded, lambda item: type(item) is Event)
-    op.output("dead_letters_out", split.falses, KafkaOutput(bootstrap))
-    return split.trues
+    return split.trues, split.falses
 
 
-def ingest_flow(config: Config, bootstrap: str, counters: FlowCounters, stop_at_end: bool = False) -> Dataflow:
+def build_ingest_flow(config: Config, source: Source, sink: Sink[OutMessage], counters: FlowCounters) -> Dataflow:
     """Ingestion alone (`driftline run ingest`): decode, dead-letter, count valid events."""
     flow = Dataflow("driftline_ingest")
-    events = ingest(flow, config, bootstrap, counters, stop_at_end)
-    # Nothing downstream yet: the events are counted by the decoder and dropped here.
-    op.flat_map_batch("discard", events, lambda batch: [])
+    _events, dead_letters = ingest(flow, config, source, counters)
+    op.output("out", dead_letters, sink)
     return flow

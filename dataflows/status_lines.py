@@ -9,42 +9,46 @@ from dataflows.counters import FlowCounters
 from dataflows.progress import RateMeter
 
 
-def ingest_progress(counters: FlowCounters) -> Callable[[], str]:
-    """A render function for ProgressPrinter: events/s, processed, rejected.
+def flow_progress(counters: FlowCounters) -> Callable[[], str]:
+    """A render function for ProgressPrinter: events/s, processed, rejected, features, late.
 
     >>> counters = FlowCounters()
     >>> counters.add({"events_in": 10, "valid": 9, "rejected.not_json": 1})
-    >>> ingest_progress(counters)().split(" | ")[1:]
-    ['processed 10', 'valid 9', 'rejected 1']
+    >>> flow_progress(counters)().split(" | ")[1:]
+    ['processed 10', 'valid 9', 'rejected 1', 'features out 0', 'late 0']
     """
     meter = RateMeter()
 
     def render() -> str:
         seen = counters.get("events_in")
         return (f"{meter.rate(seen):>9,.0f} events/s | processed {seen:,} | valid {counters.get('valid'):,}"
-                f" | rejected {counters.total('rejected.'):,}")
+                f" | rejected {counters.total('rejected.'):,} | features out {counters.get('features_out'):,}"
+                f" | late {counters.get('late'):,}")
 
     return render
 
 
-def ingest_summary(counters: FlowCounters) -> str:
-    """A multi-line summary of what ingestion saw.
+def flow_summary(counters: FlowCounters) -> str:
+    """A multi-line summary of what a flow saw and wrote.
 
     >>> counters = FlowCounters()
     >>> counters.add({"events_in": 10, "valid": 9, "rejected.not_json": 1})
-    >>> print(ingest_summary(counters).splitlines()[1])
-      valid events       9
+    >>> print(flow_summary(counters).splitlines()[1])
+      valid events          9
     """
     elapsed = max(time.monotonic() - counters.started, 1e-9)
     seen = counters.get("events_in")
     lines = [
         f"processed {seen:,} events in {elapsed:.1f} s ({seen / elapsed:,.0f} events/s)",
-        f"  valid events       {counters.get('valid'):,}",
-        f"  rejected (to DLQ)  {counters.total('rejected.'):,}",
+        f"  valid events          {counters.get('valid'):,}",
+        f"  rejected (to DLQ)     {counters.total('rejected.'):,}",
     ]
-    lines += [f"    {reason:<18} {n:,}" for reason, n in counters.with_prefix("rejected.").items()]
+    lines += [f"    {reason:<21} {n:,}" for reason, n in counters.with_prefix("rejected.").items()]
     unknown = counters.with_prefix("unknown_category.")
     if unknown:
         lines.append("  values outside a declared vocabulary (kept, counted as a drift signal):")
-        lines += [f"    {field:<18} {n:,}" for field, n in unknown.items()]
+        lines += [f"    {field:<21} {n:,}" for field, n in unknown.items()]
+    if counters.get("features_out") or counters.get("late"):
+        lines.append(f"  feature messages out  {counters.get('features_out'):,}")
+        lines.append(f"  late events (kept)    {counters.get('late'):,}")
     return "\n".join(lines)

@@ -63,11 +63,14 @@ class ShardEngine:
         self.partition_max: dict[int, int] = {}
         self.stream_watermark = _NEVER
 
-    def process(self, events: Sequence[Event], default_entity: bool = True) -> list[FeatureRow | LateEvent]:
+    def process(self, events: Sequence[Event], default_entity: bool = True,
+                progress: Mapping[int, int] | None = None) -> list[FeatureRow | LateEvent]:
         """Aggregate a batch of events (in arrival order); returns closed windows and late events.
 
         `default_entity` says the sets' entity field is the schema's entity (then
-        `Event.entity` is used as is).
+        `Event.entity` is used as is). `progress` maps input partitions to the largest event
+        time read from them so far, including events routed to other shards, so a shard's
+        stream watermark follows the whole stream and not only its own entities.
         """
         out: list[FeatureRow | LateEvent] = []
         lateness = self.lateness
@@ -98,6 +101,10 @@ class ShardEngine:
             p = event.partition
             if t > partition_max.get(p, _NEVER):
                 partition_max[p] = t
+        if progress:
+            for p, t in progress.items():
+                if t > partition_max.get(p, _NEVER):
+                    partition_max[p] = t
         if partition_max:
             stream = min(partition_max.values()) - lateness
             if stream > self.stream_watermark:

@@ -86,3 +86,55 @@ def encode(message: dict[str, Any]) -> bytes:
     b'{"schema":"x/1","id":"a"}'
     """
     return orjson.dumps(message)
+
+
+FEATURES_SCHEMA = "driftline.features/1"
+LATE_EVENT_SCHEMA = "driftline.late_event/1"
+
+
+def feature_message(feature_set: str, entity: str, start_ms: int, end_ms: int, values: dict[str, Any],
+                    event_count: int, kind: str, as_of_ms: int | None, emitted_at_ms: int) -> dict[str, Any]:
+    """The message for one entity's features over one window.
+
+    `id` is `<set>/<entity>/<window end ms>` for final values; interim updates
+    (`emit = "update"`) add `/u<event time>`.
+
+    >>> msg = feature_message("area_1m", "area-001", 0, 60_000, {"rides": 3}, 3, "final", None, 61_000)
+    >>> msg["id"], msg["window"]["end"]
+    ('area_1m/area-001/60000', '1970-01-01T00:01:00.000Z')
+    """
+    message_id = f"{feature_set}/{entity}/{end_ms}"
+    if kind == "update":
+        message_id += f"/u{as_of_ms}"
+    return {
+        "schema": FEATURES_SCHEMA,
+        "id": message_id,
+        "feature_set": feature_set,
+        "entity": entity,
+        "kind": kind,
+        "window": {"start": iso_utc(start_ms), "end": iso_utc(end_ms), "start_ms": start_ms, "end_ms": end_ms},
+        "values": values,
+        "event_count": event_count,
+        "as_of": iso_utc(as_of_ms) if as_of_ms is not None else None,
+        "emitted_at": iso_utc(emitted_at_ms),
+    }
+
+
+def late_event_message(topic: str, partition: int, offset: int, entity: str, time_ms: int,
+                       watermark_ms: int, fields: dict[str, Any], emitted_at_ms: int) -> dict[str, Any]:
+    """The message for an event that arrived behind the watermark (kept, not aggregated).
+
+    >>> late_event_message("rides", 1, 9, "a", 1_000, 5_000, {"ts": 1_000}, 6_000)["behind_ms"]
+    4000
+    """
+    return {
+        "schema": LATE_EVENT_SCHEMA,
+        "id": f"{topic}/{partition}/{offset}",
+        "entity": entity,
+        "event_time": iso_utc(time_ms),
+        "watermark": iso_utc(watermark_ms),
+        "behind_ms": watermark_ms - time_ms,
+        "source": {"topic": topic, "partition": partition, "offset": offset},
+        "event": fields,
+        "emitted_at": iso_utc(emitted_at_ms),
+    }

@@ -1,0 +1,172 @@
+"""The features flow: events -> per-entity windowed features, late events, dead letters.
+
+Entities are hashed into a fixed number of shards; Bytewax keys its state by shard, and
+each shard's `ShardEngine` processes a whole batch of its events in one call. This keeps
+the per-event cost to a few microseconds of plain Python instead of one Bytewax window
+object per entity.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow, Stream
+from bytewax.inputs import Source
+from bytewax.operators import StatefulBatchLogic
+from bytewax.outputs import Sink
+
+from dataflows.counters import FlowCounters
+from dataflows.ingest import ingest, wall_clock_ms
+from dataflows.kafka_io import OutMessage
+from features.config import Config
+from features.events import Event
+from features.feature_config import FeatureSet
+from features.feature_engine import LateEvent, ShardEngine
+from features.messages import encode, feature_message, late_event_message
+from features.static_features import load_static
+
+# Fixed for the life of a deployment: recovery snapshots are keyed by shard.
+SHARDS = 32
+_SHARD_KEYS = tuple(f"{i:02d}" for i in range(SHARDS))
+
+ShardItem = tuple[list[Event], dict[int, int]]
+
+
+def shard_of(entity: str) -> int:
+    """A stable shard number for an entity (the same in every process and run).
+
+    >>> shard_of("area-001") == shard_of("area-001"), 0 <= shard_of("x") < SHARDS
+    (True, True)
+    """
+    return zlib.crc32(entity.encode()) % SHARDS
+
+
+def make_sharder(entity_field: str | None) -> Callable[[list[Event]], list[tuple[str, ShardItem]]]:
+    """Split a batch of events into one item per shard (every shard, even empty ones).
+
+    Each item also carries the largest event time per input partition in the batch, so
+    every shard's stream watermark follows the whole stream.
+    """
+    cache: dict[str, int] = {}
+
+    def to_shards(batch: list[Event]) -> list[tuple[str, ShardItem]]:
+        groups: list[list[Event]] = [[] for _ in range(SHARDS)]
+        progress: dict[int, int] = {}
+        for event in batch:
+            entity = event.entity if entity_field is None else str(event.fields[entity_field])
+            shard = cache.get(entity)
+            if shard is None:
+                shard = cache[entity] = shard_of(entity)
+            groups[shard].append(event)
+            p, t = event.partition, event.time_ms
+            if t > progress.get(p, -1):
+                progress[p] = t
+        return [(_SHARD_KEYS[i], (groups[i], progress)) for i in range(SHARDS)]
+
+    return to_shards
+
+
+class _ShardLogic(StatefulBatchLogic[ShardItem, OutMessage, ShardEngine]):
+    def __init__(self, engine: ShardEngine, default_entity: bool, config: Config,
+                 topics: dict[str, str], counters: FlowCounters, clock_ms: Callable[[], int]) -> None:
+        self.engine = engine
+        self.default_entity = default_entity
+        self.source_topic = config.source.topic
+        self.late_topic = config.source.late_topic
+        self.topics = topics
+        self.counters = counters
+        self.clock_ms = clock_ms
+
+    def _encode(self, results: list[Any]) -> list[OutMessage]:
+        now = self.clock_ms()
+        out: list[OutMessage] = []
+        late = 0
+        for r in results:
+            if type(r) is LateEvent:
+                e = r.event
+                late += 1
+                msg = late_event_message(self.source_topic, e.partition, e.offset, e.entity, e.time_ms,
+                                         r.watermark_ms, e.fields, now)
+                out.append(OutMessage(self.late_topic, e.entity.encode(), encode(msg)))
+            else:
+                msg = feature_message(r.feature_set, r.entity, r.start_ms, r.end_ms, r.values, r.event_count,
+                                      r.kind, r.as_of_ms, now)
+                out.append(OutMessage(self.topics[r.feature_set], r.entity.encode(), encode(msg)))
+        if out:
+            self.counters.add({"features_out": len(out) - late, "late": late})
+        return out
+
+    def on_batch(self, values: list[ShardItem]) -> tuple[list[OutMessage], bool]:
+        results: list[Any] = []
+        for events, progress in values:
+            results.extend(self.engine.process(events, self.default_entity, progress))
+        return self._encode(results), StatefulBatchLogic.RETAIN
+
+    def on_eof(self) -> tuple[list[OutMessage], bool]:
+        return self._encode(self.engine.flush()), StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> ShardEngine:
+        return self.engine
+
+
+def load_statics(feature_sets: tuple[FeatureSet, ...]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Static feature tables of every feature set that has one, by feature set name."""
+    from features.config_values import ConfigError
+
+    statics = {}
+    for i, fs in enumerate(feature_sets):
+        if fs.static is not None:
+            try:
+                table = load_static(fs.static.path, fs.static.key)
+            except ValueError as exc:
+                raise ConfigError(f"feature_sets[{i}].static", "a readable CSV or JSONL file", str(fs.static.path),
+                                  str(exc)) from None
+            clash = {name for row in table.values() for name in row} & {f.name for f in fs.features}
+            if clash:
+                raise ConfigError(f"feature_sets[{i}].static", "columns named unlike the streaming features",
+                                  sorted(clash), "rename the columns or the features.")
+            statics[fs.name] = table
+    return statics
+
+
+def feature_stage(events: Stream[Event], config: Config, counters: FlowCounters,
+                  clock_ms: Callable[[], int] = wall_clock_ms) -> list[Stream[OutMessage]]:
+    """Add the feature computation; one stateful step per entity field. Returns its output streams."""
+    statics = load_statics(config.feature_sets)
+    topics = {fs.name: fs.topic for fs in config.feature_sets}
+    by_entity: dict[str, list[FeatureSet]] = {}
+    for fs in config.feature_sets:
+        by_entity.setdefault(fs.entity, []).append(fs)
+    outputs = []
+    for entity_field, sets in by_entity.items():
+        default = entity_field == config.schema.entity
+        step = f"features_{entity_field}"
+        sharded = op.flat_map_batch(f"{step}_shard", events, make_sharder(None if default else entity_field))
+        keyed = op.key_on(f"{step}_key", sharded, lambda item: item[0])
+        keyed = op.map_value(f"{step}_unwrap", keyed, lambda item: item[1])
+
+        def builder(resume: ShardEngine | None, sets: list[FeatureSet] = sets, default: bool = default) -> _ShardLogic:
+            engine = resume or ShardEngine(sets, config.source.lateness_ms, statics)
+            return _ShardLogic(engine, default, config, topics, counters, clock_ms)
+
+        computed = op.stateful_batch(f"{step}_windows", keyed, builder)
+        outputs.append(op.key_rm(f"{step}_unkey", computed))
+    return outputs
+
+
+def build_features_flow(config: Config, source: Source, sink: Sink[OutMessage], counters: FlowCounters,
+                        clock_ms: Callable[[], int] = wall_clock_ms) -> Dataflow:
+    """Ingestion + features, reading `source` and writing every output message to `sink`."""
+    if not config.feature_sets:
+        from features.config_values import ConfigError
+
+        raise ConfigError("feature_sets", "at least one [[feature_sets]] entry", None,
+                          "add a feature set (see README, Configuration) or run the `ingest` flow.")
+    flow = Dataflow("driftline_features")
+    events, dead_letters = ingest(flow, config, source, counters)
+    outputs = feature_stage(events, config, counters, clock_ms)
+    op.output("out", op.merge("all_out", dead_letters, *outputs), sink)
+    return flow
