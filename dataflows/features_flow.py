@@ -14,7 +14,7 @@ from typing import Any
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
-from bytewax.inputs import Source
+from bytewax.inputs import FixedPartitionedSource
 from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
 
@@ -24,7 +24,7 @@ from dataflows.kafka_io import OutMessage
 from features.config import Config
 from features.events import Event
 from features.feature_config import FeatureSet
-from features.feature_engine import LateEvent, ShardEngine
+from features.feature_engine import LateEvent, PartitionClocks, ShardEngine
 from features.messages import encode, feature_message, late_event_message
 from features.static_features import load_static
 
@@ -32,7 +32,7 @@ from features.static_features import load_static
 SHARDS = 32
 _SHARD_KEYS = tuple(f"{i:02d}" for i in range(SHARDS))
 
-ShardItem = tuple[list[Event], dict[int, int]]
+ShardItem = tuple[list[Event], list[int | None], dict[int, int]]
 
 
 def shard_of(entity: str) -> int:
@@ -44,27 +44,31 @@ def shard_of(entity: str) -> int:
     return zlib.crc32(entity.encode()) % SHARDS
 
 
-def make_sharder(entity_field: str | None) -> Callable[[list[Event]], list[tuple[str, ShardItem]]]:
+def make_sharder(entity_field: str | None, lateness_ms: int) -> Callable[[list[Event]], list[tuple[str, ShardItem]]]:
     """Split a batch of events into one item per shard (every shard, even empty ones).
 
-    Each item also carries the largest event time per input partition in the batch, so
-    every shard's stream watermark follows the whole stream.
+    This step runs where the input partitions are read, so it sees every event of a
+    partition in order: it decides partition lateness here (`PartitionClocks`) and sends
+    each shard the largest event time read per partition, so every shard's stream
+    watermark follows the whole stream. (The clocks are rebuilt from the resumed offsets
+    after a restart.)
     """
     cache: dict[str, int] = {}
+    clocks = PartitionClocks(lateness_ms)
 
     def to_shards(batch: list[Event]) -> list[tuple[str, ShardItem]]:
         groups: list[list[Event]] = [[] for _ in range(SHARDS)]
-        progress: dict[int, int] = {}
+        verdicts: list[list[int | None]] = [[] for _ in range(SHARDS)]
+        behind = clocks.behind
         for event in batch:
             entity = event.entity if entity_field is None else str(event.fields[entity_field])
             shard = cache.get(entity)
             if shard is None:
                 shard = cache[entity] = shard_of(entity)
             groups[shard].append(event)
-            p, t = event.partition, event.time_ms
-            if t > progress.get(p, -1):
-                progress[p] = t
-        return [(_SHARD_KEYS[i], (groups[i], progress)) for i in range(SHARDS)]
+            verdicts[shard].append(behind(event))
+        progress = dict(clocks.high)
+        return [(_SHARD_KEYS[i], (groups[i], verdicts[i], progress)) for i in range(SHARDS)]
 
     return to_shards
 
@@ -101,8 +105,8 @@ class _ShardLogic(StatefulBatchLogic[ShardItem, OutMessage, ShardEngine]):
 
     def on_batch(self, values: list[ShardItem]) -> tuple[list[OutMessage], bool]:
         results: list[Any] = []
-        for events, progress in values:
-            results.extend(self.engine.process(events, self.default_entity, progress))
+        for events, verdicts, progress in values:
+            results.extend(self.engine.process(events, self.default_entity, progress, verdicts))
         return self._encode(results), StatefulBatchLogic.RETAIN
 
     def on_eof(self) -> tuple[list[OutMessage], bool]:
@@ -132,9 +136,12 @@ def load_statics(feature_sets: tuple[FeatureSet, ...]) -> dict[str, dict[str, di
     return statics
 
 
-def feature_stage(events: Stream[Event], config: Config, counters: FlowCounters,
+def feature_stage(events: Stream[Event], config: Config, counters: FlowCounters, partitions: int,
                   clock_ms: Callable[[], int] = wall_clock_ms) -> list[Stream[OutMessage]]:
-    """Add the feature computation; one stateful step per entity field. Returns its output streams."""
+    """Add the feature computation; one stateful step per entity field. Returns its output streams.
+
+    `partitions` is the number of input partitions: the stream watermark waits for all of them.
+    """
     statics = load_statics(config.feature_sets)
     topics = {fs.name: fs.topic for fs in config.feature_sets}
     by_entity: dict[str, list[FeatureSet]] = {}
@@ -144,12 +151,13 @@ def feature_stage(events: Stream[Event], config: Config, counters: FlowCounters,
     for entity_field, sets in by_entity.items():
         default = entity_field == config.schema.entity
         step = f"features_{entity_field}"
-        sharded = op.flat_map_batch(f"{step}_shard", events, make_sharder(None if default else entity_field))
+        sharder = make_sharder(None if default else entity_field, config.source.lateness_ms)
+        sharded = op.flat_map_batch(f"{step}_shard", events, sharder)
         keyed = op.key_on(f"{step}_key", sharded, lambda item: item[0])
         keyed = op.map_value(f"{step}_unwrap", keyed, lambda item: item[1])
 
         def builder(resume: ShardEngine | None, sets: list[FeatureSet] = sets, default: bool = default) -> _ShardLogic:
-            engine = resume or ShardEngine(sets, config.source.lateness_ms, statics)
+            engine = resume or ShardEngine(sets, config.source.lateness_ms, statics, partitions)
             return _ShardLogic(engine, default, config, topics, counters, clock_ms)
 
         computed = op.stateful_batch(f"{step}_windows", keyed, builder)
@@ -157,8 +165,8 @@ def feature_stage(events: Stream[Event], config: Config, counters: FlowCounters,
     return outputs
 
 
-def build_features_flow(config: Config, source: Source, sink: Sink[OutMessage], counters: FlowCounters,
-                        clock_ms: Callable[[], int] = wall_clock_ms) -> Dataflow:
+def build_features_flow(config: Config, source: FixedPartitionedSource, sink: Sink[OutMessage],
+                        counters: FlowCounters, clock_ms: Callable[[], int] = wall_clock_ms) -> Dataflow:
     """Ingestion + features, reading `source` and writing every output message to `sink`."""
     if not config.feature_sets:
         from features.config_values import ConfigError
@@ -167,6 +175,6 @@ def build_features_flow(config: Config, source: Source, sink: Sink[OutMessage], 
                           "add a feature set (see README, Configuration) or run the `ingest` flow.")
     flow = Dataflow("driftline_features")
     events, dead_letters = ingest(flow, config, source, counters)
-    outputs = feature_stage(events, config, counters, clock_ms)
+    outputs = feature_stage(events, config, counters, len(source.list_parts()), clock_ms)
     op.output("out", op.merge("all_out", dead_letters, *outputs), sink)
     return flow

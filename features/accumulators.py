@@ -306,7 +306,7 @@ def reduce_feature(feature: FeatureSpec, acc: Acc, window_ms: int) -> Any:
     if agg == "last":
         return acc.last_v
     if agg in ("quantile", "median"):
-        return quantile(acc, feature.q)
+        return quantile(acc, 0.5 if agg == "median" else feature.q)
     if agg == "distinct":
         return len(acc.distinct) if acc.hll is None else int(round(acc.hll.get_estimate()))
     if agg == "share":

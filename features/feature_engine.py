@@ -1,18 +1,19 @@
 """The feature engine for one shard of entities: lateness, watermarks, window closing.
 
-Event-time semantics (the same in a Kafka run, a replay, and with any number of workers):
+Event-time semantics (the same in a Kafka run and with any number of workers; a replay of a
+file gives the same results whenever each event is either within the lateness of its
+partition or further behind than lateness plus the partitions' skew):
 
-- Each entity has its own watermark: the largest event time seen for it, less the allowed
-  lateness. The stream has one too: the smallest, over input partitions, of the largest
-  event time seen from that partition, less the lateness (the slowest partition holds it
-  back, so a fast partition never makes a slow one's events late).
-- An event is late when its time is behind the larger of the two; it is not aggregated and
-  is returned as a `LateEvent` (the flow writes it to `<topic>.late`).
-- A window closes (its features are emitted) when either watermark passes its end.
-
-Because an entity's events arrive in order (Kafka keys by entity) and its watermark depends
-only on them, lateness is decided the same way wherever the entity is processed; the stream
-watermark only closes the windows of entities that have gone quiet.
+- An event is late when it is behind its input partition's watermark (the largest event
+  time read before it from the same partition, less the allowed lateness) or its entity's
+  watermark (the same over the entity's events). Both depend only on the order within a
+  partition, which Kafka fixes, so the decision is the same however the partitions are
+  interleaved or spread over workers. Late events are not aggregated: they come back as
+  `LateEvent`s (the flow writes them to `<topic>.late`).
+- A window closes (its features are emitted) when its entity's watermark passes its end,
+  or the stream's watermark does: the smallest, over input partitions, of the partition
+  watermarks (it exists once every partition has delivered an event), so windows of quiet
+  entities close too. An event that is not late can never fall into a closed window.
 
 >>> from features.feature_config import FeatureSet, FeatureSpec, WindowSpec
 >>> from features.events import Event
@@ -37,6 +38,29 @@ from features.window_state import FeatureRow, new_window_state
 _NEVER = -(2**62)
 
 
+class PartitionClocks:
+    """The largest event time read so far from each input partition, in partition order.
+
+    >>> clocks = PartitionClocks(lateness_ms=10)
+    >>> [clocks.behind(Event("a", t, {})) for t in (100, 95, 89, 120)]
+    [None, None, 90, None]
+    """
+
+    def __init__(self, lateness_ms: int) -> None:
+        self.lateness = lateness_ms
+        self.high: dict[int, int] = {}
+
+    def behind(self, event: Event) -> int | None:
+        """Record the event; returns its partition's watermark if the event is behind it, else None."""
+        p, t = event.partition, event.time_ms
+        high = self.high.get(p)
+        if high is None or t > high:
+            self.high[p] = t
+            return None
+        watermark = high - self.lateness
+        return watermark if t < watermark else None
+
+
 @dataclass(frozen=True)
 class LateEvent:
     """An event behind the watermark: kept out of the features, written to the late topic."""
@@ -52,25 +76,30 @@ class ShardEngine:
     """
 
     def __init__(self, feature_sets: Sequence[FeatureSet], lateness_ms: int,
-                 statics: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None) -> None:
+                 statics: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None, partitions: int = 1) -> None:
         entities = {fs.entity for fs in feature_sets}
         if len(entities) != 1:
             raise ValueError(f"a shard engine serves feature sets of one entity field, got {sorted(entities)}")
         self.entity_field = entities.pop()
         self.lateness = lateness_ms
+        self.partitions = partitions
         self.states = [new_window_state(fs, (statics or {}).get(fs.name)) for fs in feature_sets]
         self.entity_max: dict[str, int] = {}
+        self.clocks = PartitionClocks(lateness_ms)
         self.partition_max: dict[int, int] = {}
         self.stream_watermark = _NEVER
 
     def process(self, events: Sequence[Event], default_entity: bool = True,
-                progress: Mapping[int, int] | None = None) -> list[FeatureRow | LateEvent]:
+                progress: Mapping[int, int] | None = None,
+                partition_late: Sequence[int | None] | None = None) -> list[FeatureRow | LateEvent]:
         """Aggregate a batch of events (in arrival order); returns closed windows and late events.
 
         `default_entity` says the sets' entity field is the schema's entity (then
-        `Event.entity` is used as is). `progress` maps input partitions to the largest event
-        time read from them so far, including events routed to other shards, so a shard's
-        stream watermark follows the whole stream and not only its own entities.
+        `Event.entity` is used as is). When the engine sees only some of a partition's
+        events (one shard of many), the caller, who sees them all, passes `partition_late`
+        (`PartitionClocks.behind` of each event) and `progress` (the largest event time
+        read per partition), so the shard follows the whole stream and not only its own
+        entities. Without them the engine keeps its own partition clocks.
         """
         out: list[FeatureRow | LateEvent] = []
         lateness = self.lateness
@@ -78,15 +107,15 @@ class ShardEngine:
         partition_max = self.partition_max
         states = self.states
         field = self.entity_field
-        for event in events:
+        if partition_late is None:
+            partition_late = [self.clocks.behind(e) for e in events]
+        for event, partition_watermark in zip(events, partition_late):
             t = event.time_ms
             entity = event.entity if default_entity else str(event.fields[field])
             previous = entity_max.get(entity)
-            watermark = self.stream_watermark
-            if previous is not None and previous - lateness > watermark:
-                watermark = previous - lateness
-            if t < watermark:
-                out.append(LateEvent(event, watermark))
+            if partition_watermark is not None or (previous is not None and t < previous - lateness):
+                own = _NEVER if previous is None else previous - lateness
+                out.append(LateEvent(event, max(own, partition_watermark or _NEVER)))
                 continue
             if previous is None or t > previous:
                 entity_max[entity] = t
@@ -105,7 +134,7 @@ class ShardEngine:
             for p, t in progress.items():
                 if t > partition_max.get(p, _NEVER):
                     partition_max[p] = t
-        if partition_max:
+        if len(partition_max) >= self.partitions:
             stream = min(partition_max.values()) - lateness
             if stream > self.stream_watermark:
                 self.stream_watermark = stream
