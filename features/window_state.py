@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from features.accumulators import Acc, Plan, add_event, compile_plan, new_accs, reduce_feature
+from features.aggregates import Aggregates, compile_aggregates
 from features.feature_config import FeatureSet
 
 
@@ -74,24 +74,33 @@ class _DueIndex:
 
 
 class _WindowState(ABC):
-    """What every window type shares: the plan, static values, update pacing, the due index."""
+    """What every window type shares: the compiled aggregates, static values, update pacing, the due index."""
 
     def __init__(self, feature_set: FeatureSet, static: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         self.spec = feature_set
-        self.plan: Plan = compile_plan(feature_set.features)
+        self.agg: Aggregates = compile_aggregates(feature_set.features)
         self.static = static or {}
         self.due = _DueIndex()
         self.last_update: dict[str, int] = {}
 
-    def _row(self, entity: str, start: int, end: int, accs: list[Acc], kind: str = "final",
+    # The compiled functions do not pickle (Bytewax snapshots pickle the state): drop them
+    # and compile again from the spec on restore.
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["agg"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.agg = compile_aggregates(self.spec.features)
+
+    def _row(self, entity: str, start: int, end: int, acc: list[Any], kind: str = "final",
              as_of: int | None = None) -> FeatureRow:
-        plan = self.plan
-        window_ms = end - start
-        values = {f.name: reduce_feature(f, accs[plan.slot[i]], window_ms) for i, f in enumerate(plan.features)}
+        values = self.agg.values(acc, end - start)
         extra = self.static.get(entity)
         if extra:
             values.update(extra)
-        return FeatureRow(self.spec.name, entity, start, end, values, accs[0].n, kind, as_of)
+        return FeatureRow(self.spec.name, entity, start, end, values, acc[0], kind, as_of)
 
     def _wants_update(self, entity: str, t: int) -> bool:
         if self.spec.emit != "update":
@@ -127,7 +136,7 @@ class TumblingState(_WindowState):
     def __init__(self, feature_set: FeatureSet, static: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         super().__init__(feature_set, static)
         self.length = feature_set.window.length_ms
-        self.open: dict[str, dict[int, list[Acc]]] = {}
+        self.open: dict[str, dict[int, list[Any]]] = {}
         self.earliest_end: dict[str, int] = {}
 
     def add(self, entity: str, t: int, fields: Mapping[str, Any]) -> list[FeatureRow]:
@@ -137,12 +146,12 @@ class TumblingState(_WindowState):
             self.open[entity] = windows = {}
         accs = windows.get(start)
         if accs is None:
-            windows[start] = accs = new_accs(self.plan)
+            windows[start] = accs = self.agg.new()
             end = start + self.length
             self.due.add(end, entity)
             if end < self.earliest_end.get(entity, end + 1):
                 self.earliest_end[entity] = end
-        add_event(self.plan, accs, t, fields)
+        self.agg.add(accs, t, fields)
         if self._wants_update(entity, t):
             return [self._row(entity, start, start + self.length, accs, "update", t)]
         return []
@@ -170,7 +179,7 @@ class HoppingState(_WindowState):
         super().__init__(feature_set, static)
         self.step = feature_set.window.step_ms
         self.panes_per_window = feature_set.window.length_ms // self.step
-        self.panes: dict[str, dict[int, list[Acc]]] = {}
+        self.panes: dict[str, dict[int, list[Any]]] = {}
         self.next_end: dict[str, int] = {}
 
     def add(self, entity: str, t: int, fields: Mapping[str, Any]) -> list[FeatureRow]:
@@ -180,27 +189,27 @@ class HoppingState(_WindowState):
             self.panes[entity] = panes = {}
         accs = panes.get(k)
         if accs is None:
-            panes[k] = accs = new_accs(self.plan)
+            panes[k] = accs = self.agg.new()
             end = (k + 1) * self.step
             if end < self.next_end.get(entity, end + 1):
                 self.next_end[entity] = end
                 self.due.add(end, entity)
-        add_event(self.plan, accs, t, fields)
+        self.agg.add(accs, t, fields)
         if self._wants_update(entity, t):
             end = (k + 1) * self.step
             return [self._merged_row(entity, end, panes, "update", t)]
         return []
 
-    def _merged_row(self, entity: str, end: int, panes: dict[int, list[Acc]], kind: str = "final",
+    def _merged_row(self, entity: str, end: int, panes: dict[int, list[Any]], kind: str = "final",
                     as_of: int | None = None) -> FeatureRow:
         last_pane = end // self.step - 1
         first_pane = last_pane - self.panes_per_window + 1
-        merged = new_accs(self.plan)
+        merged = self.agg.new()
+        merge = self.agg.merge
         for k in range(first_pane, last_pane + 1):
             accs = panes.get(k)
             if accs is not None:
-                for a, b in zip(merged, accs):
-                    a.merge(b)
+                merge(merged, accs)
         return self._row(entity, end - self.step * self.panes_per_window, end, merged, kind, as_of)
 
     def close_entity(self, entity: str, watermark: int) -> list[FeatureRow]:
@@ -248,15 +257,14 @@ class SessionState(_WindowState):
             session = touching[0]
             for other in touching[1:]:  # the event bridges sessions: merge them
                 session[0], session[1] = min(session[0], other[0]), max(session[1], other[1])
-                for a, b in zip(session[2], other[2]):
-                    a.merge(b)
+                self.agg.merge(session[2], other[2])
                 sessions.remove(other)
             session[0], session[1] = min(session[0], t), max(session[1], t)
         else:
-            session = [t, t, new_accs(self.plan)]
+            session = [t, t, self.agg.new()]
             sessions.append(session)
             sessions.sort(key=lambda s: s[0])
-        add_event(self.plan, session[2], t, fields)
+        self.agg.add(session[2], t, fields)
         self.due.add(session[1] + gap, entity)
         if self._wants_update(entity, t):
             return [self._row(entity, session[0], session[1] + gap, session[2], "update", t)]
@@ -311,9 +319,10 @@ class LastNState(_WindowState):
                     kind: str = "final", as_of: int | None = None) -> FeatureRow:
         cut = bisect.bisect_left(events, end, key=lambda e: e[0])
         chosen = events[max(0, cut - self.n):cut]
-        accs = new_accs(self.plan)
+        accs = self.agg.new()
+        add = self.agg.add
         for t, _, fields in chosen:
-            add_event(self.plan, accs, t, fields)
+            add(accs, t, fields)
         return self._row(entity, chosen[0][0], end, accs, kind, as_of)
 
     def close_entity(self, entity: str, watermark: int) -> list[FeatureRow]:
