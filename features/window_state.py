@@ -288,6 +288,10 @@ class SessionState(_WindowState):
         return [row for entity in sorted(self.sessions) for row in self.close_entity(entity, 2**62)]
 
 
+def _event_time(item: tuple[int, int, Mapping[str, Any]]) -> int:
+    return item[0]
+
+
 class LastNState(_WindowState):
     """The last N events of each entity, emitted at each `every` boundary after new events."""
 
@@ -304,10 +308,18 @@ class LastNState(_WindowState):
 
     def add(self, entity: str, t: int, fields: Mapping[str, Any]) -> list[FeatureRow]:
         self.arrivals += 1
-        events = self.events.setdefault(entity, [])
-        bisect.insort(events, (t, self.arrivals, fields), key=lambda e: (e[0], e[1]))
+        events = self.events.get(entity)
+        if events is None:
+            self.events[entity] = events = []
+        item = (t, self.arrivals, fields)
+        if not events or events[-1][0] <= t:  # in order: the common case
+            events.append(item)
+        else:  # after every event of the same time: arrivals only grow
+            events.insert(bisect.bisect_right(events, t, key=_event_time), item)
         boundary = (t // self.every + 1) * self.every
-        pending = self.pending.setdefault(entity, set())
+        pending = self.pending.get(entity)
+        if pending is None:
+            self.pending[entity] = pending = set()
         if boundary not in pending:
             pending.add(boundary)
             self.due.add(boundary, entity)
@@ -317,7 +329,7 @@ class LastNState(_WindowState):
 
     def _last_n_row(self, entity: str, events: list[tuple[int, int, Mapping[str, Any]]], end: int,
                     kind: str = "final", as_of: int | None = None) -> FeatureRow:
-        cut = bisect.bisect_left(events, end, key=lambda e: e[0])
+        cut = bisect.bisect_left(events, end, key=_event_time)
         chosen = events[max(0, cut - self.n):cut]
         accs = self.agg.new()
         add = self.agg.add
@@ -336,7 +348,7 @@ class LastNState(_WindowState):
             pending.discard(boundary)
             self.emitted[entity] = boundary
         # Keep the N newest events before the last emitted boundary, and everything after it.
-        cut = bisect.bisect_left(events, self.emitted[entity], key=lambda e: e[0])
+        cut = bisect.bisect_left(events, self.emitted[entity], key=_event_time)
         if cut > self.n:
             del events[:cut - self.n]
         if not pending:

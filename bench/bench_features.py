@@ -1,0 +1,318 @@
+"""The feature flow's reference job against its floor and two peers, on the local broker.
+
+Usage: .venv/bin/python bench/bench_features.py [--events 1000000] [--entities 10000]
+       [--big-entities 1000000] [--skip quix,fold_window,big]
+
+One run prints, for the same topic of ~200-byte ride events (3 partitions, one worker):
+
+- floor: confluent-kafka consume + orjson.loads, nothing else (the read-and-parse floor);
+- bytewax floor: our Kafka input in a Bytewax flow + orjson.loads + a null sink;
+- driftline: the reference job (bench/reference_job.toml: tumbling 1 min count + mean +
+  max, hopping 10 min / 1 min count + mean, last-10 median, per area), decoding with
+  dead-letter checks and writing every feature message to its Kafka topic;
+- fold_window: Bytewax's own `fold_window` per entity doing the shared subset (tumbling
+  1 min count + mean + max), null sink;
+- quix: Quix Streams doing the same subset (tumbling window per message key), null sink;
+- driftline at --big-entities entities, for peak memory.
+
+Each case runs in its own process (so peak RSS is its own). Baselines get a null sink while
+driftline writes its output to Kafka: the ratios are conservative for driftline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+HERE = Path(__file__).resolve().parent
+CONFIG = HERE / "reference_job.toml"
+START_MS = 1_767_225_600_000
+EVENT_TIME_RATE = 2_000  # events per second of event time: 1M events span ~8.3 minutes
+
+
+def _progress(label: str, done: int, total: int, started: float) -> None:
+    rate = done / max(time.perf_counter() - started, 1e-9)
+    print(f"\r  {label}: {done:,}/{total:,} ({rate:,.0f}/s)   ", end="", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- workload
+
+
+def produce_workload(bootstrap: str, topic: str, events: int, entities: int, seed: int = 1) -> None:
+    """`events` ride events over `entities` areas (uniform), in event-time order with jitter."""
+    from confluent_kafka import Producer
+
+    from dataflows.kafka_io import producer_config
+
+    producer = Producer({**producer_config(bootstrap), "enable.idempotence": "false", "acks": "1",
+                         "linger.ms": 50, "queue.buffering.max.messages": 500_000})
+    rng = np.random.default_rng(seed)
+    started = time.perf_counter()
+    chunk = 50_000
+    payments = np.array(["card", "cash", "wallet"])
+    for lo in range(0, events, chunk):
+        n = min(chunk, events - lo)
+        idx = np.arange(lo, lo + n)
+        ts = START_MS + idx * 1000 // EVENT_TIME_RATE + rng.integers(-2_000, 2_000, n)
+        areas = rng.integers(0, entities, n)
+        distance = np.round(rng.gamma(2.0, 2.5, n) + 0.3, 2)
+        price = np.round(2.5 + 1.6 * distance + rng.normal(0, 1.5, n).clip(-2, 8), 2)
+        pay = payments[rng.integers(0, 3, n)]
+        for i in range(n):
+            area = f"area-{areas[i]:07d}"
+            value = orjson.dumps({"ride_id": f"r-{idx[i]:09d}", "area": area, "ts": int(ts[i]),
+                                  "price": float(price[i]), "distance_km": float(distance[i]),
+                                  "payment": str(pay[i])})
+            while True:
+                try:
+                    producer.produce(topic, value, area.encode())
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+        producer.poll(0)
+        _progress(f"producing {topic}", lo + n, events, started)
+    producer.flush()
+    print(file=sys.stderr)
+
+
+# ---------------------------------------------------------------- cases (each in its own process)
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def case_floor(bootstrap: str, topic: str, events: int) -> dict:
+    from confluent_kafka import Consumer, TopicPartition
+
+    from dataflows.kafka_io import list_partitions
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-floor", "enable.auto.commit": "false",
+                         "fetch.wait.max.ms": "50"})
+    consumer.assign([TopicPartition(topic, p, 0) for p in list_partitions(bootstrap, topic)])
+    loads = orjson.loads
+    seen = 0
+    started = time.perf_counter()
+    while seen < events:
+        for msg in consumer.consume(2000, 1.0):
+            if msg.error() is None:
+                loads(msg.value())
+                seen += 1
+    elapsed = time.perf_counter() - started
+    consumer.close()
+    return {"events": seen, "seconds": elapsed}
+
+
+def _run_bytewax(flow) -> float:
+    from dataflows.runner import run_flow
+
+    started = time.perf_counter()
+    run_flow(flow)
+    return time.perf_counter() - started
+
+
+def case_bytewax_floor(bootstrap: str, topic: str, events: int) -> dict:
+    import bytewax.operators as op
+    from bytewax.dataflow import Dataflow
+    from bytewax.testing import TestingSink
+
+    from dataflows.kafka_io import KafkaInput
+
+    flow = Dataflow("bench_floor")
+    raw = op.input("in", flow, KafkaInput(bootstrap, [topic], stop_at_end=True))
+    parsed = op.map("parse", raw, lambda m: orjson.loads(m.value))
+    counted = op.count_final("n", parsed, lambda _: "all")
+    out: list = []
+    op.output("out", counted, TestingSink(out))
+    elapsed = _run_bytewax(flow)
+    return {"events": out[0][1], "seconds": elapsed}
+
+
+def case_driftline(bootstrap: str, topic: str, events: int) -> dict:
+    from dataflows.counters import FlowCounters
+    from dataflows.features_flow import build_features_flow
+    from dataflows.kafka_io import KafkaInput, KafkaOutput
+    from features.config import load_config
+
+    config = load_config(CONFIG)
+    counters = FlowCounters()
+    flow = build_features_flow(config, KafkaInput(bootstrap, [topic], stop_at_end=True), KafkaOutput(bootstrap),
+                               counters)
+    elapsed = _run_bytewax(flow)
+    c = counters.snapshot()
+    return {"events": c.get("valid", 0), "seconds": elapsed, "outputs": c.get("features_out", 0),
+            "late": c.get("late", 0)}
+
+
+def case_fold_window(bootstrap: str, topic: str, events: int) -> dict:
+    from datetime import datetime, timedelta, timezone
+
+    import bytewax.operators as op
+    import bytewax.operators.windowing as win
+    from bytewax.dataflow import Dataflow
+    from bytewax.operators.windowing import EventClock, TumblingWindower
+    from bytewax.testing import TestingSink
+
+    from dataflows.kafka_io import KafkaInput
+
+    flow = Dataflow("bench_fold_window")
+    raw = op.input("in", flow, KafkaInput(bootstrap, [topic], stop_at_end=True))
+    parsed = op.map("parse", raw, lambda m: orjson.loads(m.value))
+    keyed = op.key_on("key", parsed, lambda e: e["area"])
+    clock = EventClock(lambda e: datetime.fromtimestamp(e["ts"] / 1000, tz=timezone.utc),
+                       wait_for_system_duration=timedelta(seconds=10))
+    windower = TumblingWindower(length=timedelta(minutes=1),
+                                align_to=datetime.fromtimestamp(START_MS / 1000, tz=timezone.utc))
+
+    def fold(acc: list, e: dict) -> list:
+        acc[0] += 1
+        acc[1] += e["price"]
+        if acc[2] is None or e["price"] > acc[2]:
+            acc[2] = e["price"]
+        return acc
+
+    def merge(a: list, b: list) -> list:
+        return [a[0] + b[0], a[1] + b[1], max(x for x in (a[2], b[2]) if x is not None)]
+
+    windows = win.fold_window("fold", keyed, clock, windower, lambda: [0, 0.0, None], fold, merge)
+    values = op.map_value("values", windows.down, lambda w: (w[1][0], w[1][1] / w[1][0], w[1][2]))
+    counted = op.count_final("n", values, lambda _: "all")
+    out: list = []
+    op.output("out", counted, TestingSink(out))
+    elapsed = _run_bytewax(flow)
+    return {"events": events, "seconds": elapsed, "outputs": out[0][1] if out else 0}
+
+
+def case_quix(bootstrap: str, topic: str, events: int) -> dict:
+    from quixstreams import Application
+    from quixstreams.dataframe.windows import Count, Max, Mean
+    from quixstreams.models import TopicConfig
+
+    from dataflows.kafka_io import list_partitions
+
+    partitions = len(list_partitions(bootstrap, topic))
+    app = Application(broker_address=bootstrap, consumer_group=f"bench-quix-{os.getpid()}",
+                      auto_offset_reset="earliest", state_dir=f"/tmp/driftline-bench-quix-{os.getpid()}",
+                      use_changelog_topics=False, consumer_extra_config={"max.poll.interval.ms": 10_000, "session.timeout.ms": 6_000})
+    # The local broker returns no topic configs (DescribeConfigs is empty): hand them over.
+    topic_config = TopicConfig(num_partitions=partitions, replication_factor=1,
+                               extra_config={"retention.ms": "-1", "retention.bytes": "-1"})
+    source = app.topic(topic, value_deserializer="json", timestamp_extractor=lambda v, *_: v["ts"],
+                       config=topic_config)
+    source.broker_config = topic_config
+    sdf = app.dataframe(source)
+    state = {"seen": 0, "first": None, "outputs": 0}
+
+    def seen(value: dict) -> None:
+        if state["first"] is None:
+            state["first"] = time.perf_counter()
+        state["seen"] += 1
+        if state["seen"] >= events:
+            app.stop()
+
+    sdf = sdf.update(seen)
+    sdf = sdf.tumbling_window(duration_ms=60_000, grace_ms=10_000).agg(
+        rides=Count(), mean_price=Mean("price"), max_price=Max("price")).final()
+    sdf.update(lambda _: state.__setitem__("outputs", state["outputs"] + 1))
+    app.run()
+    elapsed = time.perf_counter() - state["first"]
+    return {"events": state["seen"], "seconds": elapsed, "outputs": state["outputs"],
+            "note": "timed from its first message (consumer-group join excluded)"}
+
+
+CASES = {"floor": case_floor, "bytewax_floor": case_bytewax_floor, "driftline": case_driftline,
+         "fold_window": case_fold_window, "quix": case_quix}
+
+
+def run_case(name: str, bootstrap: str, topic: str, events: int) -> dict:
+    """Run one case in a fresh process; returns its result with events/s and peak RSS."""
+    cmd = [sys.executable, __file__, "--case", name, "--bootstrap", bootstrap, "--topic", topic,
+           "--events", str(events)]
+    print(f"  running {name} on {topic} ...", file=sys.stderr, flush=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"case {name} failed:\n{proc.stderr[-3000:]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["events_per_s"] = result["events"] / result["seconds"]
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--entities", type=int, default=10_000)
+    parser.add_argument("--big-entities", type=int, default=1_000_000)
+    parser.add_argument("--skip", default="", help="comma-separated: quix, fold_window, bytewax_floor, big")
+    parser.add_argument("--output", type=Path, default=HERE / "results" / "features.json")
+    parser.add_argument("--case", choices=sorted(CASES), help=argparse.SUPPRESS)
+    parser.add_argument("--bootstrap", help=argparse.SUPPRESS)
+    parser.add_argument("--topic", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.case:
+        result = CASES[args.case](args.bootstrap, args.topic, args.events)
+        result["peak_rss_mb"] = _rss_mb()
+        print(json.dumps(result))
+        return 0
+
+    from dataflows.broker import create_topics, local_broker
+    from features.config import load_config
+
+    skip = set(filter(None, args.skip.split(",")))
+    config = load_config(CONFIG)
+    results: dict[str, dict] = {}
+    with local_broker() as broker:
+        bootstrap = broker.bootstrap
+        topic = config.source.topic
+        out_topics = [fs.topic for fs in config.feature_sets] + [config.source.dead_letter_topic,
+                                                                 config.source.late_topic]
+        create_topics(bootstrap, [topic, *out_topics], partitions=config.source.partitions)
+        print(f"workload: {args.events:,} events, {args.entities:,} entities, local broker {bootstrap}",
+              file=sys.stderr)
+        produce_workload(bootstrap, topic, args.events, args.entities)
+        for name in ("floor", "bytewax_floor", "driftline", "fold_window", "quix"):
+            if name not in skip:
+                results[name] = run_case(name, bootstrap, topic, args.events)
+        if "big" not in skip:
+            big = "bench.rides.big"
+            create_topics(bootstrap, [big], partitions=config.source.partitions)
+            produce_workload(bootstrap, big, args.events, args.big_entities, seed=2)
+            results["driftline_big"] = run_case("driftline", bootstrap, big, args.events)
+
+    floor = results["floor"]["events_per_s"]
+    labels = {"floor": "read + parse floor (confluent-kafka + orjson)",
+              "bytewax_floor": "Bytewax + our Kafka input + orjson, null sink",
+              "driftline": f"driftline reference job, {args.entities:,} entities",
+              "fold_window": "Bytewax fold_window, tumbling subset",
+              "quix": "Quix Streams, tumbling subset",
+              "driftline_big": f"driftline reference job, {args.big_entities:,} entities"}
+    print(f"\nreference job: {args.events:,} events, one worker, 2-core machine; ratio = events/s ÷ floor")
+    print(f"{'case':<52} {'events/s':>10} {'÷ floor':>8} {'outputs':>9} {'peak RSS':>9}")
+    for name, r in results.items():
+        outputs = f"{r['outputs']:,}" if "outputs" in r else "-"
+        print(f"{labels[name]:<52} {r['events_per_s']:>10,.0f} {r['events_per_s'] / floor:>8.2f} "
+              f"{outputs:>9} {r['peak_rss_mb']:>7,.0f}MB")
+    ours = results.get("driftline")
+    if ours:
+        for peer in ("fold_window", "quix"):
+            if peer in results:
+                print(f"driftline ÷ {peer}: {ours['events_per_s'] / results[peer]['events_per_s']:.1f}x")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_bytes(orjson.dumps({"events": args.events, "entities": args.entities,
+                                          "big_entities": args.big_entities, "results": results},
+                                         option=orjson.OPT_INDENT_2))
+    print(f"results written to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
