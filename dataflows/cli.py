@@ -6,9 +6,13 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from pathlib import Path
 
 from dataflows.broker import BrokerError
+
+if TYPE_CHECKING:
+    from dataflows.runner import Execution
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "deploy" / "rides.toml"
 
@@ -44,6 +48,10 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--stop-at-end", action="store_true",
                      help="stop once every input partition reaches the end offset it had at start")
     run.add_argument("-w", "--workers", type=int, default=1, help="worker threads in this process")
+    run.add_argument("-i", "--process-id", type=int, default=None,
+                     help="this process's index in a cluster of processes (with --addresses)")
+    run.add_argument("-a", "--addresses", default=None, metavar="HOST:PORT;HOST:PORT",
+                     help="every process's address, ';'-separated, the same list and order in each process")
 
     replay = sub.add_parser("replay", help="run the flows over a JSONL file of events, writing <dir>/<topic>.jsonl")
     replay.add_argument("--config", type=Path, required=True)
@@ -94,18 +102,35 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from dataflows.flows import FLOWS
     from dataflows.kafka_io import KafkaInput, KafkaOutput
     from dataflows.progress import ProgressPrinter
-    from dataflows.runner import Execution, run_flow
+    from dataflows.runner import run_flow
     from dataflows.status_lines import flow_progress, flow_summary
     from features.config import load_config
 
     config = load_config(args.config)
+    execution = _execution(args)
     counters = FlowCounters()
     source = KafkaInput(args.bootstrap, [config.source.topic], stop_at_end=args.stop_at_end)
     flow = FLOWS[args.flow].build(config, source, KafkaOutput(args.bootstrap), counters)
     with ProgressPrinter(flow_progress(counters)):
-        run_flow(flow, Execution(workers=args.workers))
+        run_flow(flow, execution)
     print(flow_summary(counters))
     return 0
+
+
+def _execution(args: argparse.Namespace) -> Execution:
+    from dataflows.runner import Execution
+    from features.config_values import ConfigError
+
+    if args.workers < 1:
+        raise ConfigError("--workers", "a positive number of worker threads", args.workers, "pass -w 1 or more.")
+    addresses = tuple(a.strip() for a in args.addresses.split(";") if a.strip()) if args.addresses else None
+    if (addresses is None) != (args.process_id is None):
+        raise ConfigError("--process-id/--addresses", "both or neither", f"{args.process_id!r}/{args.addresses!r}",
+                          "pass --process-id N and --addresses with every process's host:port.")
+    if addresses is not None and not 0 <= args.process_id < len(addresses):
+        raise ConfigError("--process-id", f"an index into the {len(addresses)} addresses", args.process_id,
+                          "number the processes 0, 1, ... in the order of --addresses.")
+    return Execution(workers=args.workers, process_id=args.process_id, addresses=addresses)
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
