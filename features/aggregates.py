@@ -160,6 +160,13 @@ class Aggregates:
     values: Callable[[list[Any], int], dict[str, Any]]
     source: str = field(repr=False, default="")
 
+    @property
+    def fields_used(self) -> tuple[str, ...]:
+        """The event fields the aggregations read (values and filters), in a stable order."""
+        used = {f.field for f in self.features if f.field is not None}
+        used.update(f.where.field for f in self.features if f.where is not None)
+        return tuple(sorted(used))
+
     @staticmethod
     def event_count(state: list[Any]) -> int:
         """Events added to the state (slot 0), whatever the filters."""

@@ -305,13 +305,15 @@ class LastNState(_WindowState):
         self.emitted: dict[str, int] = {}
         self.pending: dict[str, set[int]] = {}
         self.arrivals = 0
+        self.fields_used = self.agg.fields_used
 
     def add(self, entity: str, t: int, fields: Mapping[str, Any]) -> list[FeatureRow]:
         self.arrivals += 1
         events = self.events.get(entity)
         if events is None:
             self.events[entity] = events = []
-        item = (t, self.arrivals, fields)
+        # Keep only what the features read: the state holds N events of every entity.
+        item = (t, self.arrivals, {name: fields.get(name) for name in self.fields_used})
         if not events or events[-1][0] <= t:  # in order: the common case
             events.append(item)
         else:  # after every event of the same time: arrivals only grow
