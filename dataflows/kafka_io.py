@@ -81,6 +81,7 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, int]):
         messages = self._consumer.consume(self._batch_size, 0.05)
         if not self._end_settled:
             self._settle_end()
+        new, topic, partition = tuple.__new__, self._topic, self._partition
         for msg in messages:
             error = msg.error()
             if error is not None:
@@ -90,7 +91,8 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, int]):
             offset = msg.offset()
             if self._end_settled and self._end is not None and offset >= self._end:
                 break
-            batch.append(RawMessage(self._topic, self._partition, offset, msg.timestamp()[1], msg.key(), msg.value()))
+            # tuple.__new__ skips the NamedTuple's Python-level __new__ (a third of this loop).
+            batch.append(new(RawMessage, (topic, partition, offset, msg.timestamp()[1], msg.key(), msg.value())))
             self._next = offset + 1
         return batch
 

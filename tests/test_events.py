@@ -126,3 +126,21 @@ def test_arbitrary_bytes_never_raise(raw: bytes) -> None:
 def test_arbitrary_objects_never_raise(obj: dict) -> None:
     raw = json.dumps(obj).encode()  # stdlib json also writes NaN, Infinity and huge integers
     assert isinstance(DECODER.decode(raw, NOW), (Event, Rejection))
+
+
+@given(st.dictionaries(st.sampled_from(["area", "ts", "price", "seats", "shared", "surge", "payment", "x"]),
+                       st.one_of(st.none(), st.booleans(), st.integers(-5, 2 * NOW), st.floats(),
+                                 st.sampled_from(["card", "cash", "crypto", "2026-01-01T00:00:00Z"]), st.just(...))))
+def test_fast_path_decides_like_the_generic_validator(changes: dict) -> None:
+    """The generated fast path only accepts; whatever it accepts, the generic loop accepts the same way."""
+    for time_format in ("epoch_ms", "auto"):
+        schema = parse_schema({"entity": "area", "event_time": "ts", "time_format": time_format,
+                               "fields": {"area": "string", "price": "float", "seats": "int",
+                                          "shared": {"type": "bool", "required": False},
+                                          "surge": {"type": "float", "nullable": True},
+                                          "payment": {"type": "category", "values": ["card", "cash"]}}})
+        decoder = EventDecoder(schema, DecodeLimits(max_event_bytes=1024, max_future_ms=60_000))
+        obj = {**VALID, "x": 1, "shared": True}
+        obj.update(changes)
+        obj = {k: v for k, v in obj.items() if v is not ...}
+        assert decoder._accept(dict(obj), NOW, 1, 2) == decoder._validate(dict(obj), NOW, 1, 2)
