@@ -79,6 +79,8 @@ class _WindowState(ABC):
     def __init__(self, feature_set: FeatureSet, static: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         self.spec = feature_set
         self.agg: Aggregates = compile_aggregates(feature_set.features)
+        self.agg_add, self.agg_new = self.agg.add, self.agg.new  # bound once: the per-event path
+        self.updates = feature_set.emit == "update"
         self.static = static or {}
         self.due = _DueIndex()
         self.last_update: dict[str, int] = {}
@@ -87,12 +89,14 @@ class _WindowState(ABC):
     # and compile again from the spec on restore.
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        del state["agg"]
+        for name in ("agg", "agg_add", "agg_new"):
+            del state[name]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self.agg = compile_aggregates(self.spec.features)
+        self.agg_add, self.agg_new = self.agg.add, self.agg.new
 
     def _row(self, entity: str, start: int, end: int, acc: list[Any], kind: str = "final",
              as_of: int | None = None) -> FeatureRow:
@@ -103,8 +107,6 @@ class _WindowState(ABC):
         return FeatureRow(self.spec.name, entity, start, end, values, acc[0], kind, as_of)
 
     def _wants_update(self, entity: str, t: int) -> bool:
-        if self.spec.emit != "update":
-            return False
         last = self.last_update.get(entity)
         if last is not None and t - last < self.spec.update_every_ms:
             return False
@@ -118,8 +120,8 @@ class _WindowState(ABC):
         return rows
 
     @abstractmethod
-    def add(self, entity: str, t: int, fields: Mapping[str, Any]) -> list[FeatureRow]:
-        """Add a non-late event; returns update rows when `emit = "update"` asks for them."""
+    def add(self, entity: str, t: int, fields: Mapping[str, Any]) -> list[FeatureRow] | None:
+        """Add a non-late event; returns update rows when `emit = "update"` asks for them, else None."""
 
     @abstractmethod
     def close_entity(self, entity: str, watermark: int) -> list[FeatureRow]:
@@ -139,22 +141,22 @@ class TumblingState(_WindowState):
         self.open: dict[str, dict[int, list[Any]]] = {}
         self.earliest_end: dict[str, int] = {}
 
-    def add(self, entity: str, t: int, fields: Mapping[str, Any]) -> list[FeatureRow]:
+    def add(self, entity: str, t: int, fields: Mapping[str, Any]) -> list[FeatureRow] | None:
         start = t - t % self.length
         windows = self.open.get(entity)
         if windows is None:
             self.open[entity] = windows = {}
         accs = windows.get(start)
         if accs is None:
-            windows[start] = accs = self.agg.new()
+            windows[start] = accs = self.agg_new()
             end = start + self.length
             self.due.add(end, entity)
             if end < self.earliest_end.get(entity, end + 1):
                 self.earliest_end[entity] = end
-        self.agg.add(accs, t, fields)
-        if self._wants_update(entity, t):
+        self.agg_add(accs, t, fields)
+        if self.updates and self._wants_update(entity, t):
             return [self._row(entity, start, start + self.length, accs, "update", t)]
-        return []
+        return None
 
     def close_entity(self, entity: str, watermark: int) -> list[FeatureRow]:
         if self.earliest_end.get(entity, watermark + 1) > watermark:
@@ -182,29 +184,29 @@ class HoppingState(_WindowState):
         self.panes: dict[str, dict[int, list[Any]]] = {}
         self.next_end: dict[str, int] = {}
 
-    def add(self, entity: str, t: int, fields: Mapping[str, Any]) -> list[FeatureRow]:
+    def add(self, entity: str, t: int, fields: Mapping[str, Any]) -> list[FeatureRow] | None:
         k = t // self.step
         panes = self.panes.get(entity)
         if panes is None:
             self.panes[entity] = panes = {}
         accs = panes.get(k)
         if accs is None:
-            panes[k] = accs = self.agg.new()
+            panes[k] = accs = self.agg_new()
             end = (k + 1) * self.step
             if end < self.next_end.get(entity, end + 1):
                 self.next_end[entity] = end
                 self.due.add(end, entity)
-        self.agg.add(accs, t, fields)
-        if self._wants_update(entity, t):
+        self.agg_add(accs, t, fields)
+        if self.updates and self._wants_update(entity, t):
             end = (k + 1) * self.step
             return [self._merged_row(entity, end, panes, "update", t)]
-        return []
+        return None
 
     def _merged_row(self, entity: str, end: int, panes: dict[int, list[Any]], kind: str = "final",
                     as_of: int | None = None) -> FeatureRow:
         last_pane = end // self.step - 1
         first_pane = last_pane - self.panes_per_window + 1
-        merged = self.agg.new()
+        merged = self.agg_new()
         merge = self.agg.merge
         for k in range(first_pane, last_pane + 1):
             accs = panes.get(k)
@@ -249,7 +251,7 @@ class SessionState(_WindowState):
         # Per entity, open sessions as [first_t, last_t, accs], sorted by first_t.
         self.sessions: dict[str, list[list[Any]]] = {}
 
-    def add(self, entity: str, t: int, fields: Mapping[str, Any]) -> list[FeatureRow]:
+    def add(self, entity: str, t: int, fields: Mapping[str, Any]) -> list[FeatureRow] | None:
         gap = self.gap
         sessions = self.sessions.setdefault(entity, [])
         touching = [s for s in sessions if s[0] - gap < t < s[1] + gap]
@@ -261,14 +263,14 @@ class SessionState(_WindowState):
                 sessions.remove(other)
             session[0], session[1] = min(session[0], t), max(session[1], t)
         else:
-            session = [t, t, self.agg.new()]
+            session = [t, t, self.agg_new()]
             sessions.append(session)
             sessions.sort(key=lambda s: s[0])
-        self.agg.add(session[2], t, fields)
+        self.agg_add(session[2], t, fields)
         self.due.add(session[1] + gap, entity)
-        if self._wants_update(entity, t):
+        if self.updates and self._wants_update(entity, t):
             return [self._row(entity, session[0], session[1] + gap, session[2], "update", t)]
-        return []
+        return None
 
     def close_entity(self, entity: str, watermark: int) -> list[FeatureRow]:
         sessions = self.sessions.get(entity)
@@ -307,7 +309,7 @@ class LastNState(_WindowState):
         self.arrivals = 0
         self.fields_used = self.agg.fields_used
 
-    def add(self, entity: str, t: int, fields: Mapping[str, Any]) -> list[FeatureRow]:
+    def add(self, entity: str, t: int, fields: Mapping[str, Any]) -> list[FeatureRow] | None:
         self.arrivals += 1
         events = self.events.get(entity)
         if events is None:
@@ -325,15 +327,15 @@ class LastNState(_WindowState):
         if boundary not in pending:
             pending.add(boundary)
             self.due.add(boundary, entity)
-        if self._wants_update(entity, t):
+        if self.updates and self._wants_update(entity, t):
             return [self._last_n_row(entity, events, t + 1, "update", t)]
-        return []
+        return None
 
     def _last_n_row(self, entity: str, events: list[tuple[int, int, Mapping[str, Any]]], end: int,
                     kind: str = "final", as_of: int | None = None) -> FeatureRow:
         cut = bisect.bisect_left(events, end, key=_event_time)
         chosen = events[max(0, cut - self.n):cut]
-        accs = self.agg.new()
+        accs = self.agg_new()
         add = self.agg.add
         for t, _, fields in chosen:
             add(accs, t, fields)
