@@ -9,6 +9,7 @@ object per entity.
 from __future__ import annotations
 
 import zlib
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -88,6 +89,7 @@ class _ShardLogic(StatefulBatchLogic[ShardItem, OutMessage, ShardEngine]):
         now = self.clock_ms()
         out: list[OutMessage] = []
         late = 0
+        by_set: Counter[str] = Counter()
         for r in results:
             if type(r) is LateEvent:
                 e = r.event
@@ -96,11 +98,13 @@ class _ShardLogic(StatefulBatchLogic[ShardItem, OutMessage, ShardEngine]):
                                          r.watermark_ms, e.fields, now)
                 out.append(OutMessage(self.late_topic, e.entity.encode(), encode(msg)))
             else:
+                by_set[r.feature_set] += 1
                 msg = feature_message(r.feature_set, r.entity, r.start_ms, r.end_ms, r.values, r.event_count,
                                       r.kind, r.as_of_ms, now)
                 out.append(OutMessage(self.topics[r.feature_set], r.entity.encode(), encode(msg)))
         if out:
-            self.counters.add({"features_out": len(out) - late, "late": late})
+            self.counters.add({"features_out": len(out) - late, "late": late,
+                               **{f"features_out.{name}": n for name, n in by_set.items()}})
         return out
 
     def on_batch(self, values: list[ShardItem]) -> tuple[list[OutMessage], bool]:

@@ -50,5 +50,6 @@ def flow_summary(counters: FlowCounters) -> str:
         lines += [f"    {field:<21} {n:,}" for field, n in unknown.items()]
     if counters.get("features_out") or counters.get("late"):
         lines.append(f"  feature messages out  {counters.get('features_out'):,}")
+        lines += [f"    {name:<21} {n:,}" for name, n in counters.with_prefix("features_out.").items()]
         lines.append(f"  late events (kept)    {counters.get('late'):,}")
     return "\n".join(lines)
