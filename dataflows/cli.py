@@ -48,6 +48,10 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--stop-at-end", action="store_true",
                      help="stop once every input partition reaches the end offset it had at start")
     run.add_argument("-w", "--workers", type=int, default=1, help="worker threads in this process")
+    run.add_argument("--recovery-dir", type=Path, default=None,
+                     help="keep state snapshots here and resume from them (created when new)")
+    run.add_argument("--snapshot-interval", default="10s", metavar="DURATION",
+                     help="how often state is snapshotted, e.g. 10s (the Bytewax epoch; default 10s)")
     run.add_argument("-i", "--process-id", type=int, default=None,
                      help="this process's index in a cluster of processes (with --addresses)")
     run.add_argument("-a", "--addresses", default=None, metavar="HOST:PORT;HOST:PORT",
@@ -102,7 +106,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from dataflows.flows import FLOWS
     from dataflows.kafka_io import KafkaInput, KafkaOutput
     from dataflows.progress import ProgressPrinter
-    from dataflows.runner import run_flow
+    from dataflows.runner import run_flow, stop_on_sigterm
     from dataflows.status_lines import flow_progress, flow_summary
     from features.config import load_config
 
@@ -111,7 +115,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     counters = FlowCounters()
     source = KafkaInput(args.bootstrap, [config.source.topic], stop_at_end=args.stop_at_end)
     flow = FLOWS[args.flow].build(config, source, KafkaOutput(args.bootstrap), counters)
-    with ProgressPrinter(flow_progress(counters)):
+    with ProgressPrinter(flow_progress(counters)), stop_on_sigterm():
         run_flow(flow, execution)
     print(flow_summary(counters))
     return 0
@@ -119,7 +123,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _execution(args: argparse.Namespace) -> Execution:
     from dataflows.runner import Execution
-    from features.config_values import ConfigError
+    from features.config_values import ConfigError, parse_duration_ms
 
     if args.workers < 1:
         raise ConfigError("--workers", "a positive number of worker threads", args.workers, "pass -w 1 or more.")
@@ -130,7 +134,15 @@ def _execution(args: argparse.Namespace) -> Execution:
     if addresses is not None and not 0 <= args.process_id < len(addresses):
         raise ConfigError("--process-id", f"an index into the {len(addresses)} addresses", args.process_id,
                           "number the processes 0, 1, ... in the order of --addresses.")
-    return Execution(workers=args.workers, process_id=args.process_id, addresses=addresses)
+    try:
+        interval_ms = parse_duration_ms(args.snapshot_interval)
+    except ValueError as exc:
+        raise ConfigError("--snapshot-interval", "a duration such as 500ms, 10s or 1m", args.snapshot_interval,
+                          str(exc)) from None
+    if interval_ms <= 0:
+        raise ConfigError("--snapshot-interval", "a positive duration", args.snapshot_interval, "pass e.g. 10s.")
+    return Execution(workers=args.workers, process_id=args.process_id, addresses=addresses,
+                     epoch_interval_s=interval_ms / 1000, recovery_dir=args.recovery_dir)
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
@@ -164,6 +176,7 @@ _COMMANDS = {"broker": _cmd_broker, "run": _cmd_run, "replay": _cmd_replay, "pro
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `driftline` console script."""
+    from dataflows.runner import Terminated
     from features.config_values import ConfigError
 
     args = _build_parser().parse_args(argv)
@@ -172,6 +185,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, BrokerError) as exc:
         print(f"driftline: {exc}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("driftline: stopped by SIGTERM; a restart with the same --recovery-dir resumes from the last snapshot",
+              file=sys.stderr)
+        return 0
     except KeyboardInterrupt:
         print("driftline: interrupted", file=sys.stderr)
         return 130

@@ -45,33 +45,40 @@ def shard_of(entity: str) -> int:
     return zlib.crc32(entity.encode()) % SHARDS
 
 
-def make_sharder(entity_field: str | None, lateness_ms: int) -> Callable[[list[Event]], list[tuple[str, ShardItem]]]:
-    """Split a batch of events into one item per shard (every shard, even empty ones).
+class _PartitionLogic(StatefulBatchLogic[Event, tuple[str, ShardItem], PartitionClocks]):
+    """Splits one input partition's events into one item per shard (every shard, even empty ones).
 
-    This step runs where the input partitions are read, so it sees every event of a
-    partition in order: it decides partition lateness here (`PartitionClocks`) and sends
-    each shard the largest event time read per partition, so every shard's stream
-    watermark follows the whole stream. (The clocks are rebuilt from the resumed offsets
-    after a restart.)
+    Keyed by input partition, so it sees the partition's events in order: it decides
+    partition lateness here (`PartitionClocks`) and sends each shard the partition's
+    largest event time, so every shard's stream watermark follows the whole stream. The
+    clocks are in the recovery snapshot: a restarted flow decides lateness as before.
     """
-    cache: dict[str, int] = {}
-    clocks = PartitionClocks(lateness_ms)
 
-    def to_shards(batch: list[Event]) -> list[tuple[str, ShardItem]]:
+    def __init__(self, clocks: PartitionClocks, entity_field: str | None) -> None:
+        self.clocks = clocks
+        self.entity_field = entity_field
+        self.shard_of: dict[str, int] = {}
+
+    def on_batch(self, values: list[Event]) -> tuple[list[tuple[str, ShardItem]], bool]:
         groups: list[list[Event]] = [[] for _ in range(SHARDS)]
         verdicts: list[list[int | None]] = [[] for _ in range(SHARDS)]
-        behind = clocks.behind
-        for event in batch:
-            entity = event.entity if entity_field is None else str(event.fields[entity_field])
+        behind = self.clocks.behind
+        cache = self.shard_of
+        field = self.entity_field
+        for event in values:
+            entity = event.entity if field is None else str(event.fields[field])
             shard = cache.get(entity)
             if shard is None:
+                if len(cache) > 1_000_000:  # bound the memo, not the entities
+                    cache.clear()
                 shard = cache[entity] = shard_of(entity)
             groups[shard].append(event)
             verdicts[shard].append(behind(event))
-        progress = dict(clocks.high)
-        return [(_SHARD_KEYS[i], (groups[i], verdicts[i], progress)) for i in range(SHARDS)]
+        progress = dict(self.clocks.high)
+        return [(_SHARD_KEYS[i], (groups[i], verdicts[i], progress)) for i in range(SHARDS)], StatefulBatchLogic.RETAIN
 
-    return to_shards
+    def snapshot(self) -> PartitionClocks:
+        return self.clocks
 
 
 class _ShardLogic(StatefulBatchLogic[ShardItem, OutMessage, ShardEngine]):
@@ -155,10 +162,14 @@ def feature_stage(events: Stream[Event], config: Config, counters: FlowCounters,
     for entity_field, sets in by_entity.items():
         default = entity_field == config.schema.entity
         step = f"features_{entity_field}"
-        sharder = make_sharder(None if default else entity_field, config.source.lateness_ms)
-        sharded = op.flat_map_batch(f"{step}_shard", events, sharder)
-        keyed = op.key_on(f"{step}_key", sharded, lambda item: item[0])
-        keyed = op.map_value(f"{step}_unwrap", keyed, lambda item: item[1])
+        by_partition = op.key_on(f"{step}_partition", events, lambda e: str(e.partition))
+
+        def partition_builder(resume: PartitionClocks | None, field: str | None = None if default else entity_field,
+                              ) -> _PartitionLogic:
+            return _PartitionLogic(resume or PartitionClocks(config.source.lateness_ms), field)
+
+        sharded = op.stateful_batch(f"{step}_shard", by_partition, partition_builder)
+        keyed = op.map(f"{step}_key", sharded, lambda item: item[1])  # (partition, (shard, x)) -> (shard, x)
 
         def builder(resume: ShardEngine | None, sets: list[FeatureSet] = sets, default: bool = default) -> _ShardLogic:
             engine = resume or ShardEngine(sets, config.source.lateness_ms, statics, partitions)
