@@ -107,3 +107,30 @@ def test_sigterm_stops_gracefully_and_the_restart_finishes_the_work(broker: Runn
     late = {m["id"] for m in consume_json(broker.bootstrap, config.source.late_topic)}
     dlq = {m["id"] for m in consume_json(broker.bootstrap, config.source.dead_letter_topic)}
     assert sum(m["event_count"] for m in unique.values()) + len(late) + len(dlq) == 20_000
+
+
+def test_two_processes_on_loopback_equal_one(broker: RunningBroker, topic_prefix: str, tmp_path: Path) -> None:
+    from dataflows.broker import free_port
+
+    one_path, one = _write_config(tmp_path, topic_prefix, "-one")
+    two_path, two = _write_config(tmp_path, topic_prefix, "-two")
+    topics = {one.source.topic}
+    for config in (one, two):
+        topics |= {config.source.dead_letter_topic, config.source.late_topic, *(fs.topic for fs in config.feature_sets)}
+    create_topics(broker.bootstrap, sorted(topics), partitions=3)
+    produce(broker.bootstrap, one.source.topic, event_lines(20_000, seed=29))
+    log = tmp_path / "runs.log"
+
+    base = [sys.executable, "-m", "dataflows.cli", "run", "features", "--bootstrap", broker.bootstrap, "--stop-at-end"]
+    single = subprocess.run([*base, "--config", str(one_path)], stdout=log.open("ab"), stderr=subprocess.STDOUT,
+                            timeout=300)
+    assert single.returncode == 0, log.read_text()[-3000:]
+    addresses = ";".join(f"127.0.0.1:{free_port()}" for _ in range(2))
+    procs = [subprocess.Popen([*base, "--config", str(two_path), "-i", str(i), "-a", addresses],
+                              stdout=log.open("ab"), stderr=subprocess.STDOUT) for i in range(2)]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0], log.read_text()[-3000:]
+
+    expected, got = _outputs(broker.bootstrap, one), _outputs(broker.bootstrap, two)
+    assert expected["t"] and expected["late"]
+    for name in expected:
+        assert got[name] == expected[name], name
