@@ -279,7 +279,7 @@ def _reject_unparsable(raw: bytes, exc: Exception) -> Rejection:
 
     try:
         obj = json.loads(raw, parse_constant=constant)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: hostile nesting
         return Rejection(Reason.NOT_JSON, f"not valid JSON: {exc}")
     if isinstance(obj, dict):
         fields = [k for k, v in obj.items() if isinstance(v, float) and not math.isfinite(v)]

@@ -144,3 +144,9 @@ def test_fast_path_decides_like_the_generic_validator(changes: dict) -> None:
         obj.update(changes)
         obj = {k: v for k, v in obj.items() if v is not ...}
         assert decoder._accept(dict(obj), NOW, 1, 2) == decoder._validate(dict(obj), NOW, 1, 2)
+
+
+@pytest.mark.parametrize("raw", [b"[" * 5000 + b"]" * 5000, b'{"a":' * 3000 + b"1" + b"}" * 3000])
+def test_hostile_nesting_is_rejected_not_raised(raw: bytes) -> None:
+    result = DECODER.decode(raw, NOW) if len(raw) <= 1024 else EventDecoder(SCHEMA, DecodeLimits()).decode(raw, NOW)
+    assert isinstance(result, Rejection) and result.reason == Reason.NOT_JSON
