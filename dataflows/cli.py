@@ -52,6 +52,8 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="keep state snapshots here and resume from them (created when new)")
     run.add_argument("--snapshot-interval", default="10s", metavar="DURATION",
                      help="how often state is snapshotted, e.g. 10s (the Bytewax epoch; default 10s)")
+    run.add_argument("--metrics-port", type=int, default=None,
+                     help="serve Prometheus metrics at http://0.0.0.0:PORT/metrics")
     run.add_argument("-i", "--process-id", type=int, default=None,
                      help="this process's index in a cluster of processes (with --addresses)")
     run.add_argument("-a", "--addresses", default=None, metavar="HOST:PORT;HOST:PORT",
@@ -113,7 +115,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     execution = _execution(args)
     counters = FlowCounters()
-    source = KafkaInput(args.bootstrap, [config.source.topic], stop_at_end=args.stop_at_end)
+    source = KafkaInput(args.bootstrap, [config.source.topic], stop_at_end=args.stop_at_end, counters=counters)
+    if args.metrics_port is not None:
+        from dataflows.metrics import serve_metrics
+
+        serve_metrics(counters, args.metrics_port)
     flow = FLOWS[args.flow].build(config, source, KafkaOutput(args.bootstrap), counters)
     with ProgressPrinter(flow_progress(counters)), stop_on_sigterm():
         run_flow(flow, execution)

@@ -1,7 +1,8 @@
-"""Counts a running flow keeps, for progress lines, end-of-run summaries and tests.
+"""What a running flow measures: counts, latency histograms, gauges.
 
-Bytewax workers run as threads of one process, so updates take a lock; they happen once
-per batch, not per event.
+Progress lines, end-of-run summaries, the Prometheus endpoint and tests all read this one
+object. Bytewax workers run as threads of one process, so updates take a lock; they happen
+once per batch, not per event.
 """
 
 from __future__ import annotations
@@ -9,7 +10,34 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+# Seconds: from a millisecond batch to the minutes a window may wait for its watermark.
+LATENCY_BUCKETS_S = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0)
+
+
+@dataclass
+class Histogram:
+    """Cumulative-bucket histogram in the Prometheus layout: counts of observations <= each bound."""
+
+    bounds: tuple[float, ...] = LATENCY_BUCKETS_S
+    buckets: list[int] = field(default_factory=lambda: [0] * len(LATENCY_BUCKETS_S))
+    count: int = 0
+    sum: float = 0.0
+
+    def observe(self, value: float) -> None:
+        """Record one observation.
+
+        >>> h = Histogram(); h.observe(0.02); h.observe(7.0)
+        >>> h.count, h.buckets[:5]
+        (2, [0, 0, 0, 1, 1])
+        """
+        self.count += 1
+        self.sum += value
+        for i, bound in enumerate(self.bounds):
+            if value <= bound:
+                self.buckets[i] += 1
 
 
 class FlowCounters:
@@ -24,6 +52,8 @@ class FlowCounters:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
+        self._histograms: dict[str, Histogram] = {}
+        self._gauges: dict[str, float] = {}
         self.started = time.monotonic()
 
     def add(self, deltas: Mapping[str, int]) -> None:
@@ -49,3 +79,33 @@ class FlowCounters:
     def with_prefix(self, prefix: str) -> dict[str, int]:
         """The counters under `prefix`, with the prefix removed from their names."""
         return {k[len(prefix):]: v for k, v in self.snapshot().items() if k.startswith(prefix)}
+
+    def observe(self, name: str, values: Iterable[float]) -> None:
+        """Add observations (seconds) to the histogram `name`.
+
+        >>> counters = FlowCounters()
+        >>> counters.observe("stage.decode", [0.002, 0.004])
+        >>> counters.histograms()["stage.decode"].count
+        2
+        """
+        with self._lock:
+            histogram = self._histograms.get(name)
+            if histogram is None:
+                self._histograms[name] = histogram = Histogram()
+            for value in values:
+                histogram.observe(value)
+
+    def set_gauge(self, name: str, value: float) -> None:
+        """Set the current value of a gauge, e.g. `consumer_lag.<topic>.<partition>`."""
+        with self._lock:
+            self._gauges[name] = value
+
+    def histograms(self) -> dict[str, Histogram]:
+        """Copies of every histogram, by name."""
+        with self._lock:
+            return {k: Histogram(h.bounds, list(h.buckets), h.count, h.sum) for k, h in self._histograms.items()}
+
+    def gauges(self) -> dict[str, float]:
+        """Every gauge's current value, by name."""
+        with self._lock:
+            return dict(self._gauges)

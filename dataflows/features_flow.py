@@ -8,6 +8,7 @@ object per entity.
 
 from __future__ import annotations
 
+import time
 import zlib
 from collections import Counter
 from collections.abc import Callable
@@ -97,6 +98,7 @@ class _ShardLogic(StatefulBatchLogic[ShardItem, OutMessage, ShardEngine]):
         out: list[OutMessage] = []
         late = 0
         by_set: Counter[str] = Counter()
+        lags: list[float] = []
         for r in results:
             if type(r) is LateEvent:
                 e = r.event
@@ -106,19 +108,26 @@ class _ShardLogic(StatefulBatchLogic[ShardItem, OutMessage, ShardEngine]):
                 out.append(OutMessage(self.late_topic, e.entity.encode(), encode(msg)))
             else:
                 by_set[r.feature_set] += 1
+                if r.kind == "final":
+                    lags.append((now - r.end_ms) / 1000)
                 msg = feature_message(r.feature_set, r.entity, r.start_ms, r.end_ms, r.values, r.event_count,
                                       r.kind, r.as_of_ms, now)
                 out.append(OutMessage(self.topics[r.feature_set], r.entity.encode(), encode(msg)))
+        if lags:
+            self.counters.observe("emit_lag", lags)
         if out:
             self.counters.add({"features_out": len(out) - late, "late": late,
                                **{f"features_out.{name}": n for name, n in by_set.items()}})
         return out
 
     def on_batch(self, values: list[ShardItem]) -> tuple[list[OutMessage], bool]:
+        started = time.perf_counter()
         results: list[Any] = []
         for events, verdicts, progress in values:
             results.extend(self.engine.process(events, self.default_entity, progress, verdicts))
-        return self._encode(results), StatefulBatchLogic.RETAIN
+        out = self._encode(results)
+        self.counters.observe("stage.features", (time.perf_counter() - started,))
+        return out, StatefulBatchLogic.RETAIN
 
     def on_eof(self) -> tuple[list[OutMessage], bool]:
         return self._encode(self.engine.flush()), StatefulBatchLogic.RETAIN

@@ -41,6 +41,7 @@ def make_batch_decoder(
     dlq_topic = config.source.dead_letter_topic
 
     def decode_batch(batch: list[RawMessage]) -> list[Event | OutMessage]:
+        started = time.perf_counter()
         now_ms = clock_ms()
         out: list[Event | OutMessage] = []
         rejected: Counter[str] = Counter()
@@ -62,6 +63,7 @@ def make_batch_decoder(
         deltas.update({f"rejected.{reason}": n for reason, n in rejected.items()})
         deltas.update({f"unknown_category.{field}": n for field, n in unknown.items()})
         counters.add(deltas)
+        counters.observe("stage.decode", (time.perf_counter() - started,))
         return out
 
     return decode_batch

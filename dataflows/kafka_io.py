@@ -21,6 +21,8 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from dataflows.counters import FlowCounters
+
 
 class RawMessage(NamedTuple):
     """One consumed message, as the flow sees it before decoding."""
@@ -56,7 +58,7 @@ def list_partitions(bootstrap: str, topic: str, timeout_s: float = 10.0) -> list
 
 class _PartitionReader(StatefulSourcePartition[RawMessage, int]):
     def __init__(self, consumer: Consumer, topic: str, partition: int, next_offset: int,
-                 end_offset: int | None, batch_size: int) -> None:
+                 end_offset: int | None, batch_size: int, counters: FlowCounters | None = None) -> None:
         self._consumer = consumer
         self._topic = topic
         self._partition = partition
@@ -65,6 +67,8 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, int]):
         # Bounded runs settle their end offset from the first fetch response (see below).
         self._end_settled = end_offset is None
         self._batch_size = batch_size
+        self._counters = counters
+        self._lag_gauge = f"consumer_lag.{topic}.{partition}"
 
     def _settle_end(self) -> None:
         # Some brokers (Tansu 0.6) answer ListOffsets(latest) with a stale offset, while
@@ -94,6 +98,10 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, int]):
             # tuple.__new__ skips the NamedTuple's Python-level __new__ (a third of this loop).
             batch.append(new(RawMessage, (topic, partition, offset, msg.timestamp()[1], msg.key(), msg.value())))
             self._next = offset + 1
+        if self._counters is not None:
+            high = self._consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)[1]
+            if high >= 0:
+                self._counters.set_gauge(self._lag_gauge, max(0, high - self._next))
         return batch
 
     def snapshot(self) -> int:
@@ -107,12 +115,14 @@ class KafkaInput(FixedPartitionedSource[RawMessage, int]):
     """Every partition of `topics` as a Bytewax input partition; see the module docstring."""
 
     def __init__(self, bootstrap: str, topics: Sequence[str], stop_at_end: bool = False,
-                 batch_size: int = 2000, extra_config: dict[str, str] | None = None) -> None:
+                 batch_size: int = 2000, extra_config: dict[str, str] | None = None,
+                 counters: FlowCounters | None = None) -> None:
         self._bootstrap = bootstrap
         self._topics = tuple(topics)
         self._stop_at_end = stop_at_end
         self._batch_size = batch_size
         self._extra = dict(extra_config or {})
+        self._counters = counters  # when given: consumer lag per partition, for the metrics endpoint
 
     def list_parts(self) -> list[str]:
         return [f"{p}-{topic}" for topic in self._topics for p in list_partitions(self._bootstrap, topic)]
@@ -137,7 +147,7 @@ class KafkaInput(FixedPartitionedSource[RawMessage, int]):
                 start = low
         consumer.assign([TopicPartition(topic, partition, start)])
         next_offset = start if start >= 0 else 0
-        return _PartitionReader(consumer, topic, partition, next_offset, end, self._batch_size)
+        return _PartitionReader(consumer, topic, partition, next_offset, end, self._batch_size, self._counters)
 
 
 def producer_config(bootstrap: str) -> dict[str, str | int]:
