@@ -121,9 +121,12 @@ def moments_of(values: npt.ArrayLike) -> Moments:
     if shift != 0.0:
         mean += shift
         d -= shift
-    d2 = d * d
-    # np.dot runs in BLAS: several times faster than (d2 * d).sum() at the same accuracy.
-    return Moments(n, mean, float(d2.sum()), float(np.dot(d2, d)), float(np.dot(d2, d2)))
+    # Values near the float limits overflow the power sums to inf (or inf - inf = NaN):
+    # that is the answer, so numpy's warnings would only be noise.
+    with np.errstate(over="ignore", invalid="ignore"):
+        d2 = d * d
+        # np.dot runs in BLAS: several times faster than (d2 * d).sum() at the same accuracy.
+        return Moments(n, mean, float(d2.sum()), float(np.dot(d2, d)), float(np.dot(d2, d2)))
 
 
 def merge_moments(a: Moments, b: Moments) -> Moments:

@@ -1,17 +1,17 @@
 """Mergeable summary of one numeric column: exact moments, a KLL quantile sketch, an HLL.
 
-Exact parts: count, nulls (None and NaN), infinities, sum, min, max and the central moments
-(see `features.moments`, Chan et al. 1979 and Pébay 2008). Approximate parts, from Apache
-DataSketches: a KLL sketch (`kll_doubles_sketch`, Karnin, Lang & Liberty 2016) for quantiles,
-CDF and histograms, whose rank error (99% confidence) every query reports, and an HLL sketch
-(`hll_sketch`, HLL_4) for the distinct count, reported with its bounds. Infinities and NaN
-are counted but kept out of the moments and sketches: one of them would turn every moment
-into NaN or inf.
+Exact parts: count, nulls (None and NaN), infinities, invalid values (not numbers: strings,
+booleans, ...), sum, min, max and the central moments (see `features.moments`, Chan et al.
+1979 and Pébay 2008). Approximate parts, from Apache DataSketches: a KLL sketch
+(`kll_doubles_sketch`, Karnin, Lang & Liberty 2016) for quantiles, CDF and histograms, whose
+rank error (99% confidence) every query reports, and an HLL sketch (`hll_sketch`, HLL_4) for
+the distinct count, reported with its bounds. Infinities, NaN and invalid values are counted
+but kept out of the moments and sketches: one of them would turn every moment into NaN.
 
 Update from numpy batches (`update`) or one value at a time (`add`): both give the same
-summary (counts, min, max and the HLL exactly; moments within rounding; KLL contents exactly
-until its first compaction, which draws random bits, and within its rank error after).
-`merge` returns a new summary and leaves its inputs untouched.
+summary: counts, min, max and the HLL bit for bit (see `features.hll`), moments and sum
+within rounding, and KLL contents exactly until its first compaction (which draws random
+bits), within its rank error after. `merge` returns a new summary, inputs untouched.
 
 Byte layout (`to_bytes`, little-endian, format version 1)::
 
@@ -20,10 +20,10 @@ Byte layout (`to_bytes`, little-endian, format version 1)::
     4      1     version (1)
     5      2     kll_k (u16)
     7      1     hll_lg_k (u8)
-    8      24    count, nulls, infinite (3 x u64)
-    32     56    sum, mean, m2, m3, m4, min, max (7 x f64; min and max are NaN when empty)
-    88     8     kll_len, hll_len (2 x u32)
-    96     ...   KLL bytes (kll_doubles_sketch.serialize), then HLL bytes (serialize_compact)
+    8      32    count, nulls, infinite, invalid (4 x u64)
+    40     56    sum, mean, m2, m3, m4, min, max (7 x f64; min and max are NaN when empty)
+    96     8     kll_len, hll_len (2 x u32)
+    104    ...   KLL bytes (kll_doubles_sketch.serialize), then HLL bytes (`features.hll.hll_bytes`)
 
 At the defaults (k=200, lg_k=12) a summary of 1M values takes about 7.2 KB.
 
@@ -35,59 +35,61 @@ At the defaults (k=200, lg_k=12) a summary of 1M values takes about 7.2 KB.
 
 from __future__ import annotations
 
-import base64
 import math
 import struct
-from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from datasketches import hll_sketch, hll_union, kll_doubles_sketch, tgt_hll_type
+from datasketches import hll_sketch, kll_doubles_sketch
 
+from features.hll import (
+    HLL_TYPE, DistinctCount, HllBatchFeeder, hll_bytes, hll_distinct, hll_merge,
+)
 from features.moments import EMPTY, Moments, add_value, merge_moments, moments_of
+from features.numeric_values import INVALID, classify, coerce
+from features.summary_codec import b64decode, b64encode, float_from_json, float_to_json
 
 DEFAULT_KLL_K = 200
 DEFAULT_HLL_LG_K = 12
-# HLL_4 serialises lg_k=12 in ~2.1 KB (HLL_8: ~4.1 KB) at the same accuracy, which keeps a
-# summary of a million values under 8 KB; updates cost about the same.
-HLL_TYPE = tgt_hll_type.HLL_4
-# Standard deviations for the HLL bounds: 2 gives ~95% confidence.
-HLL_STD_DEVS = 2
 
 MAGIC = b"DLNS"
 VERSION = 1
-_HEADER = struct.Struct("<4sBHBQQQdddddddII")
-# Deduplicating a batch before the HLL pays (np.unique is ~3x cheaper per value than an HLL
-# update call) once the column is known to repeat values.
-_DEDUPE_BELOW_DISTINCT_RATIO = 0.5
+_HEADER = struct.Struct("<4sBHBQQQQdddddddII")
 
 
 @dataclass(frozen=True)
 class Quantiles:
-    """Values at normalized ranks; each true rank is within `rank_error` (99% confidence).
+    """Values at normalized ranks. With 99% confidence each value's true rank is within
+    `rank_error` of the asked rank, so the true quantile lies in [lower[i], upper[i]] (the
+    values at ranks r -/+ rank_error). All three are equal while the sketch is exact.
 
-    >>> Quantiles((0.5,), (2.0,), 0.0).values
+    >>> Quantiles((0.5,), (2.0,), (2.0,), (2.0,), 0.0).values
     (2.0,)
     """
 
     ranks: tuple[float, ...]
     values: tuple[float, ...]
+    lower: tuple[float, ...]
+    upper: tuple[float, ...]
     rank_error: float
 
 
 @dataclass(frozen=True)
 class Cdf:
-    """Fraction of values <= each point (inclusive), each within `rank_error` (99%).
+    """Fraction of values <= each point (inclusive); with 99% confidence each true fraction
+    lies in [lower[i], upper[i]] = fraction -/+ `rank_error`, clipped to [0, 1].
 
-    >>> Cdf((1.0,), (0.5,), 0.0).fractions
+    >>> Cdf((1.0,), (0.5,), (0.5,), (0.5,), 0.0).fractions
     (0.5,)
     """
 
     points: tuple[float, ...]
     fractions: tuple[float, ...]
+    lower: tuple[float, ...]
+    upper: tuple[float, ...]
     rank_error: float
 
 
@@ -95,8 +97,8 @@ class Cdf:
 class Histogram:
     """Mass between consecutive edges: buckets (-inf, e0), [e0, e1), ..., [e_last, inf).
 
-    Each fraction is within `rank_error` (double-sided KLL PMF error, 99% confidence);
-    `counts` are the fractions times the column count, rounded.
+    Each fraction is within `rank_error` of the truth (double-sided KLL PMF error, 99%
+    confidence); `counts` are the fractions times the column count, rounded.
 
     >>> Histogram((0.0,), (0.25, 0.75), (1, 3), 0.0).counts
     (1, 3)
@@ -108,66 +110,6 @@ class Histogram:
     rank_error: float
 
 
-@dataclass(frozen=True)
-class DistinctCount:
-    """HLL distinct-count estimate with lower and upper bounds at `std_devs` deviations.
-
-    >>> DistinctCount(10.0, 10.0, 10.0, 2).estimate
-    10.0
-    """
-
-    estimate: float
-    lower: float
-    upper: float
-    std_devs: int
-
-
-def hll_distinct(sketch: hll_sketch) -> DistinctCount:
-    """The estimate and bounds of an HLL sketch (shared with the categorical summary).
-
-    >>> h = hll_sketch(12); h.update(1.0); h.update(2.0)
-    >>> round(hll_distinct(h).estimate, 6)
-    2.0
-    """
-    return DistinctCount(sketch.get_estimate(), sketch.get_lower_bound(HLL_STD_DEVS),
-                         sketch.get_upper_bound(HLL_STD_DEVS), HLL_STD_DEVS)
-
-
-def hll_merge(a: hll_sketch, b: hll_sketch, lg_k: int) -> hll_sketch:
-    """A new HLL sketch of the union of two (inputs untouched).
-
-    >>> a = hll_sketch(12); a.update("x"); b = hll_sketch(12); b.update("y")
-    >>> round(hll_merge(a, b, 12).get_estimate(), 6)
-    2.0
-    """
-    union = hll_union(lg_k)
-    union.update(a)
-    union.update(b)
-    return union.get_result(HLL_TYPE)
-
-
-def b64encode(data: bytes) -> str:
-    """Sketch bytes as base64 text for JSON.
-
-    >>> b64encode(b"hi")
-    'aGk='
-    """
-    return base64.b64encode(data).decode("ascii")
-
-
-def b64decode(text: str, field: str) -> bytes:
-    """Base64 text back to bytes, naming the field when the text is not base64.
-
-    >>> b64decode("aGk=", "kll")
-    b'hi'
-    """
-    try:
-        return base64.b64decode(text.encode("ascii"), validate=True)
-    except (ValueError, UnicodeEncodeError) as err:
-        raise ValueError(f"summary field {field!r}: expected base64 text, got {text[:40]!r}; "
-                         "pass the dict produced by to_dict()") from err
-
-
 class NumericSummary:
     """Mergeable summary of one numeric column (see the module docstring).
 
@@ -175,14 +117,14 @@ class NumericSummary:
     `merge` and the deserialisers build new summaries.
 
     >>> s = NumericSummary()
-    >>> for v in (4.0, None, 1.0, math.inf):
+    >>> for v in (4.0, None, 1.0, math.inf, "x"):
     ...     s.add(v)
-    >>> s.count, s.nulls, s.infinite, s.min, s.max
-    (2, 1, 1, 1.0, 4.0)
+    >>> s.count, s.nulls, s.infinite, s.invalid, s.min, s.max
+    (2, 1, 1, 1, 1.0, 4.0)
     """
 
-    __slots__ = ("kll_k", "hll_lg_k", "nulls", "infinite", "total", "moments", "min", "max",
-                 "kll", "hll")
+    __slots__ = ("kll_k", "hll_lg_k", "nulls", "infinite", "invalid", "total", "moments",
+                 "min", "max", "kll", "hll", "_feeder")
 
     def __init__(self, kll_k: int = DEFAULT_KLL_K, hll_lg_k: int = DEFAULT_HLL_LG_K) -> None:
         if not 8 <= kll_k <= 65535:
@@ -193,23 +135,26 @@ class NumericSummary:
         self.hll_lg_k = hll_lg_k
         self.nulls = 0
         self.infinite = 0
+        self.invalid = 0
         self.total = 0.0
         self.moments: Moments = EMPTY
         self.min: float | None = None
         self.max: float | None = None
         self.kll = kll_doubles_sketch(kll_k)
         self.hll = hll_sketch(hll_lg_k, HLL_TYPE)
+        self._feeder: HllBatchFeeder | None = None  # made on the first batch
 
     # ---- updates -------------------------------------------------------------------
 
-    def update(self, values: npt.ArrayLike) -> None:
-        """Add a batch: None/NaN count as nulls, +-inf as infinite, the rest as values.
+    def update(self, values: npt.ArrayLike | Iterable[object]) -> None:
+        """Add a batch: None/NaN count as nulls, +-inf as infinite, non-numbers as invalid.
 
-        >>> s = NumericSummary(); s.update([1, 2, None, float("-inf")])
-        >>> s.count, s.nulls, s.infinite, s.total
-        (2, 1, 1, 3.0)
+        >>> s = NumericSummary(); s.update([1, 2, None, float("-inf"), "3"])
+        >>> s.count, s.nulls, s.infinite, s.invalid, s.total
+        (2, 1, 1, 1, 3.0)
         """
-        x = np.ascontiguousarray(values, dtype=np.float64).ravel()
+        x, invalid = coerce(values)
+        self.invalid += invalid
         if x.size == 0:
             return
         total = float(x.sum())
@@ -229,40 +174,37 @@ class NumericSummary:
         self.min = lo if self.min is None else min(self.min, lo)
         self.max = hi if self.max is None else max(self.max, hi)
         self.kll.update(x)
-        if self.hll.get_estimate() < _DEDUPE_BELOW_DISTINCT_RATIO * self.moments.count:
-            # Later duplicates never change an HLL register, and keeping first occurrences
-            # in stream order keeps even the order-dependent HIP estimate bit-identical.
-            _, first = np.unique(x, return_index=True)
-            x = x[np.sort(first)]
-        # HLL has no array update: map() over Python floats is the cheapest call loop.
-        deque(map(self.hll.update, x.tolist()), maxlen=0)
+        if self._feeder is None:
+            self._feeder = HllBatchFeeder(self.hll_lg_k)
+        self._feeder.feed(self.hll, x)
 
-    def add(self, value: float | None) -> None:
-        """Add one value (None and NaN are nulls, +-inf infinite).
+    def add(self, value: object) -> None:
+        """Add one value (None and NaN are nulls, +-inf infinite, non-numbers invalid).
 
-        >>> s = NumericSummary(); s.add(2.5); s.add(float("nan"))
-        >>> s.count, s.nulls
-        (1, 1)
+        >>> s = NumericSummary(); s.add(2.5); s.add(float("nan")); s.add(True)
+        >>> s.count, s.nulls, s.invalid
+        (1, 1, 1)
         """
-        if value is None or math.isnan(value):
+        x = classify(value)
+        if x is None:
             self.nulls += 1
-            return
-        x = float(value)
-        if math.isinf(x):
+        elif x is INVALID:
+            self.invalid += 1
+        elif math.isinf(x):  # type: ignore[arg-type]
             self.infinite += 1
-            return
-        self.total += x
-        self.moments = add_value(self.moments, x)
-        self.min = x if self.min is None else min(self.min, x)
-        self.max = x if self.max is None else max(self.max, x)
-        self.kll.update(x)
-        self.hll.update(x)
+        else:
+            self.total += x  # type: ignore[operator]
+            self.moments = add_value(self.moments, x)  # type: ignore[arg-type]
+            self.min = x if self.min is None else min(self.min, x)  # type: ignore[type-var]
+            self.max = x if self.max is None else max(self.max, x)  # type: ignore[type-var]
+            self.kll.update(x)
+            self.hll.update(x)
 
     # ---- exact statistics ----------------------------------------------------------
 
     @property
     def count(self) -> int:
-        """Number of finite values (nulls and infinities excluded).
+        """Number of finite values (nulls, infinities and invalid values excluded).
 
         >>> s = NumericSummary(); s.update([1.0, None]); s.count
         1
@@ -271,13 +213,48 @@ class NumericSummary:
 
     @property
     def mean(self) -> float:
-        """Mean of the finite values (NaN when there are none); `moments` has the variance,
-        skewness and excess kurtosis.
+        """Mean of the finite values (NaN when there are none).
 
         >>> s = NumericSummary(); s.update([1.0, 2.0]); s.mean
         1.5
         """
         return self.moments.mean if self.count else math.nan
+
+    @property
+    def variance(self) -> float:
+        """Population variance (ddof=0, like `np.var`); `moments.sample_variance` has ddof=1.
+
+        >>> s = NumericSummary(); s.update([1.0, 3.0]); s.variance
+        1.0
+        """
+        return self.moments.variance
+
+    @property
+    def std(self) -> float:
+        """Population standard deviation.
+
+        >>> s = NumericSummary(); s.update([1.0, 3.0]); s.std
+        1.0
+        """
+        return self.moments.std
+
+    @property
+    def skewness(self) -> float:
+        """Skewness g1, as `scipy.stats.skew` (NaN when empty or constant).
+
+        >>> s = NumericSummary(); s.update([0.0, 0.0, 0.0, 1.0]); round(s.skewness, 6)
+        1.154701
+        """
+        return self.moments.skewness
+
+    @property
+    def kurtosis(self) -> float:
+        """Excess kurtosis g2, as `scipy.stats.kurtosis` (NaN when empty or constant).
+
+        >>> s = NumericSummary(); s.update([0.0, 1.0]); s.kurtosis
+        -2.0
+        """
+        return self.moments.excess_kurtosis
 
     # ---- sketch queries ------------------------------------------------------------
 
@@ -291,21 +268,42 @@ class NumericSummary:
         """
         return self.kll.normalized_rank_error(False) if self.kll.is_estimation_mode() else 0.0
 
+    @property
+    def pmf_error(self) -> float:
+        """Double-sided normalized rank error, for the mass between two points (99%).
+
+        >>> round(NumericSummary().pmf_error, 6)
+        0.0
+        """
+        return self.kll.normalized_rank_error(True) if self.kll.is_estimation_mode() else 0.0
+
     def quantiles(self, ranks: Sequence[float]) -> Quantiles:
         """Values at normalized ranks in [0, 1] (inclusive rule, NaN when empty).
 
         >>> s = NumericSummary(); s.update(np.arange(1.0, 101.0))
-        >>> s.quantiles([0.05, 0.5, 0.95]).values
-        (5.0, 50.0, 95.0)
+        >>> q = s.quantiles([0.05, 0.5, 0.95]); q.values, q.rank_error
+        ((5.0, 50.0, 95.0), 0.0)
         """
         ranks_t = tuple(float(r) for r in ranks)
         if any(not 0.0 <= r <= 1.0 for r in ranks_t):
             raise ValueError(f"quantile ranks must lie in [0, 1], got {ranks_t}; "
                              "pass 0.5 for the median")
         if self.kll.is_empty():
-            return Quantiles(ranks_t, tuple(math.nan for _ in ranks_t), 0.0)
-        values = self.kll.get_quantiles(list(ranks_t), inclusive=True)
-        return Quantiles(ranks_t, tuple(values), self.rank_error)
+            nans = tuple(math.nan for _ in ranks_t)
+            return Quantiles(ranks_t, nans, nans, nans, 0.0)
+        eps = self.rank_error
+        values = self._at_ranks(ranks_t)
+        if eps == 0.0:
+            return Quantiles(ranks_t, values, values, values, 0.0)
+        lower = self._at_ranks([max(0.0, r - eps) for r in ranks_t])
+        upper = self._at_ranks([min(1.0, r + eps) for r in ranks_t])
+        return Quantiles(ranks_t, values, lower, upper, eps)
+
+    def _at_ranks(self, ranks: Sequence[float]) -> tuple[float, ...]:
+        # Compaction can drop the extremes from the KLL sketch; min and max are kept exactly.
+        values = self.kll.get_quantiles(list(ranks), inclusive=True)
+        return tuple(self.min if r == 0.0 else self.max if r == 1.0 else v  # type: ignore[misc]
+                     for r, v in zip(ranks, values))
 
     def cdf(self, points: Sequence[float]) -> Cdf:
         """Fraction of values <= each point (NaN when empty).
@@ -316,12 +314,15 @@ class NumericSummary:
         """
         points_t = tuple(float(p) for p in points)
         if self.kll.is_empty():
-            return Cdf(points_t, tuple(math.nan for _ in points_t), 0.0)
+            nans = tuple(math.nan for _ in points_t)
+            return Cdf(points_t, nans, nans, nans, 0.0)
+        eps = self.rank_error
         fractions = tuple(self.kll.get_rank(p, inclusive=True) for p in points_t)
-        return Cdf(points_t, fractions, self.rank_error)
+        return Cdf(points_t, fractions, tuple(max(0.0, f - eps) for f in fractions),
+                   tuple(min(1.0, f + eps) for f in fractions), eps)
 
     def histogram(self, edges: Sequence[float]) -> Histogram:
-        """Mass per bucket between increasing edges (len(edges) + 1 buckets).
+        """Mass per bucket between strictly increasing edges (len(edges) + 1 buckets).
 
         >>> s = NumericSummary(); s.update([1.0, 2.0, 3.0, 4.0])
         >>> s.histogram([2.0, 4.0]).counts
@@ -334,9 +335,8 @@ class NumericSummary:
             zeros = tuple(0.0 for _ in range(len(edges_t) + 1))
             return Histogram(edges_t, zeros, tuple(0 for _ in zeros), 0.0)
         fractions = tuple(self.kll.get_pmf(list(edges_t)))
-        error = self.kll.normalized_rank_error(True) if self.kll.is_estimation_mode() else 0.0
         counts = tuple(round(f * self.count) for f in fractions)
-        return Histogram(edges_t, fractions, counts, error)
+        return Histogram(edges_t, fractions, counts, self.pmf_error)
 
     def distinct(self) -> DistinctCount:
         """Distinct-count estimate of the finite values, with ~95% bounds.
@@ -355,13 +355,15 @@ class NumericSummary:
         >>> NumericSummary.from_bytes(s.to_bytes()) == s
         True
         """
-        kll, hll = self.kll.serialize(), self.hll.serialize_compact()
+        kll, hll = self.kll.serialize(), hll_bytes(self.hll)
         m = self.moments
+        floats = (self.total, m.mean, m.m2, m.m3, m.m4, math.nan if self.min is None else self.min,
+                  math.nan if self.max is None else self.max)
+        # One NaN bit pattern (overflowed moments can be -NaN), so that bytes -> JSON -> bytes
+        # is exact.
         header = _HEADER.pack(
             MAGIC, VERSION, self.kll_k, self.hll_lg_k, m.count, self.nulls, self.infinite,
-            self.total, m.mean, m.m2, m.m3, m.m4,
-            math.nan if self.min is None else self.min,
-            math.nan if self.max is None else self.max, len(kll), len(hll))
+            self.invalid, *(math.nan if f != f else f for f in floats), len(kll), len(hll))
         return header + kll + hll
 
     @classmethod
@@ -374,8 +376,8 @@ class NumericSummary:
         if len(data) < _HEADER.size or data[:4] != MAGIC:
             raise ValueError(f"expected numeric summary bytes starting with {MAGIC!r}, got "
                              f"{bytes(data[:4])!r} ({len(data)} bytes); use NumericSummary.to_bytes")
-        (_, version, kll_k, lg_k, count, nulls, infinite, total, mean, m2, m3, m4, lo, hi,
-         kll_len, hll_len) = _HEADER.unpack_from(data)
+        (_, version, kll_k, lg_k, count, nulls, infinite, invalid, total, mean, m2, m3, m4, lo,
+         hi, kll_len, hll_len) = _HEADER.unpack_from(data)
         if version != VERSION:
             raise ValueError(f"numeric summary format version {version} is not supported "
                              f"(this library reads {VERSION}); upgrade driftline")
@@ -384,11 +386,12 @@ class NumericSummary:
                              f"{_HEADER.size + kll_len + hll_len} bytes, got {len(data)}")
         kll = data[_HEADER.size:_HEADER.size + kll_len]
         hll = data[_HEADER.size + kll_len:]
-        return cls._assemble(kll_k, lg_k, Moments(count, mean, m2, m3, m4), nulls, infinite,
-                             total, lo, hi, kll, hll)
+        return cls._assemble(kll_k, lg_k, Moments(count, mean, m2, m3, m4),
+                             (nulls, infinite, invalid), total, lo, hi, kll, hll)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-friendly dict: exact scalars plus base64 sketch bytes.
+        """A JSON-friendly dict: exact scalars plus base64 sketch bytes. Non-finite floats
+        are the strings "inf", "-inf", "nan"; min and max are None when empty.
 
         >>> s = NumericSummary(); s.update([1.0, 2.0])
         >>> d = s.to_dict(); d["count"], d["mean"], d["min"]
@@ -400,9 +403,11 @@ class NumericSummary:
         return {
             "kind": "numeric", "version": VERSION, "kll_k": self.kll_k,
             "hll_lg_k": self.hll_lg_k, "count": m.count, "nulls": self.nulls,
-            "infinite": self.infinite, "sum": self.total, "mean": m.mean, "m2": m.m2,
-            "m3": m.m3, "m4": m.m4, "min": self.min, "max": self.max,
-            "kll": b64encode(self.kll.serialize()), "hll": b64encode(self.hll.serialize_compact()),
+            "infinite": self.infinite, "invalid": self.invalid,
+            "sum": float_to_json(self.total), "mean": float_to_json(m.mean),
+            "m2": float_to_json(m.m2), "m3": float_to_json(m.m3), "m4": float_to_json(m.m4),
+            "min": self.min, "max": self.max,
+            "kll": b64encode(self.kll.serialize()), "hll": b64encode(hll_bytes(self.hll)),
         }
 
     @classmethod
@@ -415,18 +420,20 @@ class NumericSummary:
         if d.get("kind") != "numeric" or d.get("version") != VERSION:
             raise ValueError(f"expected a numeric summary dict (kind 'numeric', version "
                              f"{VERSION}), got kind {d.get('kind')!r} version {d.get('version')!r}")
-        lo = math.nan if d["min"] is None else d["min"]
-        hi = math.nan if d["max"] is None else d["max"]
-        moments = Moments(d["count"], d["mean"], d["m2"], d["m3"], d["m4"])
-        return cls._assemble(d["kll_k"], d["hll_lg_k"], moments, d["nulls"], d["infinite"],
-                             d["sum"], lo, hi, b64decode(d["kll"], "kll"),
-                             b64decode(d["hll"], "hll"))
+        lo = math.nan if d["min"] is None else float_from_json(d["min"], "min")
+        hi = math.nan if d["max"] is None else float_from_json(d["max"], "max")
+        m = [float_from_json(d[k], k) for k in ("mean", "m2", "m3", "m4")]
+        return cls._assemble(d["kll_k"], d["hll_lg_k"], Moments(int(d["count"]), *m),
+                             (d["nulls"], d["infinite"], d["invalid"]),
+                             float_from_json(d["sum"], "sum"), lo, hi,
+                             b64decode(d["kll"], "kll"), b64decode(d["hll"], "hll"))
 
     @classmethod
-    def _assemble(cls, kll_k: int, lg_k: int, moments: Moments, nulls: int, infinite: int,
+    def _assemble(cls, kll_k: int, lg_k: int, moments: Moments, counts: tuple[int, int, int],
                   total: float, lo: float, hi: float, kll: bytes, hll: bytes) -> NumericSummary:
         s = cls(kll_k, lg_k)
-        s.moments, s.nulls, s.infinite, s.total = moments, nulls, infinite, float(total)
+        s.moments, s.total = moments, float(total)
+        s.nulls, s.infinite, s.invalid = (int(c) for c in counts)
         s.min = None if math.isnan(lo) else float(lo)
         s.max = None if math.isnan(hi) else float(hi)
         s.kll = kll_doubles_sketch.deserialize(bytes(kll))
@@ -464,15 +471,15 @@ def merge(a: NumericSummary, b: NumericSummary) -> NumericSummary:
         a, b = b, a
     if a.count == 0:
         out = NumericSummary.from_bytes(b.to_bytes())
-        out.nulls, out.infinite = a.nulls + b.nulls, a.infinite + b.infinite
-        return out
-    out = NumericSummary(a.kll_k, a.hll_lg_k)
+    else:
+        out = NumericSummary(a.kll_k, a.hll_lg_k)
+        out.total = a.total + b.total
+        out.moments = merge_moments(a.moments, b.moments)
+        out.min = min(a.min, b.min)  # type: ignore[type-var]  # both set when count > 0
+        out.max = max(a.max, b.max)  # type: ignore[type-var]
+        out.kll.merge(a.kll)
+        out.kll.merge(b.kll)
+        out.hll = hll_merge(a.hll, b.hll, a.hll_lg_k)
     out.nulls, out.infinite = a.nulls + b.nulls, a.infinite + b.infinite
-    out.total = a.total + b.total
-    out.moments = merge_moments(a.moments, b.moments)
-    out.min = min(a.min, b.min)  # type: ignore[type-var]  # both set when count > 0
-    out.max = max(a.max, b.max)  # type: ignore[type-var]
-    out.kll.merge(a.kll)
-    out.kll.merge(b.kll)
-    out.hll = hll_merge(a.hll, b.hll, a.hll_lg_k)
+    out.invalid = a.invalid + b.invalid
     return out
