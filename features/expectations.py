@@ -180,6 +180,8 @@ class ValueRange(_Spec):
             inside = (upto - below) * s.count
             two_sided = self.min is not None and self.max is not None
             eps = s.pmf_error if two_sided else s.rank_error
+            if eps == 0.0:  # the sketch holds every value: ranks are exact counts / n
+                inside = float(round(inside))
         slack = eps * s.count
         share = inside / checked if checked else 1.0
         observed = (f"{_percent(share, self.mostly)} in {interval}" if checked
