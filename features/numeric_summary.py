@@ -185,18 +185,23 @@ class NumericSummary:
         >>> s.count, s.nulls, s.invalid
         (1, 1, 1)
         """
-        x = classify(value)
+        # Fast path: a finite float (x - x is NaN for NaN and infinities).
+        x = value if type(value) is float and value - value == 0.0 else classify(value)
         if x is None:
             self.nulls += 1
         elif x is INVALID:
             self.invalid += 1
-        elif math.isinf(x):  # type: ignore[arg-type]
+        elif x - x != 0.0:  # type: ignore[operator]  # infinite
             self.infinite += 1
         else:
             self.total += x  # type: ignore[operator]
             self.moments = add_value(self.moments, x)  # type: ignore[arg-type]
-            self.min = x if self.min is None else min(self.min, x)  # type: ignore[type-var]
-            self.max = x if self.max is None else max(self.max, x)  # type: ignore[type-var]
+            if self.min is None:
+                self.min = self.max = x  # type: ignore[assignment]
+            elif x < self.min:  # type: ignore[operator]
+                self.min = x  # type: ignore[assignment]
+            elif x > self.max:  # type: ignore[operator]
+                self.max = x  # type: ignore[assignment]
             self.kll.update(x)
             self.hll.update(x)
 
