@@ -166,7 +166,7 @@ class ValueRange(_Spec):
     def evaluate(self, summary: NumericSummary) -> ExpectationResult:
         """The share of the summary's numbers in range, with the sketch's error bounds."""
         s, interval = summary, _interval(self.min, self.max)
-        text = f"values in {interval} for >= {100 * self.mostly:g}%"
+        text = f"values in {interval}"
         lo = -math.inf if self.min is None else float(self.min)
         hi = math.inf if self.max is None else float(self.max)
         checked, eps = s.count + s.infinite, 0.0
@@ -221,8 +221,7 @@ class InSet(_Spec):
         """Exact below the summary's cap; bounded past it (module docstring)."""
         s = summary
         shown = ", ".join(repr(a) for a in sorted(self.allowed)[:8])
-        text = f"values in {{{shown}{', ...' if len(self.allowed) > 8 else ''}}} for " \
-               f">= {100 * self.mostly:g}%"
+        text = f"values in {{{shown}{', ...' if len(self.allowed) > 8 else ''}}}"
         outside = sorted(((n, name) for name, n in s.counts.items() if name not in self.allowed),
                          key=lambda t: (-t[0], t[1]))
         known = sum(n for n, _ in outside)
@@ -274,7 +273,7 @@ class NotNull(_Spec):
         observed = (f"{_percent(non_null / checked, self.mostly)} not null ({s.nulls} "
                     f"null{'' if s.nulls == 1 else 's'} of {checked})" if checked
                     else "no values to check")
-        return _result(self, f"not null for >= {100 * self.mostly:g}%", checked, s.nulls,
+        return _result(self, f"not null", checked, s.nulls,
                        s.nulls, s.nulls, observed)
 
 
@@ -299,7 +298,7 @@ class NumericType(_Spec):
         checked = s.count + s.infinite + s.invalid
         observed = (f"{_percent(1 - s.invalid / checked, self.mostly)} numbers ({s.invalid} "
                     f"not a number)" if checked else "no values to check")
-        return _result(self, f"numbers for >= {100 * self.mostly:g}%", checked, s.invalid,
+        return _result(self, f"numbers", checked, s.invalid,
                        s.invalid, s.invalid, observed)
 
 
@@ -333,7 +332,7 @@ class Matches(_Spec):
         return isinstance(value, str) and self.compiled.search(value) is not None
 
     def describe(self) -> str:
-        return f"values match {self.pattern} for >= {100 * self.mostly:g}%"
+        return f"values match {self.pattern}"
 
     def observed_word(self) -> str:
         return f"match {self.pattern}"
@@ -379,7 +378,7 @@ class HasType(_Spec):
         return bool(_TYPE_CHECKS[self.type_name](value))
 
     def describe(self) -> str:
-        return f"values of type {self.type_name} for >= {100 * self.mostly:g}%"
+        return f"values of type {self.type_name}"
 
     def observed_word(self) -> str:
         return self.type_name

@@ -169,3 +169,13 @@ def test_corrupt_input_is_refused_with_a_reason() -> None:
     d["columns"]["x"]["kind"] = "mystery"
     with pytest.raises(ValueError, match="mystery"):
         WindowSummary.from_dict(d)
+
+
+def test_the_summaries_doc_examples_run() -> None:
+    """docs/summaries.md is the public API's documentation: its examples must stay true."""
+    import doctest
+    from pathlib import Path
+
+    doc = Path(__file__).resolve().parent.parent / "docs" / "summaries.md"
+    failures, attempted = doctest.testfile(str(doc), module_relative=False)
+    assert attempted > 30 and failures == 0
