@@ -38,7 +38,6 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -50,6 +49,7 @@ from features.hll import (
 )
 from features.moments import EMPTY, Moments, add_value, merge_moments, moments_of
 from features.numeric_values import INVALID, classify, coerce
+from features.quantile_results import Cdf, Histogram, Quantiles
 from features.summary_codec import b64decode, b64encode, float_from_json, float_to_json
 
 DEFAULT_KLL_K = 200
@@ -58,56 +58,6 @@ DEFAULT_HLL_LG_K = 12
 MAGIC = b"DLNS"
 VERSION = 1
 _HEADER = struct.Struct("<4sBHBQQQQdddddddII")
-
-
-@dataclass(frozen=True)
-class Quantiles:
-    """Values at normalized ranks. With 99% confidence each value's true rank is within
-    `rank_error` of the asked rank, so the true quantile lies in [lower[i], upper[i]] (the
-    values at ranks r -/+ rank_error). All three are equal while the sketch is exact.
-
-    >>> Quantiles((0.5,), (2.0,), (2.0,), (2.0,), 0.0).values
-    (2.0,)
-    """
-
-    ranks: tuple[float, ...]
-    values: tuple[float, ...]
-    lower: tuple[float, ...]
-    upper: tuple[float, ...]
-    rank_error: float
-
-
-@dataclass(frozen=True)
-class Cdf:
-    """Fraction of values <= each point (inclusive); with 99% confidence each true fraction
-    lies in [lower[i], upper[i]] = fraction -/+ `rank_error`, clipped to [0, 1].
-
-    >>> Cdf((1.0,), (0.5,), (0.5,), (0.5,), 0.0).fractions
-    (0.5,)
-    """
-
-    points: tuple[float, ...]
-    fractions: tuple[float, ...]
-    lower: tuple[float, ...]
-    upper: tuple[float, ...]
-    rank_error: float
-
-
-@dataclass(frozen=True)
-class Histogram:
-    """Mass between consecutive edges: buckets (-inf, e0), [e0, e1), ..., [e_last, inf).
-
-    Each fraction is within `rank_error` of the truth (double-sided KLL PMF error, 99%
-    confidence); `counts` are the fractions times the column count, rounded.
-
-    >>> Histogram((0.0,), (0.25, 0.75), (1, 3), 0.0).counts
-    (1, 3)
-    """
-
-    edges: tuple[float, ...]
-    fractions: tuple[float, ...]
-    counts: tuple[int, ...]
-    rank_error: float
 
 
 class NumericSummary:
