@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from functools import reduce
 from typing import Any, Union
 
-import numpy as np
+import numpy as np  # noqa: F401  # the examples use it
 import numpy.typing as npt
 
 from features import categorical_summary, numeric_summary
