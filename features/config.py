@@ -27,6 +27,7 @@ from features.config_values import (
 )
 from features.events import DecodeLimits
 from features.feature_config import FeatureSet, parse_feature_sets
+from features.kafka_settings import KafkaSettings, parse_kafka_settings
 from features.schema import EventSchema, parse_schema
 
 
@@ -50,9 +51,10 @@ class Config:
     schema: EventSchema
     feature_sets: tuple[FeatureSet, ...] = ()
     path: Path | None = None
+    kafka: KafkaSettings = KafkaSettings()
 
 
-_TOP_KEYS = {"source", "schema", "feature_sets"}
+_TOP_KEYS = {"source", "schema", "feature_sets", "kafka"}
 _SOURCE_KEYS = {"topic", "dead_letter_topic", "late_topic", "partitions", "max_event_bytes", "max_future", "lateness"}
 
 
@@ -87,6 +89,7 @@ def parse_config(document: Mapping[str, Any], path: Path | None = None) -> Confi
         schema=schema,
         feature_sets=parse_feature_sets(document.get("feature_sets"), schema, base_dir),
         path=path,
+        kafka=parse_kafka_settings(read_table(document, "kafka", "", required=False)),
     )
 
 
