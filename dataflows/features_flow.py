@@ -198,7 +198,7 @@ def build_features_flow(config: Config, source: FixedPartitionedSource, sink: Si
         raise ConfigError("feature_sets", "at least one [[feature_sets]] entry", None,
                           "add a feature set (see README, Configuration) or run the `ingest` flow.")
     flow = Dataflow("driftline_features")
-    events, dead_letters = ingest(flow, config, source, counters)
+    events, dead_letters = ingest(flow, config, source, counters, "features")
     outputs = feature_stage(events, config, counters, len(source.list_parts()), clock_ms)
     op.output("out", op.merge("all_out", dead_letters, *outputs), sink)
     return flow

@@ -69,17 +69,26 @@ def make_batch_decoder(
     return decode_batch
 
 
-def ingest(flow: Dataflow, config: Config, source: Source, counters: FlowCounters) -> tuple[Stream[Event], Stream[OutMessage]]:
-    """Add the ingestion stage to `flow`: returns (valid events, dead-letter messages)."""
+def ingest(flow: Dataflow, config: Config, source: Source, counters: FlowCounters,
+           flow_name: str) -> tuple[Stream[Event], Stream[OutMessage]]:
+    """Add the ingestion stage to `flow`: returns (valid events, dead-letter messages).
+
+    Every flow counts its rejections, but only the flow named by `config.dead_letter_flow`
+    (and the `ingest` flow, whose whole job they are) writes them: with several flows on one
+    topic, each rejected event is dead-lettered once.
+    """
     raw = op.input("events_in", flow, source)
     decoded = op.flat_map_batch("decode", raw, make_batch_decoder(config, counters))
     split = op.branch("split_rejected", decoded, lambda item: type(item) is Event)
-    return split.trues, split.falses
+    dead_letters = split.falses
+    if flow_name not in ("ingest", config.dead_letter_flow):
+        dead_letters = op.filter("dead_letters_owned_elsewhere", dead_letters, lambda _m: False)
+    return split.trues, dead_letters
 
 
 def build_ingest_flow(config: Config, source: Source, sink: Sink[OutMessage], counters: FlowCounters) -> Dataflow:
     """Ingestion alone (`driftline run ingest`): decode, dead-letter, count valid events."""
     flow = Dataflow("driftline_ingest")
-    _events, dead_letters = ingest(flow, config, source, counters)
+    _events, dead_letters = ingest(flow, config, source, counters, "ingest")
     op.output("out", dead_letters, sink)
     return flow

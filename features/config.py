@@ -53,6 +53,20 @@ class Config:
     path: Path | None = None
     kafka: KafkaSettings = KafkaSettings()
 
+    @property
+    def dead_letter_flow(self) -> str:
+        """The one flow that writes `<topic>.dlq`: every flow decodes the events topic, but
+        a rejected event must be dead-lettered once, not once per flow. The first enabled
+        flow in the order features, drift, model owns it; `ingest` when none is.
+
+        >>> parse_config({"source": {"topic": "rides"},
+        ...     "schema": {"entity": "a", "event_time": "ts", "fields": {"a": "string"}}}).dead_letter_flow
+        'ingest'
+        """
+        if self.feature_sets:
+            return "features"
+        return "ingest"
+
 
 _TOP_KEYS = {"source", "schema", "feature_sets", "kafka"}
 _SOURCE_KEYS = {"topic", "dead_letter_topic", "late_topic", "partitions", "max_event_bytes", "max_future", "lateness"}
