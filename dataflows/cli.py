@@ -22,6 +22,12 @@ def _add_bootstrap(parser: argparse.ArgumentParser, required: bool = True) -> No
                         help="Kafka bootstrap servers, e.g. 127.0.0.1:9092")
 
 
+def _add_kafka_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, default=None,
+                        help="take Kafka client properties (security) from this config's [kafka] table; "
+                             "DRIFTLINE_KAFKA_* variables apply either way")
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="driftline",
@@ -79,6 +85,7 @@ def _build_parser() -> argparse.ArgumentParser:
     produce.add_argument("--partitions", type=int, default=3, help="partitions of topics this command creates")
     produce.add_argument("--output", type=Path, help="write events to this JSONL file instead of Kafka")
     produce.add_argument("--labels-output", type=Path, help="with --output: write labels to this JSONL file")
+    _add_kafka_config(produce)
 
     tail = sub.add_parser("tail", help="print a topic's messages")
     tail.add_argument("topic")
@@ -86,6 +93,7 @@ def _build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--follow", "-f", action="store_true", help="keep waiting for new messages")
     tail.add_argument("--max", type=int, default=None, dest="max_messages", help="stop after N messages")
     tail.add_argument("--compact", action="store_true", help="one line per message")
+    _add_kafka_config(tail)
     return parser
 
 
@@ -106,6 +114,7 @@ def _cmd_broker(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from dataflows.counters import FlowCounters
     from dataflows.flows import FLOWS
+    from dataflows.kafka_clients import admin_client
     from dataflows.kafka_io import KafkaInput, KafkaOutput
     from dataflows.progress import ProgressPrinter
     from dataflows.runner import run_flow, stop_on_sigterm
@@ -114,13 +123,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     execution = _execution(args)
+    admin_client(args.bootstrap, config.kafka)  # a property librdkafka refuses stops here, not inside the flow
     counters = FlowCounters()
-    source = KafkaInput(args.bootstrap, [config.source.topic], stop_at_end=args.stop_at_end, counters=counters)
+    source = KafkaInput(args.bootstrap, [config.source.topic], stop_at_end=args.stop_at_end, counters=counters,
+                        settings=config.kafka)
     if args.metrics_port is not None:
         from dataflows.metrics import serve_metrics
 
         serve_metrics(counters, args.metrics_port)
-    flow = FLOWS[args.flow].build(config, source, KafkaOutput(args.bootstrap), counters)
+    flow = FLOWS[args.flow].build(config, source, KafkaOutput(args.bootstrap, config.kafka), counters)
     with ProgressPrinter(flow_progress(counters)), stop_on_sigterm():
         run_flow(flow, execution)
     print(flow_summary(counters))
@@ -165,9 +176,11 @@ def _cmd_produce(args: argparse.Namespace) -> int:
 
 
 def _cmd_tail(args: argparse.Namespace) -> int:
+    from dataflows.kafka_clients import command_settings
     from dataflows.tail import tail
 
-    tail(args.bootstrap, args.topic, follow=args.follow, max_messages=args.max_messages, compact=args.compact)
+    tail(args.bootstrap, args.topic, follow=args.follow, max_messages=args.max_messages, compact=args.compact,
+         settings=command_settings(args.config))
     return 0
 
 
