@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -53,7 +54,8 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_bootstrap(run)
     run.add_argument("--stop-at-end", action="store_true",
                      help="stop once every input partition reaches the end offset it had at start")
-    run.add_argument("-w", "--workers", type=int, default=1, help="worker threads in this process")
+    run.add_argument("-w", "--workers", type=int, default=None,
+                     help="worker threads in this process (default: $BYTEWAX_WORKERS_PER_PROCESS or 1)")
     run.add_argument("--recovery-dir", type=Path, default=None,
                      help="keep state snapshots here and resume from them (created when new)")
     run.add_argument("--snapshot-interval", default="10s", metavar="DURATION",
@@ -61,9 +63,11 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--metrics-port", type=int, default=None,
                      help="serve Prometheus metrics at http://0.0.0.0:PORT/metrics")
     run.add_argument("-i", "--process-id", type=int, default=None,
-                     help="this process's index in a cluster of processes (with --addresses)")
+                     help="this process's index in a cluster of processes (with --addresses; default from "
+                          "BYTEWAX_PROCESS_ID or BYTEWAX_POD_NAME/BYTEWAX_STATEFULSET_NAME)")
     run.add_argument("-a", "--addresses", default=None, metavar="HOST:PORT;HOST:PORT",
-                     help="every process's address, ';'-separated, the same list and order in each process")
+                     help="every process's address, ';'-separated, the same list and order in each process "
+                          "(default from BYTEWAX_ADDRESSES, BYTEWAX_HOSTFILE_PATH or BYTEWAX_REPLICAS)")
 
     replay = sub.add_parser("replay", help="run the flows over a JSONL file of events, writing <dir>/<topic>.jsonl")
     replay.add_argument("--config", type=Path, required=True)
@@ -139,17 +143,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _execution(args: argparse.Namespace) -> Execution:
+    from dataflows.cluster_env import cluster_position
     from dataflows.runner import Execution
     from features.config_values import ConfigError, parse_duration_ms
 
-    if args.workers < 1:
-        raise ConfigError("--workers", "a positive number of worker threads", args.workers, "pass -w 1 or more.")
-    addresses = tuple(a.strip() for a in args.addresses.split(";") if a.strip()) if args.addresses else None
-    if (addresses is None) != (args.process_id is None):
-        raise ConfigError("--process-id/--addresses", "both or neither", f"{args.process_id!r}/{args.addresses!r}",
+    position = cluster_position(args.workers, args.process_id, args.addresses, os.environ)
+    workers, process_id, addresses = position.workers, position.process_id, position.addresses
+    if workers < 1:
+        raise ConfigError("--workers", "a positive number of worker threads", workers, "pass -w 1 or more.")
+    if (addresses is None) != (process_id is None):
+        raise ConfigError("--process-id/--addresses", "both or neither", f"{process_id!r}/{addresses!r}",
                           "pass --process-id N and --addresses with every process's host:port.")
-    if addresses is not None and not 0 <= args.process_id < len(addresses):
-        raise ConfigError("--process-id", f"an index into the {len(addresses)} addresses", args.process_id,
+    if addresses is not None and not 0 <= process_id < len(addresses):
+        raise ConfigError("--process-id", f"an index into the {len(addresses)} addresses", process_id,
                           "number the processes 0, 1, ... in the order of --addresses.")
     try:
         interval_ms = parse_duration_ms(args.snapshot_interval)
@@ -158,7 +164,7 @@ def _execution(args: argparse.Namespace) -> Execution:
                           str(exc)) from None
     if interval_ms <= 0:
         raise ConfigError("--snapshot-interval", "a positive duration", args.snapshot_interval, "pass e.g. 10s.")
-    return Execution(workers=args.workers, process_id=args.process_id, addresses=addresses,
+    return Execution(workers=workers, process_id=process_id, addresses=addresses,
                      epoch_interval_s=interval_ms / 1000, recovery_dir=args.recovery_dir)
 
 
