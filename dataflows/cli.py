@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 from dataflows.broker import BrokerError
 
 if TYPE_CHECKING:
+    from dataflows.cluster_env import ClusterPosition
     from dataflows.runner import Execution
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "deploy" / "rides.toml"
@@ -65,6 +67,8 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("-i", "--process-id", type=int, default=None,
                      help="this process's index in a cluster of processes (with --addresses; default from "
                           "BYTEWAX_PROCESS_ID or BYTEWAX_POD_NAME/BYTEWAX_STATEFULSET_NAME)")
+    run.add_argument("--log-format", choices=("json", "text"), default=None,
+                     help="log lines as JSON objects or text (default: json unless stderr is a terminal)")
     run.add_argument("-a", "--addresses", default=None, metavar="HOST:PORT;HOST:PORT",
                      help="every process's address, ';'-separated, the same list and order in each process "
                           "(default from BYTEWAX_ADDRESSES, BYTEWAX_HOSTFILE_PATH or BYTEWAX_REPLICAS)")
@@ -120,13 +124,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from dataflows.flows import FLOWS
     from dataflows.kafka_clients import admin_client
     from dataflows.kafka_io import KafkaInput, KafkaOutput
-    from dataflows.progress import ProgressPrinter
+    from dataflows.logs import configure_logging
+    from dataflows.run_log import RunLog
     from dataflows.runner import run_flow, stop_on_sigterm
-    from dataflows.status_lines import flow_progress, flow_summary
     from features.config import load_config
 
+    log_format = configure_logging(args.log_format)
     config = load_config(args.config)
-    execution = _execution(args)
+    position = _cluster(args)
+    execution = _execution(args, position)
     admin_client(args.bootstrap, config.kafka)  # a property librdkafka refuses stops here, not inside the flow
     counters = FlowCounters()
     source = KafkaInput(args.bootstrap, [config.source.topic], stop_at_end=args.stop_at_end, counters=counters,
@@ -136,18 +142,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         serve_metrics(counters, args.metrics_port)
     flow = FLOWS[args.flow].build(config, source, KafkaOutput(args.bootstrap, config.kafka), counters)
-    with ProgressPrinter(flow_progress(counters)), stop_on_sigterm():
+    with RunLog(args.flow, config, args.bootstrap, execution, position.origin, counters, args.metrics_port,
+                log_format), stop_on_sigterm():
         run_flow(flow, execution)
-    print(flow_summary(counters))
     return 0
 
 
-def _execution(args: argparse.Namespace) -> Execution:
+def _cluster(args: argparse.Namespace) -> ClusterPosition:
     from dataflows.cluster_env import cluster_position
+
+    return cluster_position(args.workers, args.process_id, args.addresses, os.environ)
+
+
+def _execution(args: argparse.Namespace, position: ClusterPosition) -> Execution:
     from dataflows.runner import Execution
     from features.config_values import ConfigError, parse_duration_ms
 
-    position = cluster_position(args.workers, args.process_id, args.addresses, os.environ)
     workers, process_id, addresses = position.workers, position.process_id, position.addresses
     if workers < 1:
         raise ConfigError("--workers", "a positive number of worker threads", workers, "pass -w 1 or more.")
@@ -208,15 +218,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _COMMANDS[args.command](args)
     except (ConfigError, BrokerError) as exc:
-        print(f"driftline: {exc}", file=sys.stderr)
+        _report("error", str(exc))
         return 2
     except Terminated:
-        print("driftline: stopped by SIGTERM; a restart with the same --recovery-dir resumes from the last snapshot",
-              file=sys.stderr)
+        _report("terminated", "stopped by SIGTERM; a restart with the same --recovery-dir resumes from the last snapshot")
         return 0
     except KeyboardInterrupt:
-        print("driftline: interrupted", file=sys.stderr)
+        _report("interrupted", "interrupted")
         return 130
+
+
+def _report(event: str, message: str) -> None:
+    """An error or stop: a log record once `run` has set up logging (JSON lines stay JSON), else a line on stderr."""
+    from dataflows.logs import is_configured, log_event
+
+    if is_configured():
+        log_event(logging.getLogger("driftline.cli"), event, message,
+                  level=logging.ERROR if event == "error" else logging.WARNING)
+    else:
+        print(f"driftline: {message}", file=sys.stderr)
 
 
 if __name__ == "__main__":

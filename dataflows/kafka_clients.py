@@ -8,12 +8,13 @@ never reaches a log or a terminal.
 
 >>> from features.kafka_settings import KafkaSettings
 >>> s = KafkaSettings((("security.protocol", "SASL_SSL"), ("linger.ms", "5")))
->>> client_config("k:9092", s, {"linger.ms": 20, "acks": "all"})
+>>> {k: v for k, v in client_config("k:9092", s, {"linger.ms": 20, "acks": "all"}).items() if k != "logger"}
 {'linger.ms': '5', 'acks': 'all', 'security.protocol': 'SASL_SSL', 'bootstrap.servers': 'k:9092'}
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,11 +26,13 @@ from features.config_values import ConfigError
 from features.kafka_settings import KafkaSettings, parse_kafka_settings
 
 Client = TypeVar("Client")
+KAFKA_LOGGER = logging.getLogger("driftline.kafka")
 
 
 def client_config(bootstrap: str, settings: KafkaSettings, defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The properties of one client: `defaults`, overridden by `settings`, and the bootstrap servers."""
-    return {**(defaults or {}), **settings.as_dict(), "bootstrap.servers": bootstrap}
+    """The properties of one client: `defaults`, overridden by `settings`, and the bootstrap
+    servers; librdkafka's log lines go to the `driftline.kafka` logger (JSON logs stay JSON)."""
+    return {"logger": KAFKA_LOGGER, **(defaults or {}), **settings.as_dict(), "bootstrap.servers": bootstrap}
 
 
 def new_client(factory: Callable[[dict[str, Any]], Client], config: dict[str, Any], settings: KafkaSettings) -> Client:

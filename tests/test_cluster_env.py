@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dataflows.cli import _build_parser, _execution
+from dataflows.cli import _build_parser, _cluster, _execution
 from dataflows.cluster_env import cluster_position
 from features.config_values import ConfigError
 
@@ -62,9 +62,11 @@ def test_the_run_command_uses_the_environment(monkeypatch: pytest.MonkeyPatch) -
     args = ["run", "features", "--config", "deploy/rides.toml", "--bootstrap", "k:9092"]
     for name, value in {**POD, "BYTEWAX_REPLICAS": "3", "BYTEWAX_WORKERS_PER_PROCESS": "2"}.items():
         monkeypatch.setenv(name, value)
-    execution = _execution(_build_parser().parse_args(args))
+    parsed = _build_parser().parse_args(args)
+    execution = _execution(parsed, _cluster(parsed))
     assert (execution.workers, execution.process_id, execution.total_workers) == (2, 2, 6)
     assert execution.addresses == ("drift-0.drift:9999", "drift-1.drift:9999", "drift-2.drift:9999")
     monkeypatch.setenv("BYTEWAX_REPLICAS", "2")  # pod drift-2 outside a 2-replica set
     with pytest.raises(ConfigError, match="--process-id"):
-        _execution(_build_parser().parse_args(args))
+        parsed = _build_parser().parse_args(args)
+        _execution(parsed, _cluster(parsed))
