@@ -73,6 +73,16 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="every process's address, ';'-separated, the same list and order in each process "
                           "(default from BYTEWAX_ADDRESSES, BYTEWAX_HOSTFILE_PATH or BYTEWAX_REPLICAS)")
 
+    topics = sub.add_parser("topics", help="create the topics the flows read and write (existing ones are kept)")
+    topics.add_argument("--config", type=Path, required=True)
+    _add_bootstrap(topics)
+    topics.add_argument("--flow", action="append", choices=sorted(FLOWS), default=None,
+                        help="flows whose topics to create (default: every flow the config enables)")
+    topics.add_argument("--topic", action="append", default=[], metavar="NAME",
+                        help="one more topic to create, e.g. rides.labels (repeatable)")
+    topics.add_argument("--partitions", type=int, default=None, help="default: the config's source.partitions")
+    topics.add_argument("--replication-factor", type=int, default=1)
+
     replay = sub.add_parser("replay", help="run the flows over a JSONL file of events, writing <dir>/<topic>.jsonl")
     replay.add_argument("--config", type=Path, required=True)
     replay.add_argument("--input", type=Path, required=True, help="JSONL file of events, one per line")
@@ -178,6 +188,19 @@ def _execution(args: argparse.Namespace, position: ClusterPosition) -> Execution
                      epoch_interval_s=interval_ms / 1000, recovery_dir=args.recovery_dir)
 
 
+def _cmd_topics(args: argparse.Namespace) -> int:
+    from dataflows.broker import create_topics
+    from dataflows.flows import default_flows, topics_for
+    from features.config import load_config
+
+    config = load_config(args.config)
+    names = list(dict.fromkeys((*topics_for(config, args.flow or default_flows(config)), *args.topic)))
+    create_topics(args.bootstrap, names, partitions=args.partitions or config.source.partitions,
+                  settings=config.kafka, replication_factor=args.replication_factor)
+    print(f"driftline: topics ready at {args.bootstrap}: {', '.join(names)}")
+    return 0
+
+
 def _cmd_replay(args: argparse.Namespace) -> int:
     from dataflows.replay import replay
 
@@ -207,6 +230,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {"broker": _cmd_broker, "run": _cmd_run, "replay": _cmd_replay, "produce": _cmd_produce, "tail": _cmd_tail, "demo": _cmd_demo}
+
+_COMMANDS["topics"] = _cmd_topics
 
 
 def main(argv: Sequence[str] | None = None) -> int:
