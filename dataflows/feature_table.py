@@ -164,8 +164,16 @@ class FeatureTable:
     def wait_until_caught_up(self, timeout_s: float) -> bool:
         """Block until every partition is read up to the end offset it had when this was
         called; True when it is, False when `timeout_s` passed first."""
-        targets = self._reader.end_offsets(timeout_s)
         deadline = time.monotonic() + timeout_s
+        targets = self._reader.end_offsets(timeout_s)
+        if not self._wait_for(targets, deadline):
+            return False
+        # Reading up to the queried ends also refreshed the ends fetch responses carry: the
+        # true ends where the broker's answer to the query lags (see TopicReader.end_offsets).
+        fetched = self._reader.fetched_end_offsets()
+        return self._wait_for({p: max(t, fetched.get(p, 0)) for p, t in targets.items()}, deadline)
+
+    def _wait_for(self, targets: dict[int, int], deadline: float) -> bool:
         with self._progress:
             while not self._reader.reached(targets):
                 self._raise_if_failed()

@@ -117,4 +117,4 @@ class RunLog:
             log_event(LOGGER, "run_end", message + "\n" + flow_summary(self._counters))
         else:
             log_event(LOGGER, "run_end", message, outcome=outcome, flow=self._start["flow"],
-                      **end_fields(self._counters))
+                      process_id=self._start["process_id"], **end_fields(self._counters))

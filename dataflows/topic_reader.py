@@ -40,6 +40,8 @@ class TopicReader:
         self._consumer.assign([TopicPartition(topic, p, start) for p, start in starts.items()])
         # partition -> next offset to read, once known
         self._next: dict[int, int] = {} if from_beginning else dict(starts)
+        # partition -> end offset carried by the latest fetch response (see `end_offsets`)
+        self._fetched_end: dict[int, int] = {}
 
     def read(self, max_messages: int = 500, timeout_s: float = 0.2) -> list[Message]:
         """The next messages (possibly none within `timeout_s`); raises on a broker error."""
@@ -52,6 +54,10 @@ class TopicReader:
                 raise RuntimeError(f"error reading {self.topic}: {self._settings.redact(str(error))}")
             self._next[message.partition()] = message.offset() + 1
             out.append(message)
+        for p in self.partitions:
+            high = self._consumer.get_watermark_offsets(TopicPartition(self.topic, p), cached=True)[1]
+            if high >= 0:
+                self._fetched_end[p] = high
         return out
 
     def _watermarks(self, timeout_s: float) -> dict[int, tuple[int, int]]:
@@ -63,8 +69,16 @@ class TopicReader:
         return {p: high for p, (_low, high) in self._watermarks(timeout_s).items()}
 
     def end_offsets(self, timeout_s: float = 10.0) -> dict[int, int]:
-        """Each partition's end offset now (0 where the partition holds nothing); any thread."""
+        """Each partition's end offset now (0 where the partition holds nothing); any thread.
+
+        Some brokers (Tansu 0.6) answer this query with the start of the last record batch
+        rather than the end; `fetched_end_offsets` has the true end as of the latest fetch.
+        """
         return {p: high if high > low else 0 for p, (low, high) in self._watermarks(timeout_s).items()}
+
+    def fetched_end_offsets(self) -> dict[int, int]:
+        """Each partition's end offset as the latest fetch response gave it; any thread."""
+        return dict(self._fetched_end)
 
     def reached(self, targets: Mapping[int, int]) -> bool:
         """True once every partition has been read up to its target offset; any thread."""
