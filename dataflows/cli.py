@@ -251,15 +251,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _report("interrupted", "interrupted")
         return 130
+    except Exception as exc:
+        from dataflows.logs import is_configured
+
+        if not is_configured():
+            raise
+        _report("crashed", f"{type(exc).__name__}: {exc}", exc)  # the traceback as a field of one JSON line
+        return 1
 
 
-def _report(event: str, message: str) -> None:
+def _report(event: str, message: str, exc: BaseException | None = None) -> None:
     """An error or stop: a log record once `run` has set up logging (JSON lines stay JSON), else a line on stderr."""
     from dataflows.logs import is_configured, log_event
 
     if is_configured():
         log_event(logging.getLogger("driftline.cli"), event, message,
-                  level=logging.ERROR if event == "error" else logging.WARNING)
+                  level=logging.WARNING if event in ("terminated", "interrupted") else logging.ERROR, exc=exc)
     else:
         print(f"driftline: {message}", file=sys.stderr)
 

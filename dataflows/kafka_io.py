@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from dataflows.counters import FlowCounters
 from dataflows.kafka_clients import admin_client, client_config, new_client
@@ -46,9 +46,15 @@ class OutMessage(NamedTuple):
 
 def list_partitions(bootstrap: str, topic: str, timeout_s: float = 10.0,
                     settings: KafkaSettings = KafkaSettings()) -> list[int]:
-    """Partition ids of `topic`; raises RuntimeError naming the topic when it does not exist."""
+    """Partition ids of `topic`; raises RuntimeError naming the topic when it does not exist
+    or Kafka does not answer."""
     admin = admin_client(bootstrap, settings)
-    meta = admin.list_topics(topic, timeout=timeout_s).topics.get(topic)
+    try:
+        meta = admin.list_topics(topic, timeout=timeout_s).topics.get(topic)
+    except KafkaException as exc:
+        raise RuntimeError(f"cannot reach Kafka at {bootstrap} to read topic {topic!r}: "
+                           f"{settings.redact(exc.args[0].str() if exc.args else str(exc))}. Check --bootstrap, "
+                           "that the brokers run, and the Kafka security properties.") from None
     if meta is None or meta.error is not None or not meta.partitions:
         reason = meta.error.str() if meta is not None and meta.error is not None else "it does not exist"
         raise RuntimeError(

@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
@@ -97,14 +96,17 @@ def is_configured() -> bool:
     return bool(logging.getLogger("driftline").handlers)
 
 
-def log_event(logger: logging.Logger, event: str, message: str, level: int = logging.INFO, **fields: Any) -> None:
-    """Log `message` with a stable `event` name and structured fields."""
-    logger.log(level, message, extra={"event": event, "fields": fields})
+def log_event(logger: logging.Logger, event: str, message: str, level: int = logging.INFO,
+              exc: BaseException | None = None, **fields: Any) -> None:
+    """Log `message` with a stable `event` name and structured fields (and `exc`'s traceback)."""
+    exc_info = (type(exc), exc, exc.__traceback__) if exc is not None else None
+    logger.log(level, message, exc_info=exc_info, extra={"event": event, "fields": fields})
 
 
 class Ticker:
     """Calls `tick()` every `interval_s` from a background thread while the block runs.
 
+    >>> import time
     >>> calls = []
     >>> with Ticker(lambda: calls.append(1), interval_s=0.01):
     ...     time.sleep(0.05)

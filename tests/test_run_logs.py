@@ -108,3 +108,17 @@ def test_a_run_writes_only_json_lines_to_a_pipe(broker: RunningBroker, topic_pre
     assert start["output_topics"][2:] == [fs.topic for fs in config.feature_sets]
     assert end["event"] == "run_end" and end["counters"]["events_in"] == 4_000
     assert end["counters"]["late"] == len(consume_json(broker.bootstrap, config.source.late_topic))
+
+
+def test_an_unreachable_broker_ends_the_run_with_one_json_error_line(tmp_path: Path) -> None:
+    from dataflows.broker import free_port
+
+    path = tmp_path / "config.toml"
+    path.write_text(to_toml(make_config("gone-")))
+    done = subprocess.run([sys.executable, "-m", "dataflows.cli", "run", "features", "--config", str(path),
+                           "--bootstrap", f"127.0.0.1:{free_port()}", "--stop-at-end"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 1
+    records = [orjson.loads(line) for line in done.stderr.splitlines()]  # still only JSON lines
+    assert records[-1]["event"] == "crashed" and records[-1]["level"] == "error"
+    assert "cannot reach Kafka" in records[-1]["message"] and "Traceback" in records[-1]["error"]
