@@ -24,6 +24,9 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from dataflows.kafka_clients import admin_client
+from features.kafka_settings import KafkaSettings
+
 BINARY_ENV = "DRIFTLINE_TANSU_BIN"
 
 _INSTALL_HINT = (
@@ -173,15 +176,18 @@ def _stop(process: subprocess.Popen, grace_s: float = 5.0) -> None:
 
 
 def create_topics(
-    bootstrap: str, topics: Sequence[str], partitions: int = 1, timeout_s: float = 30.0
+    bootstrap: str, topics: Sequence[str], partitions: int = 1, timeout_s: float = 30.0,
+    settings: KafkaSettings = KafkaSettings(), replication_factor: int = 1,
 ) -> None:
     """Create topics that do not exist yet; existing topics are left as they are.
+    `settings` are the Kafka client properties (security) of the config or environment.
 
     >>> create_topics("127.0.0.1:9092", ["rides"], partitions=3)   # doctest: +SKIP
     """
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = admin_client(bootstrap, settings)
     existing = set(admin.list_topics(timeout=timeout_s).topics)
-    wanted = [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in topics if t not in existing]
+    wanted = [NewTopic(t, num_partitions=partitions, replication_factor=replication_factor)
+              for t in topics if t not in existing]
     if not wanted:
         return
     for topic, future in admin.create_topics(wanted, operation_timeout=timeout_s).items():

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -12,6 +14,7 @@ from pathlib import Path
 from dataflows.broker import BrokerError
 
 if TYPE_CHECKING:
+    from dataflows.cluster_env import ClusterPosition
     from dataflows.runner import Execution
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "deploy" / "rides.toml"
@@ -20,6 +23,12 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "deploy" / "rides.toml
 def _add_bootstrap(parser: argparse.ArgumentParser, required: bool = True) -> None:
     parser.add_argument("--bootstrap", required=required, metavar="HOST:PORT",
                         help="Kafka bootstrap servers, e.g. 127.0.0.1:9092")
+
+
+def _add_kafka_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, default=None,
+                        help="take Kafka client properties (security) from this config's [kafka] table; "
+                             "DRIFTLINE_KAFKA_* variables apply either way")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -47,7 +56,8 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_bootstrap(run)
     run.add_argument("--stop-at-end", action="store_true",
                      help="stop once every input partition reaches the end offset it had at start")
-    run.add_argument("-w", "--workers", type=int, default=1, help="worker threads in this process")
+    run.add_argument("-w", "--workers", type=int, default=None,
+                     help="worker threads in this process (default: $BYTEWAX_WORKERS_PER_PROCESS or 1)")
     run.add_argument("--recovery-dir", type=Path, default=None,
                      help="keep state snapshots here and resume from them (created when new)")
     run.add_argument("--snapshot-interval", default="10s", metavar="DURATION",
@@ -55,9 +65,23 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--metrics-port", type=int, default=None,
                      help="serve Prometheus metrics at http://0.0.0.0:PORT/metrics")
     run.add_argument("-i", "--process-id", type=int, default=None,
-                     help="this process's index in a cluster of processes (with --addresses)")
+                     help="this process's index in a cluster of processes (with --addresses; default from "
+                          "BYTEWAX_PROCESS_ID or BYTEWAX_POD_NAME/BYTEWAX_STATEFULSET_NAME)")
+    run.add_argument("--log-format", choices=("json", "text"), default=None,
+                     help="log lines as JSON objects or text (default: json unless stderr is a terminal)")
     run.add_argument("-a", "--addresses", default=None, metavar="HOST:PORT;HOST:PORT",
-                     help="every process's address, ';'-separated, the same list and order in each process")
+                     help="every process's address, ';'-separated, the same list and order in each process "
+                          "(default from BYTEWAX_ADDRESSES, BYTEWAX_HOSTFILE_PATH or BYTEWAX_REPLICAS)")
+
+    topics = sub.add_parser("topics", help="create the topics the flows read and write (existing ones are kept)")
+    topics.add_argument("--config", type=Path, required=True)
+    _add_bootstrap(topics)
+    topics.add_argument("--flow", action="append", choices=sorted(FLOWS), default=None,
+                        help="flows whose topics to create (default: every flow the config enables)")
+    topics.add_argument("--topic", action="append", default=[], metavar="NAME",
+                        help="one more topic to create, e.g. rides.labels (repeatable)")
+    topics.add_argument("--partitions", type=int, default=None, help="default: the config's source.partitions")
+    topics.add_argument("--replication-factor", type=int, default=1)
 
     replay = sub.add_parser("replay", help="run the flows over a JSONL file of events, writing <dir>/<topic>.jsonl")
     replay.add_argument("--config", type=Path, required=True)
@@ -79,6 +103,7 @@ def _build_parser() -> argparse.ArgumentParser:
     produce.add_argument("--partitions", type=int, default=3, help="partitions of topics this command creates")
     produce.add_argument("--output", type=Path, help="write events to this JSONL file instead of Kafka")
     produce.add_argument("--labels-output", type=Path, help="with --output: write labels to this JSONL file")
+    _add_kafka_config(produce)
 
     tail = sub.add_parser("tail", help="print a topic's messages")
     tail.add_argument("topic")
@@ -86,6 +111,7 @@ def _build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--follow", "-f", action="store_true", help="keep waiting for new messages")
     tail.add_argument("--max", type=int, default=None, dest="max_messages", help="stop after N messages")
     tail.add_argument("--compact", action="store_true", help="one line per message")
+    _add_kafka_config(tail)
     return parser
 
 
@@ -106,39 +132,50 @@ def _cmd_broker(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from dataflows.counters import FlowCounters
     from dataflows.flows import FLOWS
+    from dataflows.kafka_clients import admin_client
     from dataflows.kafka_io import KafkaInput, KafkaOutput
-    from dataflows.progress import ProgressPrinter
+    from dataflows.logs import configure_logging
+    from dataflows.run_log import RunLog
     from dataflows.runner import run_flow, stop_on_sigterm
-    from dataflows.status_lines import flow_progress, flow_summary
     from features.config import load_config
 
+    log_format = configure_logging(args.log_format)
     config = load_config(args.config)
-    execution = _execution(args)
+    position = _cluster(args)
+    execution = _execution(args, position)
+    admin_client(args.bootstrap, config.kafka)  # a property librdkafka refuses stops here, not inside the flow
     counters = FlowCounters()
-    source = KafkaInput(args.bootstrap, [config.source.topic], stop_at_end=args.stop_at_end, counters=counters)
+    source = KafkaInput(args.bootstrap, [config.source.topic], stop_at_end=args.stop_at_end, counters=counters,
+                        settings=config.kafka)
     if args.metrics_port is not None:
         from dataflows.metrics import serve_metrics
 
         serve_metrics(counters, args.metrics_port)
-    flow = FLOWS[args.flow].build(config, source, KafkaOutput(args.bootstrap), counters)
-    with ProgressPrinter(flow_progress(counters)), stop_on_sigterm():
+    flow = FLOWS[args.flow].build(config, source, KafkaOutput(args.bootstrap, config.kafka), counters)
+    with RunLog(args.flow, config, args.bootstrap, execution, position.origin, counters, args.metrics_port,
+                log_format), stop_on_sigterm():
         run_flow(flow, execution)
-    print(flow_summary(counters))
     return 0
 
 
-def _execution(args: argparse.Namespace) -> Execution:
+def _cluster(args: argparse.Namespace) -> ClusterPosition:
+    from dataflows.cluster_env import cluster_position
+
+    return cluster_position(args.workers, args.process_id, args.addresses, os.environ)
+
+
+def _execution(args: argparse.Namespace, position: ClusterPosition) -> Execution:
     from dataflows.runner import Execution
     from features.config_values import ConfigError, parse_duration_ms
 
-    if args.workers < 1:
-        raise ConfigError("--workers", "a positive number of worker threads", args.workers, "pass -w 1 or more.")
-    addresses = tuple(a.strip() for a in args.addresses.split(";") if a.strip()) if args.addresses else None
-    if (addresses is None) != (args.process_id is None):
-        raise ConfigError("--process-id/--addresses", "both or neither", f"{args.process_id!r}/{args.addresses!r}",
+    workers, process_id, addresses = position.workers, position.process_id, position.addresses
+    if workers < 1:
+        raise ConfigError("--workers", "a positive number of worker threads", workers, "pass -w 1 or more.")
+    if (addresses is None) != (process_id is None):
+        raise ConfigError("--process-id/--addresses", "both or neither", f"{process_id!r}/{addresses!r}",
                           "pass --process-id N and --addresses with every process's host:port.")
-    if addresses is not None and not 0 <= args.process_id < len(addresses):
-        raise ConfigError("--process-id", f"an index into the {len(addresses)} addresses", args.process_id,
+    if addresses is not None and not 0 <= process_id < len(addresses):
+        raise ConfigError("--process-id", f"an index into the {len(addresses)} addresses", process_id,
                           "number the processes 0, 1, ... in the order of --addresses.")
     try:
         interval_ms = parse_duration_ms(args.snapshot_interval)
@@ -147,8 +184,21 @@ def _execution(args: argparse.Namespace) -> Execution:
                           str(exc)) from None
     if interval_ms <= 0:
         raise ConfigError("--snapshot-interval", "a positive duration", args.snapshot_interval, "pass e.g. 10s.")
-    return Execution(workers=args.workers, process_id=args.process_id, addresses=addresses,
+    return Execution(workers=workers, process_id=process_id, addresses=addresses,
                      epoch_interval_s=interval_ms / 1000, recovery_dir=args.recovery_dir)
+
+
+def _cmd_topics(args: argparse.Namespace) -> int:
+    from dataflows.broker import create_topics
+    from dataflows.flows import default_flows, topics_for
+    from features.config import load_config
+
+    config = load_config(args.config)
+    names = list(dict.fromkeys((*topics_for(config, args.flow or default_flows(config)), *args.topic)))
+    create_topics(args.bootstrap, names, partitions=args.partitions or config.source.partitions,
+                  settings=config.kafka, replication_factor=args.replication_factor)
+    print(f"driftline: topics ready at {args.bootstrap}: {', '.join(names)}")
+    return 0
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
@@ -165,9 +215,11 @@ def _cmd_produce(args: argparse.Namespace) -> int:
 
 
 def _cmd_tail(args: argparse.Namespace) -> int:
+    from dataflows.kafka_clients import command_settings
     from dataflows.tail import tail
 
-    tail(args.bootstrap, args.topic, follow=args.follow, max_messages=args.max_messages, compact=args.compact)
+    tail(args.bootstrap, args.topic, follow=args.follow, max_messages=args.max_messages, compact=args.compact,
+         settings=command_settings(args.config))
     return 0
 
 
@@ -179,6 +231,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 _COMMANDS = {"broker": _cmd_broker, "run": _cmd_run, "replay": _cmd_replay, "produce": _cmd_produce, "tail": _cmd_tail, "demo": _cmd_demo}
 
+_COMMANDS["topics"] = _cmd_topics
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `driftline` console script."""
@@ -189,15 +243,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _COMMANDS[args.command](args)
     except (ConfigError, BrokerError) as exc:
-        print(f"driftline: {exc}", file=sys.stderr)
+        _report("error", str(exc))
         return 2
     except Terminated:
-        print("driftline: stopped by SIGTERM; a restart with the same --recovery-dir resumes from the last snapshot",
-              file=sys.stderr)
+        _report("terminated", "stopped by SIGTERM; a restart with the same --recovery-dir resumes from the last snapshot")
         return 0
     except KeyboardInterrupt:
-        print("driftline: interrupted", file=sys.stderr)
+        _report("interrupted", "interrupted")
         return 130
+    except Exception as exc:
+        from dataflows.logs import is_configured
+
+        if not is_configured():
+            raise
+        _report("crashed", f"{type(exc).__name__}: {exc}", exc)  # the traceback as a field of one JSON line
+        return 1
+
+
+def _report(event: str, message: str, exc: BaseException | None = None) -> None:
+    """An error or stop: a log record once `run` has set up logging (JSON lines stay JSON), else a line on stderr."""
+    from dataflows.logs import is_configured, log_event
+
+    if is_configured():
+        log_event(logging.getLogger("driftline.cli"), event, message,
+                  level=logging.WARNING if event in ("terminated", "interrupted") else logging.ERROR, exc=exc)
+    else:
+        print(f"driftline: {message}", file=sys.stderr)
 
 
 if __name__ == "__main__":

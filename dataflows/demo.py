@@ -67,17 +67,18 @@ def run_demo(args: argparse.Namespace) -> int:
     out_dir: Path = args.output_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     with _broker(args.bootstrap) as bootstrap:
-        create_topics(bootstrap, (*topics_for(config, flows), labels_topic), partitions=config.source.partitions)
+        create_topics(bootstrap, (*topics_for(config, flows), labels_topic), partitions=config.source.partitions,
+                      settings=config.kafka)
         print(f"writing {spec.events:,} ride events (1% malformed, with planted drift) to {config.source.topic!r}",
               file=sys.stderr)
         stats = produce_to_kafka(spec, bootstrap, config.source.topic, labels_topic, rate=None,
-                                 progress=_produce_progress)
+                                 progress=_produce_progress, settings=config.kafka)
         print(file=sys.stderr)
         counters = FlowCounters()
         for name in flows:
             print(f"running flow {name!r}: {FLOWS[name].summary}", file=sys.stderr)
-            source = KafkaInput(bootstrap, [config.source.topic], stop_at_end=True)
-            flow = FLOWS[name].build(config, source, KafkaOutput(bootstrap), counters)
+            source = KafkaInput(bootstrap, [config.source.topic], stop_at_end=True, settings=config.kafka)
+            flow = FLOWS[name].build(config, source, KafkaOutput(bootstrap, config.kafka), counters)
             with ProgressPrinter(flow_progress(counters)):
                 run_flow(flow)
         summary = flow_summary(counters)

@@ -18,10 +18,11 @@ from typing import NamedTuple
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from dataflows.counters import FlowCounters
+from dataflows.kafka_clients import admin_client, client_config, new_client
+from features.kafka_settings import KafkaSettings
 
 
 class RawMessage(NamedTuple):
@@ -43,10 +44,17 @@ class OutMessage(NamedTuple):
     value: bytes
 
 
-def list_partitions(bootstrap: str, topic: str, timeout_s: float = 10.0) -> list[int]:
-    """Partition ids of `topic`; raises RuntimeError naming the topic when it does not exist."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    meta = admin.list_topics(topic, timeout=timeout_s).topics.get(topic)
+def list_partitions(bootstrap: str, topic: str, timeout_s: float = 10.0,
+                    settings: KafkaSettings = KafkaSettings()) -> list[int]:
+    """Partition ids of `topic`; raises RuntimeError naming the topic when it does not exist
+    or Kafka does not answer."""
+    admin = admin_client(bootstrap, settings)
+    try:
+        meta = admin.list_topics(topic, timeout=timeout_s).topics.get(topic)
+    except KafkaException as exc:
+        raise RuntimeError(f"cannot reach Kafka at {bootstrap} to read topic {topic!r}: "
+                           f"{settings.redact(exc.args[0].str() if exc.args else str(exc))}. Check --bootstrap, "
+                           "that the brokers run, and the Kafka security properties.") from None
     if meta is None or meta.error is not None or not meta.partitions:
         reason = meta.error.str() if meta is not None and meta.error is not None else "it does not exist"
         raise RuntimeError(
@@ -116,28 +124,37 @@ class KafkaInput(FixedPartitionedSource[RawMessage, int]):
 
     def __init__(self, bootstrap: str, topics: Sequence[str], stop_at_end: bool = False,
                  batch_size: int = 2000, extra_config: dict[str, str] | None = None,
-                 counters: FlowCounters | None = None) -> None:
+                 counters: FlowCounters | None = None, settings: KafkaSettings = KafkaSettings()) -> None:
         self._bootstrap = bootstrap
         self._topics = tuple(topics)
         self._stop_at_end = stop_at_end
         self._batch_size = batch_size
         self._extra = dict(extra_config or {})
         self._counters = counters  # when given: consumer lag per partition, for the metrics endpoint
+        self._settings = settings
 
-    def list_parts(self) -> list[str]:
-        return [f"{p}-{topic}" for topic in self._topics for p in list_partitions(self._bootstrap, topic)]
+    @property
+    def client_config(self) -> dict[str, object]:
+        """The properties of each partition's consumer: driftline's, the settings, `extra_config`.
 
-    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _PartitionReader:
-        index, topic = for_part.split("-", 1)
-        partition = int(index)
-        consumer = Consumer({
-            "bootstrap.servers": self._bootstrap,
+        >>> KafkaInput("k:9092", ["rides"], settings=KafkaSettings((("client.id", "svc"),))).client_config["client.id"]
+        'svc'
+        """
+        return {**client_config(self._bootstrap, self._settings, {
             "group.id": "driftline-unused",  # partitions are assigned, never subscribed
             "enable.auto.commit": "false",
             "enable.partition.eof": "true",
             "fetch.wait.max.ms": "50",
-            **self._extra,
-        })
+        }), **self._extra}
+
+    def list_parts(self) -> list[str]:
+        return [f"{p}-{topic}" for topic in self._topics
+                for p in list_partitions(self._bootstrap, topic, settings=self._settings)]
+
+    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _PartitionReader:
+        index, topic = for_part.split("-", 1)
+        partition = int(index)
+        consumer = new_client(Consumer, self.client_config, self._settings)
         start = OFFSET_BEGINNING if resume_state is None else resume_state
         end = None
         if self._stop_at_end:
@@ -150,15 +167,21 @@ class KafkaInput(FixedPartitionedSource[RawMessage, int]):
         return _PartitionReader(consumer, topic, partition, next_offset, end, self._batch_size, self._counters)
 
 
-def producer_config(bootstrap: str) -> dict[str, str | int]:
-    """Producer settings shared by every sink: batched, idempotent, acknowledged by all replicas."""
-    return {
-        "bootstrap.servers": bootstrap,
+def producer_config(bootstrap: str, settings: KafkaSettings = KafkaSettings(),
+                    tuning: dict[str, object] | None = None) -> dict[str, object]:
+    """Producer properties shared by every sink: batched, idempotent, acknowledged by all
+    replicas; `tuning` changes driftline's defaults, `settings` (the user's) win over both.
+
+    >>> producer_config("k:9092", KafkaSettings((("acks", "1"),)), {"linger.ms": 50})["acks"]
+    '1'
+    """
+    return client_config(bootstrap, settings, {
         "linger.ms": 20,
         "batch.num.messages": 10000,
         "enable.idempotence": "true",
         "acks": "all",
-    }
+        **(tuning or {}),
+    })
 
 
 class _OutputPartition(StatelessSinkPartition[OutMessage]):
@@ -192,8 +215,18 @@ class _OutputPartition(StatelessSinkPartition[OutMessage]):
 class KafkaOutput(DynamicSink[OutMessage]):
     """Writes `OutMessage`s to their topics; each worker has its own producer."""
 
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: str, settings: KafkaSettings = KafkaSettings()) -> None:
         self._bootstrap = bootstrap
+        self._settings = settings
+
+    @property
+    def client_config(self) -> dict[str, object]:
+        """The properties of each worker's producer.
+
+        >>> KafkaOutput("k:9092", KafkaSettings((("client.id", "svc"),))).client_config["client.id"]
+        'svc'
+        """
+        return producer_config(self._bootstrap, self._settings)
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _OutputPartition:
-        return _OutputPartition(Producer(producer_config(self._bootstrap)))
+        return _OutputPartition(new_client(Producer, self.client_config, self._settings))

@@ -21,7 +21,9 @@ from pathlib import Path
 from confluent_kafka import KafkaError, Producer
 
 from dataflows.generator import REJECTION_KINDS, Row, StreamSpec, generate_batches
+from dataflows.kafka_clients import new_client
 from dataflows.kafka_io import producer_config
+from features.kafka_settings import KafkaSettings
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,7 @@ def write_jsonl(spec: StreamSpec, events_path: Path | str, labels_path: Path | s
     return tally.stats()
 
 
-def kafka_producer_config(bootstrap: str) -> dict[str, object]:
+def kafka_producer_config(bootstrap: str, settings: KafkaSettings = KafkaSettings()) -> dict[str, object]:
     """The sinks' producer settings (idempotent, acks=all), tuned for a bulk load: larger
     batches and queue, and delivery reports only for failures, so no Python callback runs
     per message.
@@ -120,13 +122,12 @@ def kafka_producer_config(bootstrap: str) -> dict[str, object]:
     >>> kafka_producer_config("127.0.0.1:9092")["delivery.report.only.error"]
     True
     """
-    return {
-        **producer_config(bootstrap),
+    return producer_config(bootstrap, settings, {
         "linger.ms": 50,
         "queue.buffering.max.messages": 1_000_000,
         "queue.buffering.max.kbytes": 512 * 1024,
         "delivery.report.only.error": True,
-    }
+    })
 
 
 class _Failures:
@@ -177,7 +178,7 @@ class _Pacer:
 
 def produce_to_kafka(spec: StreamSpec, bootstrap: str, topic: str, labels_topic: str | None,
                      rate: float | None = None, progress: Progress | None = None,
-                     flush_timeout_s: float = 120.0) -> ProduceStats:
+                     flush_timeout_s: float = 120.0, settings: KafkaSettings = KafkaSettings()) -> ProduceStats:
     """Write the events to `topic` (keyed by area) and the labels to `labels_topic` (keyed by
     ride id; None: skip them), in the generator's order, and wait until the broker has them.
 
@@ -191,8 +192,8 @@ def produce_to_kafka(spec: StreamSpec, bootstrap: str, topic: str, labels_topic:
     if rate is not None and not rate > 0:
         raise ValueError(f"rate must be a positive number of events per second, found {rate!r}")
     failures = _Failures()
-    producer = Producer({**kafka_producer_config(bootstrap), "on_delivery": failures.on_delivery,
-                         "error_cb": failures.on_error})
+    producer = new_client(Producer, {**kafka_producer_config(bootstrap, settings), "on_delivery": failures.on_delivery,
+                                     "error_cb": failures.on_error}, settings)
     tally = _Tally(progress)
     pacer = _Pacer(rate, producer, tally) if rate is not None else None
     produce = producer.produce

@@ -116,8 +116,11 @@ def produce_command(args: argparse.Namespace) -> int:
 
 def _to_kafka(args: argparse.Namespace, spec: StreamSpec, progress: ProgressLine) -> tuple[ProduceStats, str]:
     from dataflows.broker import create_topics
+    from dataflows.kafka_clients import command_settings
 
+    settings = command_settings(args.config)
     labels_topic = args.labels_topic or f"{args.topic}.labels"
-    create_topics(args.bootstrap, [args.topic, labels_topic], partitions=args.partitions)
-    stats = produce_to_kafka(spec, args.bootstrap, args.topic, labels_topic, rate=args.rate, progress=progress)
+    create_topics(args.bootstrap, [args.topic, labels_topic], partitions=args.partitions, settings=settings)
+    stats = produce_to_kafka(spec, args.bootstrap, args.topic, labels_topic, rate=args.rate, progress=progress,
+                             settings=settings)
     return stats, f"{args.topic!r} and {labels_topic!r} at {args.bootstrap}"

@@ -9,7 +9,9 @@ from typing import TextIO
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, TopicPartition
 
+from dataflows.kafka_clients import client_config, new_client
 from dataflows.kafka_io import list_partitions
+from features.kafka_settings import KafkaSettings
 
 
 def format_message(key: bytes | None, value: bytes | None, partition: int, offset: int, compact: bool) -> str:
@@ -29,19 +31,25 @@ def format_message(key: bytes | None, value: bytes | None, partition: int, offse
     return f"{header} {body}" if compact else f"{header}\n{body}"
 
 
+def tail_consumer_config(bootstrap: str, settings: KafkaSettings) -> dict[str, object]:
+    """The properties of `tail`'s consumer (partitions assigned, nothing committed).
+
+    >>> tail_consumer_config("k:9092", KafkaSettings((("client.id", "me"),)))["client.id"]
+    'me'
+    """
+    return client_config(bootstrap, settings, {"group.id": "driftline-tail", "enable.auto.commit": "false",
+                                               "enable.partition.eof": "true"})
+
+
 def tail(bootstrap: str, topic: str, from_beginning: bool = True, follow: bool = False,
-         max_messages: int | None = None, compact: bool = False, out: TextIO = sys.stdout) -> int:
+         max_messages: int | None = None, compact: bool = False, out: TextIO = sys.stdout,
+         settings: KafkaSettings = KafkaSettings()) -> int:
     """Print a topic's messages; returns how many were printed.
 
     Without `follow` it stops at the end of every partition; with it, it waits for more.
     """
-    partitions = list_partitions(bootstrap, topic)
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap,
-        "group.id": "driftline-tail",
-        "enable.auto.commit": "false",
-        "enable.partition.eof": "true",
-    })
+    partitions = list_partitions(bootstrap, topic, settings=settings)
+    consumer = new_client(Consumer, tail_consumer_config(bootstrap, settings), settings)
     start = OFFSET_BEGINNING if from_beginning else OFFSET_END
     consumer.assign([TopicPartition(topic, p, start) for p in partitions])
     at_end: set[int] = set()

@@ -49,6 +49,25 @@ class KafkaSettings:
         """The properties to pass to a client."""
         return dict(self.properties)
 
+    def shown(self) -> dict[str, str]:
+        """The properties with secret values replaced, for logs and summaries.
+
+        >>> KafkaSettings((("sasl.username", "svc"), ("sasl.password", "pw"))).shown()
+        {'sasl.username': 'svc', 'sasl.password': '<redacted>'}
+        """
+        return {k: "<redacted>" if is_secret(k) else v for k, v in self.properties}
+
+    def redact(self, text: str) -> str:
+        """`text` with every secret value replaced by `<redacted>` (for client error messages).
+
+        >>> KafkaSettings((("sasl.password", "hunter2"),)).redact("auth failed for hunter2")
+        'auth failed for <redacted>'
+        """
+        for name, value in self.properties:
+            if value and is_secret(name):
+                text = text.replace(value, "<redacted>")
+        return text
+
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={'<redacted>' if is_secret(k) else repr(v)}" for k, v in self.properties)
         return f"KafkaSettings({shown})"

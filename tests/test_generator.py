@@ -342,7 +342,7 @@ def test_write_jsonl_writes_one_message_per_line(tmp_path: Path) -> None:
 
 def produce_args(**overrides: object) -> argparse.Namespace:
     args = {"bootstrap": None, "topic": "rides", "labels_topic": None, "events": 500, "rate": None, "seed": 0,
-            "malformed_fraction": 0.02, "change": [], "partitions": 3, "output": None, "labels_output": None}
+            "malformed_fraction": 0.02, "change": [], "partitions": 3, "output": None, "labels_output": None, "config": None}
     return argparse.Namespace(**{**args, **overrides})
 
 
