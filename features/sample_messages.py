@@ -202,3 +202,28 @@ def merge_samples(messages: Iterable[dict[str, Any]], start_ms: int | None = Non
     emitted = max(m["emitted_at"] for m in by_id.values())
     return _messages(header, total, start, end, sum(merged_windows.values()), emitted, max_bytes)
 
+
+
+def select_windows(messages: Iterable[dict[str, Any]], sample_set: str, start_ms: int | None = None,
+                   end_ms: int | None = None) -> list[dict[str, Any]]:
+    """The messages of `sample_set` whose windows lie in [start_ms, end_ms), ready for `merge_samples`.
+
+    Other messages are skipped. Hopping windows overlap, so from the earliest window on,
+    only windows that start at or after the previous one's end are kept (every
+    length/step-th window: they tile the range).
+
+    >>> w = lambda s, e: {"schema": SAMPLE_SCHEMA, "sample_set": "h", "window": {"start_ms": s, "end_ms": e}}
+    >>> [m["window"]["start_ms"] for m in select_windows([w(0, 30), w(10, 40), w(30, 60), w(60, 90)], "h", 0, 70)]
+    [0, 30]
+    """
+    chosen = [m for m in messages if m.get("schema") == SAMPLE_SCHEMA and m.get("sample_set") == sample_set
+              and (start_ms is None or m["window"]["start_ms"] >= start_ms)
+              and (end_ms is None or m["window"]["end_ms"] <= end_ms)]
+    spans = sorted({(m["window"]["start_ms"], m["window"]["end_ms"]) for m in chosen})
+    kept: set[tuple[int, int]] = set()
+    last_end = None
+    for span in spans:
+        if last_end is None or span[0] >= last_end:
+            kept.add(span)
+            last_end = span[1]
+    return [m for m in chosen if (m["window"]["start_ms"], m["window"]["end_ms"]) in kept]

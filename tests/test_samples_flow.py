@@ -94,3 +94,16 @@ def test_kafka_run_equals_replay_and_messages_match_the_schema(broker: RunningBr
                               first, first + 60_000)
     check.validate(merged)
     assert merged["seen"] == sum(m["seen"] for m in uniform if m["window"]["start_ms"] < first + 60_000)
+
+    # `driftline samples merge` over the topic gives the merge of the replay's file.
+    from dataflows.cli import main
+
+    topic = config.sample_sets[0].topic
+    out = tmp_path / "merged.jsonl"
+    assert main(["samples", "merge", "--input", topic, "--bootstrap", broker.bootstrap, "--set", "u",
+                 "--from", str(first), "--to", str(first + 60_000), "--output", str(out)]) == 0
+    from_topic = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert main(["samples", "merge", "--input", str(tmp_path / "out"), "--set", "u", "--from", str(first),
+                 "--to", str(first + 60_000), "--output", str(out)]) == 0
+    from_files = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert strip(from_topic) == strip(from_files) == strip([merged])
