@@ -141,3 +141,19 @@ def sample_stage(events: Stream[Event], config: Config, counters: FlowCounters, 
 
     windows = op.stateful_batch("samples_windows", by_set, set_builder)
     return [op.key_rm("samples_unkey", windows)]
+
+
+def samples_summary(counters: FlowCounters) -> str:
+    """What the sample sets wrote, for a run's summary ("" when there are none).
+
+    >>> counters = FlowCounters()
+    >>> counters.add({"samples_out": 17, "samples_out.by_area": 17, "sample_items": 80})
+    >>> print(samples_summary(counters))
+      sample messages out   17 (80 sampled events)
+        by_area               17
+    """
+    if not counters.get("samples_out"):
+        return ""
+    lines = [f"  sample messages out   {counters.get('samples_out'):,} ({counters.get('sample_items'):,} sampled events)"]
+    lines += [f"    {name:<21} {n:,}" for name, n in counters.with_prefix("samples_out.").items()]
+    return "\n".join(lines)
