@@ -44,8 +44,9 @@ class _PartitionSampling(StatefulBatchLogic[Event, tuple[str, PaneItem], _Partit
     """Keyed by input partition: drops late events (the partition's clock, as the features
     do), samples the rest into panes, hands over panes its watermark has passed."""
 
-    def __init__(self, state: _PartitionState) -> None:
+    def __init__(self, state: _PartitionState, counters: FlowCounters) -> None:
         self.state = state
+        self.counters = counters
 
     def _emit(self, release: Callable[[PaneSampler], list[tuple[int, WindowSample]]]
               ) -> list[tuple[str, PaneItem]]:
@@ -55,6 +56,8 @@ class _PartitionSampling(StatefulBatchLogic[Event, tuple[str, PaneItem], _Partit
     def on_batch(self, values: list[Event]) -> tuple[list[tuple[str, PaneItem]], bool]:
         behind = self.state.clocks.behind
         kept = [e for e in values if behind(e) is None]
+        if len(kept) < len(values):  # written to the late topic by the feature sets' stage
+            self.counters.add({"samples_late": len(values) - len(kept)})
         for sampler in self.state.samplers.values():
             sampler.add(kept)
         clocks = self.state.clocks
@@ -130,7 +133,7 @@ def sample_stage(events: Stream[Event], config: Config, counters: FlowCounters, 
 
     def partition_builder(resume: _PartitionState | None) -> _PartitionSampling:
         return _PartitionSampling(resume or _PartitionState(
-            PartitionClocks(lateness), {s.name: PaneSampler(s) for s in config.sample_sets}))
+            PartitionClocks(lateness), {s.name: PaneSampler(s) for s in config.sample_sets}), counters)
 
     panes = op.stateful_batch("samples_panes", by_partition, partition_builder)
     by_set = op.map("samples_by_set", panes, lambda item: item[1])  # (partition, (set, x)) -> (set, x)
