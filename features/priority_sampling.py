@@ -45,7 +45,7 @@ import orjson
 # heap holds (-key, -hash, ...) so its top is the largest key, the first to go.
 Item = tuple[float, int, int, float | None, dict[str, Any]]
 
-_TWO_M52 = 2.0**-52
+TWO_POW_M52 = 2.0**-52
 _LN2 = math.log(2.0)
 
 
@@ -55,7 +55,7 @@ def unit(h: int) -> float:
     >>> unit(0) > 0.0, unit(2**64 - 1) < 1.0
     (True, True)
     """
-    return ((h >> 12) + 0.5) * _TWO_M52
+    return ((h >> 12) + 0.5) * TWO_POW_M52
 
 
 def weighted_key(u: float, log_w: float) -> float:
@@ -83,14 +83,14 @@ class Hasher:
     True
     """
 
-    __slots__ = ("_base",)
+    __slots__ = ("base",)
 
     def __init__(self, seed: int, name: str) -> None:
         key = hashlib.blake2b(f"driftline.sample/{seed}/{name}".encode(), digest_size=32).digest()
-        self._base = hashlib.blake2b(digest_size=8, key=key)
+        self.base = hashlib.blake2b(digest_size=8, key=key)  # copied per hash: keying costs once
 
     def __call__(self, data: bytes) -> int:
-        h = self._base.copy()
+        h = self.base.copy()
         h.update(data)
         return int.from_bytes(h.digest(), "big")
 

@@ -32,7 +32,7 @@ from typing import Any
 import orjson
 
 from features.events import Event
-from features.priority_sampling import Hasher, WindowSample, identity_bytes, recency_log_weight, unit
+from features.priority_sampling import TWO_POW_M52, Hasher, WindowSample, identity_bytes, recency_log_weight
 from features.sample_config import SampleSet
 
 _NEVER = -(2**62)
@@ -82,7 +82,7 @@ class PaneSampler:
         spec = self.spec
         step, k = spec.window.step_ms, spec.k
         max_strata = spec.max_strata if spec.stratum_field else 1
-        panes, hasher, rank = self.panes, self._hash, self._rank
+        panes, base, rank, from_bytes = self.panes, self._hash.base, self._rank, int.from_bytes
         where_field, where_values = (spec.where.field, spec.where.values) if spec.where else (None, None)
         id_field, keep, stratum_field = spec.id_field, spec.fields, spec.stratum_field
         weight_field, half_life = spec.weight_field, spec.half_life_ms
@@ -101,18 +101,25 @@ class PaneSampler:
                 bottom = pane.strata.get(None) or pane.stratum(None)
             else:
                 bottom = pane.stratum(stratum_name(fields.get(stratum_field)), rank)
-            h = hasher(dumps(fields, option=sort_keys) if id_field is None else identity_bytes(fields, id_field))
+            if id_field is None:
+                identity = dumps(fields, option=sort_keys)
+            else:
+                identity = fields.get(id_field)
+                identity = identity.encode() if type(identity) is str else identity_bytes(fields, id_field)
+            digest = base.copy()  # `Hasher.__call__`, inlined: this is the per-event path
+            digest.update(identity)
+            h = from_bytes(digest.digest(), "big")
             weight = None
             if weight_field is not None:
                 weight = fields.get(weight_field)
                 if weight is None or not (weight > 0.0 and isfinite(weight)):
                     bottom.seen += 1  # drawn from, never drawn
                     continue
-                key = log(-log(unit(h))) - log(weight)
+                key = log(-log(((h >> 12) + 0.5) * TWO_POW_M52)) - log(weight)  # weighted_key(unit(h), ln w)
             elif half_life is not None:
-                key = log(-log(unit(h))) - recency_log_weight(t, half_life)
+                key = log(-log(((h >> 12) + 0.5) * TWO_POW_M52)) - recency_log_weight(t, half_life)
             else:
-                key = unit(h)
+                key = ((h >> 12) + 0.5) * TWO_POW_M52  # unit(h), inlined
             bottom.seen += 1
             heap = bottom.heap
             if len(heap) >= k and key >= -heap[0][0]:
