@@ -191,9 +191,10 @@ class SampleWindows:
 
     def close(self, watermark: int) -> list[ClosedSample]:
         """The windows that end after the last close and at or before `watermark`, in end order."""
-        if watermark <= self.closed_through:
-            return []
         step, length = self.spec.window.step_ms, self.spec.window.length_ms
+        # Window ends are multiples of step: nothing closes before the next one (the common case).
+        if watermark < (self.closed_through // step + 1) * step:
+            return []
         ends = sorted({start + j * step for start in self.panes for j in range(1, length // step + 1)
                        if self.closed_through < start + j * step <= watermark})
         out = []
