@@ -359,3 +359,17 @@ def test_a_sample_over_the_size_cap_is_cut_in_key_order_and_flagged() -> None:
     assert merged["truncated"] and merged["seen"] == 800
     assert merged["items"] == [i for i in exact["items"] if i["key"] <= cutoff]
     assert not math.isnan(cutoff)
+
+
+def test_sample_counts_reach_the_metrics_and_the_demo_summary() -> None:
+    from dataflows.counters import FlowCounters
+    from dataflows.metrics import FlowCollector
+    from dataflows.samples_flow import samples_summary
+
+    counters = FlowCounters()
+    assert samples_summary(counters) == ""
+    counters.add({"samples_out": 3, "samples_out.by_area": 3, "sample_items": 12})
+    exported = {(s.name, tuple(s.labels.values())): s.value for m in FlowCollector(counters).collect()
+                for s in m.samples}
+    assert exported[("driftline_samples_out_total", ("by_area",))] == 3
+    assert "sample messages out   3 (12 sampled events)" in samples_summary(counters)
