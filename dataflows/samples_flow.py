@@ -24,7 +24,7 @@ from dataflows.kafka_io import OutMessage
 from features.config import Config
 from features.events import Event
 from features.feature_engine import PartitionClocks
-from features.messages import encode
+from features.messages import encode, late_event_message
 from features.priority_sampling import WindowSample
 from features.sample_messages import message_key, sample_messages
 from features.sample_windows import ClosedSample, PaneSampler, SampleWindows
@@ -40,31 +40,52 @@ class _PartitionState:
     samplers: dict[str, PaneSampler]
 
 
-class _PartitionSampling(StatefulBatchLogic[Event, tuple[str, PaneItem], _PartitionState]):
+class _PartitionSampling(StatefulBatchLogic[Event, "tuple[str, PaneItem] | OutMessage", _PartitionState]):
     """Keyed by input partition: drops late events (the partition's clock, as the features
-    do), samples the rest into panes, hands over panes its watermark has passed."""
+    do), samples the rest into panes, hands over panes its watermark has passed.
 
-    def __init__(self, state: _PartitionState, counters: FlowCounters) -> None:
+    Late events go to the late topic from the feature sets' stage; without feature sets,
+    `late_topic` is set and this step writes them (each late event is written once).
+    """
+
+    def __init__(self, state: _PartitionState, counters: FlowCounters, source_topic: str,
+                 late_topic: str | None, clock_ms: Callable[[], int]) -> None:
         self.state = state
         self.counters = counters
+        self.source_topic = source_topic
+        self.late_topic = late_topic
+        self.clock_ms = clock_ms
 
     def _emit(self, release: Callable[[PaneSampler], list[tuple[int, WindowSample]]]
               ) -> list[tuple[str, PaneItem]]:
         progress = dict(self.state.clocks.high)
         return [(name, (name, release(sampler), progress)) for name, sampler in self.state.samplers.items()]
 
-    def on_batch(self, values: list[Event]) -> tuple[list[tuple[str, PaneItem]], bool]:
+    def on_batch(self, values: list[Event]) -> tuple[list[tuple[str, PaneItem] | OutMessage], bool]:
         behind = self.state.clocks.behind
-        kept = [e for e in values if behind(e) is None]
-        if len(kept) < len(values):  # written to the late topic by the feature sets' stage
+        verdicts = [behind(e) for e in values]
+        kept = [e for e, late in zip(values, verdicts) if late is None]
+        out: list[tuple[str, PaneItem] | OutMessage] = []
+        if len(kept) < len(values):
             self.counters.add({"samples_late": len(values) - len(kept)})
+            if self.late_topic is not None:
+                out += self._late(values, verdicts)
         for sampler in self.state.samplers.values():
             sampler.add(kept)
         clocks = self.state.clocks
         watermark = min(clocks.high.values()) - clocks.lateness if clocks.high else -(2**62)
-        return self._emit(lambda s: s.release(watermark)), StatefulBatchLogic.RETAIN
+        out += self._emit(lambda s: s.release(watermark))
+        return out, StatefulBatchLogic.RETAIN
 
-    def on_eof(self) -> tuple[list[tuple[str, PaneItem]], bool]:
+    def _late(self, events: list[Event], verdicts: list[int | None]) -> list[OutMessage]:
+        now = self.clock_ms()
+        out = [OutMessage(self.late_topic, e.entity.encode(), encode(late_event_message(
+            self.source_topic, e.partition, e.offset, e.entity, e.time_ms, watermark, e.fields, now)))
+            for e, watermark in zip(events, verdicts) if watermark is not None]
+        self.counters.add({"late": len(out)})
+        return out
+
+    def on_eof(self) -> tuple[list[tuple[str, PaneItem] | OutMessage], bool]:
         return self._emit(PaneSampler.release_all), StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> _PartitionState:
@@ -131,19 +152,22 @@ def sample_stage(events: Stream[Event], config: Config, counters: FlowCounters, 
     lateness = config.source.lateness_ms
     by_partition = op.key_on("samples_partition", events, lambda e: str(e.partition))
 
-    def partition_builder(resume: _PartitionState | None) -> _PartitionSampling:
-        return _PartitionSampling(resume or _PartitionState(
-            PartitionClocks(lateness), {s.name: PaneSampler(s) for s in config.sample_sets}), counters)
+    late_topic = None if config.feature_sets else config.source.late_topic
 
-    panes = op.stateful_batch("samples_panes", by_partition, partition_builder)
-    by_set = op.map("samples_by_set", panes, lambda item: item[1])  # (partition, (set, x)) -> (set, x)
+    def partition_builder(resume: _PartitionState | None) -> _PartitionSampling:
+        state = resume or _PartitionState(PartitionClocks(lateness), {s.name: PaneSampler(s) for s in config.sample_sets})
+        return _PartitionSampling(state, counters, config.source.topic, late_topic, clock_ms)
+
+    panes = op.key_rm("samples_panes_unkey", op.stateful_batch("samples_panes", by_partition, partition_builder))
+    split = op.branch("samples_late", panes, lambda item: type(item) is OutMessage)
+    by_set = split.falses  # (set, item), keyed for the next step
     specs = {s.name: s for s in config.sample_sets}
 
     def set_builder(resume: SampleWindows | None) -> _SetWindows:
         return _SetWindows(resume, lambda name: SampleWindows(specs[name], lateness, partitions), counters, clock_ms)
 
     windows = op.stateful_batch("samples_windows", by_set, set_builder)
-    return [op.key_rm("samples_unkey", windows)]
+    return [op.key_rm("samples_unkey", windows), split.trues]
 
 
 def samples_summary(counters: FlowCounters) -> str:

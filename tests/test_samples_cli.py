@@ -56,3 +56,19 @@ def test_errors_exit_non_zero(replayed: Path, capsys: pytest.CaptureFixture[str]
     assert main(["samples", "merge", "--input", str(replayed / "missing"), "--set", "u"]) == 2
     assert main(["samples", "merge", "--input", str(replayed), "--set", "u", "--from", "soon"]) == 2
     assert "--from" in capsys.readouterr().err
+
+
+def test_a_config_with_sample_sets_only_writes_samples_and_late_events(tmp_path: Path) -> None:
+    document = sampled_config("")
+    del document["feature_sets"]
+    (tmp_path / "events.jsonl").write_bytes(b"".join(value + b"\n" for _, value in event_lines(3000, seed=4)))
+    (tmp_path / "config.toml").write_text(to_toml(document))
+    counters = replay(tmp_path / "config.toml", tmp_path / "events.jsonl", tmp_path / "out", quiet=True)
+    late = read(tmp_path / "out" / "rides.late.jsonl")
+    uniform = read(tmp_path / "out" / "samples.u.jsonl")
+    assert len(late) == counters.get("late") == counters.get("samples_late") > 0
+    assert {m["schema"] for m in late} == {"driftline.late_event/1"}
+    assert sum(m["seen"] for m in uniform) + len(late) == counters.get("valid")
+    assert counters.get("features_out") == 0 and sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "rides.dlq.jsonl", "rides.late.jsonl", "samples.p.jsonl", "samples.r.jsonl", "samples.u.jsonl",
+        "samples.w.jsonl"]
