@@ -100,7 +100,9 @@ class PaneSampler:
             if stratum_field is None:
                 bottom = pane.strata.get(None) or pane.stratum(None)
             else:
-                bottom = pane.stratum(stratum_name(fields.get(stratum_field)), rank)
+                value = fields.get(stratum_field)
+                name = value if type(value) is str else stratum_name(value)
+                bottom = pane.strata.get(name) or pane.stratum(name, rank)
             if id_field is None:
                 identity = dumps(fields, option=sort_keys)
             else:
