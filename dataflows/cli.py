@@ -105,6 +105,10 @@ def _build_parser() -> argparse.ArgumentParser:
     produce.add_argument("--labels-output", type=Path, help="with --output: write labels to this JSONL file")
     _add_kafka_config(produce)
 
+    from dataflows.samples_cli import add_samples_parser
+
+    add_samples_parser(sub)
+
     tail = sub.add_parser("tail", help="print a topic's messages")
     tail.add_argument("topic")
     _add_bootstrap(tail)
@@ -223,6 +227,12 @@ def _cmd_tail(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_samples(args: argparse.Namespace) -> int:
+    from dataflows.samples_cli import samples_command
+
+    return samples_command(args)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from dataflows.demo import run_demo
 
@@ -230,6 +240,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {"broker": _cmd_broker, "run": _cmd_run, "replay": _cmd_replay, "produce": _cmd_produce, "tail": _cmd_tail, "demo": _cmd_demo}
+_COMMANDS["samples"] = _cmd_samples
 
 _COMMANDS["topics"] = _cmd_topics
 

@@ -23,6 +23,7 @@ from dataflows.generator import StreamSpec, parse_change
 from dataflows.produce import produce_to_kafka
 from dataflows.progress import ProgressPrinter
 from dataflows.runner import run_flow
+from dataflows.samples_flow import samples_summary
 from dataflows.status_lines import flow_progress, flow_summary
 from features.config import load_config
 
@@ -81,7 +82,7 @@ def run_demo(args: argparse.Namespace) -> int:
             flow = FLOWS[name].build(config, source, KafkaOutput(bootstrap, config.kafka), counters)
             with ProgressPrinter(flow_progress(counters)):
                 run_flow(flow)
-        summary = flow_summary(counters)
+        summary = "\n".join(filter(None, (flow_summary(counters), samples_summary(counters))))
         print("\n" + summary)
         produced = stats.events
         accounted = counters.get("valid") + counters.total("rejected.")

@@ -23,6 +23,7 @@ from bytewax.outputs import Sink
 from dataflows.counters import FlowCounters
 from dataflows.ingest import ingest, wall_clock_ms
 from dataflows.kafka_io import OutMessage
+from dataflows.samples_flow import sample_stage
 from features.config import Config
 from features.events import Event
 from features.feature_config import FeatureSet
@@ -191,14 +192,16 @@ def feature_stage(events: Stream[Event], config: Config, counters: FlowCounters,
 
 def build_features_flow(config: Config, source: FixedPartitionedSource, sink: Sink[OutMessage],
                         counters: FlowCounters, clock_ms: Callable[[], int] = wall_clock_ms) -> Dataflow:
-    """Ingestion + features, reading `source` and writing every output message to `sink`."""
-    if not config.feature_sets:
+    """Ingestion + features + sample sets, reading `source` and writing every output message to `sink`."""
+    if not config.feature_sets and not config.sample_sets:
         from features.config_values import ConfigError
 
-        raise ConfigError("feature_sets", "at least one [[feature_sets]] entry", None,
+        raise ConfigError("feature_sets", "at least one [[feature_sets]] or [[sample_sets]] entry", None,
                           "add a feature set (see README, Configuration) or run the `ingest` flow.")
     flow = Dataflow("driftline_features")
     events, dead_letters = ingest(flow, config, source, counters, "features")
-    outputs = feature_stage(events, config, counters, len(source.list_parts()), clock_ms)
+    partitions = len(source.list_parts())
+    outputs = feature_stage(events, config, counters, partitions, clock_ms)
+    outputs += sample_stage(events, config, counters, partitions, clock_ms)
     op.output("out", op.merge("all_out", dead_letters, *outputs), sink)
     return flow

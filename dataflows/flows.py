@@ -39,11 +39,12 @@ FLOWS: dict[str, FlowSpec] = {
     ),
     "features": FlowSpec(
         name="features",
-        summary="windowed features per entity to features.<set>; late events to <topic>.late",
+        summary="windowed features per entity to features.<set>, samples to samples.<set>; late events to <topic>.late",
         build=build_features_flow,
         output_topics=lambda config: (config.source.dead_letter_topic, config.source.late_topic,
-                                      *(fs.topic for fs in config.feature_sets)),
-        enabled=lambda config: bool(config.feature_sets),
+                                      *(fs.topic for fs in config.feature_sets),
+                                      *(s.topic for s in config.sample_sets)),
+        enabled=lambda config: bool(config.feature_sets or config.sample_sets),
     ),
 }
 

@@ -12,6 +12,7 @@ tests) in one process do not collide.
 | `driftline_late_events_total` | counter | |
 | `driftline_unknown_category_total` | counter | `field` |
 | `driftline_features_out_total` | counter | `feature_set` |
+| `driftline_samples_out_total` | counter | `sample_set` (sample messages written) |
 | `driftline_stage_seconds` | histogram | `stage` (time to process one batch) |
 | `driftline_emit_lag_seconds` | histogram | (wall clock at emit - window end, event time) |
 | `driftline_consumer_lag` | gauge | `topic`, `partition` (messages behind the end) |
@@ -33,7 +34,8 @@ _PLAIN = {"events_in": ("driftline_events_in", "Messages read from the events to
 _LABELLED = {"rejected.": ("driftline_events_rejected", "Events dead-lettered, by reason.", "reason"),
              "unknown_category.": ("driftline_unknown_category",
                                    "Values outside a declared vocabulary (kept; a drift signal).", "field"),
-             "features_out.": ("driftline_features_out", "Feature messages written, by feature set.", "feature_set")}
+             "features_out.": ("driftline_features_out", "Feature messages written, by feature set.", "feature_set"),
+             "samples_out.": ("driftline_samples_out", "Sample messages written, by sample set.", "sample_set")}
 
 
 class FlowCollector(Collector):

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterator
 from typing import TextIO
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, Message, TopicPartition
 
 from dataflows.kafka_clients import client_config, new_client
 from dataflows.kafka_io import list_partitions
@@ -41,6 +42,41 @@ def tail_consumer_config(bootstrap: str, settings: KafkaSettings) -> dict[str, o
                                                "enable.partition.eof": "true"})
 
 
+def read_messages(bootstrap: str, topic: str, from_beginning: bool = True, follow: bool = False,
+                  settings: KafkaSettings = KafkaSettings()) -> Iterator[Message]:
+    """A topic's messages, partition by partition as they come.
+
+    Without `follow` it stops at the end of every partition (or after 10 s without any
+    message); with it, it waits for more.
+    """
+    partitions = list_partitions(bootstrap, topic, settings=settings)
+    consumer = new_client(Consumer, tail_consumer_config(bootstrap, settings), settings)
+    start = OFFSET_BEGINNING if from_beginning else OFFSET_END
+    consumer.assign([TopicPartition(topic, p, start) for p in partitions])
+    at_end: set[int] = set()
+    idle_deadline = time.monotonic() + 10.0
+    try:
+        while True:
+            msg = consumer.poll(0.5)
+            if msg is None:
+                if not follow and time.monotonic() > idle_deadline:
+                    return
+                continue
+            error = msg.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    at_end.add(msg.partition())
+                    if not follow and at_end >= set(partitions):
+                        return
+                    continue
+                raise RuntimeError(f"error reading {topic}: {error}")
+            at_end.discard(msg.partition())
+            idle_deadline = time.monotonic() + 10.0
+            yield msg
+    finally:
+        consumer.close()
+
+
 def tail(bootstrap: str, topic: str, from_beginning: bool = True, follow: bool = False,
          max_messages: int | None = None, compact: bool = False, out: TextIO = sys.stdout,
          settings: KafkaSettings = KafkaSettings()) -> int:
@@ -48,32 +84,14 @@ def tail(bootstrap: str, topic: str, from_beginning: bool = True, follow: bool =
 
     Without `follow` it stops at the end of every partition; with it, it waits for more.
     """
-    partitions = list_partitions(bootstrap, topic, settings=settings)
-    consumer = new_client(Consumer, tail_consumer_config(bootstrap, settings), settings)
-    start = OFFSET_BEGINNING if from_beginning else OFFSET_END
-    consumer.assign([TopicPartition(topic, p, start) for p in partitions])
-    at_end: set[int] = set()
     printed = 0
-    idle_deadline = time.monotonic() + 10.0
+    messages = read_messages(bootstrap, topic, from_beginning, follow, settings)
     try:
-        while max_messages is None or printed < max_messages:
-            msg = consumer.poll(0.5)
-            if msg is None:
-                if not follow and time.monotonic() > idle_deadline:
-                    break
-                continue
-            error = msg.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    at_end.add(msg.partition())
-                    if not follow and at_end >= set(partitions):
-                        break
-                    continue
-                raise RuntimeError(f"error reading {topic}: {error}")
-            at_end.discard(msg.partition())
-            idle_deadline = time.monotonic() + 10.0
+        for msg in messages:
+            if max_messages is not None and printed >= max_messages:
+                break
             out.write(format_message(msg.key(), msg.value(), msg.partition(), msg.offset(), compact) + "\n")
             printed += 1
     finally:
-        consumer.close()
+        messages.close()
     return printed

@@ -28,6 +28,7 @@ from features.config_values import (
 from features.events import DecodeLimits
 from features.feature_config import FeatureSet, parse_feature_sets
 from features.kafka_settings import KafkaSettings, parse_kafka_settings
+from features.sample_config import SampleSet, parse_sample_sets
 from features.schema import EventSchema, parse_schema
 
 
@@ -52,6 +53,7 @@ class Config:
     feature_sets: tuple[FeatureSet, ...] = ()
     path: Path | None = None
     kafka: KafkaSettings = KafkaSettings()
+    sample_sets: tuple[SampleSet, ...] = ()
 
     @property
     def dead_letter_flow(self) -> str:
@@ -63,12 +65,12 @@ class Config:
         ...     "schema": {"entity": "a", "event_time": "ts", "fields": {"a": "string"}}}).dead_letter_flow
         'ingest'
         """
-        if self.feature_sets:
+        if self.feature_sets or self.sample_sets:
             return "features"
         return "ingest"
 
 
-_TOP_KEYS = {"source", "schema", "feature_sets", "kafka"}
+_TOP_KEYS = {"source", "schema", "feature_sets", "kafka", "sample_sets"}
 _SOURCE_KEYS = {"topic", "dead_letter_topic", "late_topic", "partitions", "max_event_bytes", "max_future", "lateness"}
 
 
@@ -104,6 +106,7 @@ def parse_config(document: Mapping[str, Any], path: Path | None = None) -> Confi
         feature_sets=parse_feature_sets(document.get("feature_sets"), schema, base_dir),
         path=path,
         kafka=parse_kafka_settings(read_table(document, "kafka", "", required=False)),
+        sample_sets=parse_sample_sets(document.get("sample_sets"), schema),
     )
 
 

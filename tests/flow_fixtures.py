@@ -77,7 +77,8 @@ def to_toml(document: dict) -> str:
     for section in ("source", "schema"):
         lines.append(f"[{section}]")
         lines += [f"{k} = {value(v)}" for k, v in document[section].items()]
-    for fs in document["feature_sets"]:
-        lines.append("[[feature_sets]]")
-        lines += [f"{k} = {value(v)}" for k, v in fs.items()]
+    for table in ("feature_sets", "sample_sets"):
+        for entry in document.get(table, ()):
+            lines.append(f"[[{table}]]")
+            lines += [f"{k} = {value(v)}" for k, v in entry.items()]
     return "\n".join(lines) + "\n"

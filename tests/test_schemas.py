@@ -15,6 +15,7 @@ SCHEMAS = {
     "driftline.dead_letter/1": "dead_letter.json",
     "driftline.features/1": "features.json",
     "driftline.late_event/1": "late_event.json",
+    "driftline.sample/1": "sample.json",
 }
 
 
