@@ -28,6 +28,7 @@ from features.config_values import (
 from features.events import DecodeLimits
 from features.feature_config import FeatureSet, parse_feature_sets
 from features.kafka_settings import KafkaSettings, parse_kafka_settings
+from features.monitor_config import Monitor, parse_monitors
 from features.schema import EventSchema, parse_schema
 
 
@@ -52,6 +53,7 @@ class Config:
     feature_sets: tuple[FeatureSet, ...] = ()
     path: Path | None = None
     kafka: KafkaSettings = KafkaSettings()
+    monitors: tuple[Monitor, ...] = ()
 
     @property
     def dead_letter_flow(self) -> str:
@@ -65,10 +67,12 @@ class Config:
         """
         if self.feature_sets:
             return "features"
+        if self.monitors:
+            return "drift"
         return "ingest"
 
 
-_TOP_KEYS = {"source", "schema", "feature_sets", "kafka"}
+_TOP_KEYS = {"source", "schema", "feature_sets", "kafka", "monitors"}
 _SOURCE_KEYS = {"topic", "dead_letter_topic", "late_topic", "partitions", "max_event_bytes", "max_future", "lateness"}
 
 
@@ -104,6 +108,7 @@ def parse_config(document: Mapping[str, Any], path: Path | None = None) -> Confi
         feature_sets=parse_feature_sets(document.get("feature_sets"), schema, base_dir),
         path=path,
         kafka=parse_kafka_settings(read_table(document, "kafka", "", required=False)),
+        monitors=parse_monitors(document.get("monitors"), schema, base_dir),
     )
 
 
