@@ -20,6 +20,7 @@ from dataflows.counters import FlowCounters
 from dataflows.flows import FLOWS, default_flows, topics_for
 from dataflows.kafka_io import KafkaInput, KafkaOutput
 from dataflows.generator import StreamSpec, parse_change
+from dataflows.ingest import combined_counters
 from dataflows.produce import produce_to_kafka
 from dataflows.progress import ProgressPrinter
 from dataflows.runner import run_flow
@@ -73,13 +74,16 @@ def run_demo(args: argparse.Namespace) -> int:
         stats = produce_to_kafka(spec, bootstrap, config.source.topic, labels_topic, rate=None,
                                  progress=_produce_progress)
         print(file=sys.stderr)
-        counters = FlowCounters()
+        per_flow = []
         for name in flows:
+            counters = FlowCounters()  # per flow: each flow decodes (and counts) the same events
+            per_flow.append(counters)
             print(f"running flow {name!r}: {FLOWS[name].summary}", file=sys.stderr)
             source = KafkaInput(bootstrap, [config.source.topic], stop_at_end=True)
             flow = FLOWS[name].build(config, source, KafkaOutput(bootstrap), counters)
             with ProgressPrinter(flow_progress(counters)):
                 run_flow(flow)
+        counters = combined_counters(per_flow)
         summary = flow_summary(counters)
         print("\n" + summary)
         produced = stats.events

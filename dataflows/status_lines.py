@@ -52,4 +52,7 @@ def flow_summary(counters: FlowCounters) -> str:
         lines.append(f"  feature messages out  {counters.get('features_out'):,}")
         lines += [f"    {name:<21} {n:,}" for name, n in counters.with_prefix("features_out.").items()]
         lines.append(f"  late events (kept)    {counters.get('late'):,}")
+    if counters.get("drift_summaries_out"):
+        lines.append(f"  drift summaries out   {counters.get('drift_summaries_out'):,}")
+        lines.append(f"  drift events out      {counters.get('drift_events_out'):,}")
     return "\n".join(lines)

@@ -162,3 +162,31 @@ def merged_reference(windows: Sequence[WindowSummary], samples: Sequence[Uniform
     3
     """
     return Reference(merge_all(windows), merge_samples(samples, seed))
+
+
+def load_monitor_references(monitors: Sequence[Monitor]) -> dict[str, Reference]:
+    """The references of the monitors whose reference is a file, checked against the
+    monitors' columns; a missing or mismatched file stops the flow at start."""
+    from features.config_values import ConfigError
+
+    out = {}
+    for i, m in enumerate(monitors):
+        if m.reference.type != "file":
+            continue
+        key = f"monitors[{i}].reference.path"
+        try:
+            refs = read_references(m.reference.path)  # type: ignore[arg-type]
+        except (OSError, ValueError, KeyError) as exc:
+            raise ConfigError(key, "a reference file written by `driftline reference build`",
+                              str(m.reference.path), f"build it first ({exc}).") from None
+        if m.name not in refs:
+            raise ConfigError(key, f"a reference file with monitor {m.name!r}", sorted(refs),
+                              "rebuild the reference with this config.")
+        ref = refs[m.name]
+        kinds = {name: type(s).__name__ for name, s in ref.summary.columns.items()}
+        wanted = {**{c: "NumericSummary" for c in m.numeric}, **{c: "CategoricalSummary" for c in m.categorical}}
+        if kinds != wanted:
+            raise ConfigError(key, f"a reference of the columns {wanted}", kinds,
+                              "rebuild the reference with this config.")
+        out[m.name] = ref
+    return out

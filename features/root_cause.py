@@ -79,8 +79,11 @@ def localise(windows: Sequence[WindowSummary], column: str, test: str,
              reference_for: ReferenceFor, min_count: int = 1) -> tuple[int, int] | None:
     """The [start_ms, end_ms) of the base window where the change in `column` most likely
     began, among `windows` (base windows in time order, the alerting window's last); None
-    when no suffix has `min_count` values and a reference.
+    when no suffix has `min_count` values and a reference. New categories are exact: the
+    first window of the run of windows, ending with the alerting one, that hold one.
     """
+    if test == "new_category":
+        return _first_with_new_categories(windows, column, reference_for)
     best: tuple[float, int] | None = None
     suffix: ColumnSummary | None = None
     for j in range(len(windows) - 1, -1, -1):
@@ -97,3 +100,15 @@ def localise(windows: Sequence[WindowSummary], column: str, test: str,
         return None
     chosen = windows[best[1]]
     return (chosen.start_ms, chosen.end_ms)
+
+
+def _first_with_new_categories(windows: Sequence[WindowSummary], column: str,
+                               reference_for: ReferenceFor) -> tuple[int, int] | None:
+    first = None
+    for w in reversed(windows):
+        ref = reference_for(w.start_ms, w.end_ms)
+        counts = w.columns[column].counts  # type: ignore[union-attr]
+        if ref is None or not any(n and ref.count_bounds(name)[1] == 0 for name, n in counts.items()):
+            break
+        first = (w.start_ms, w.end_ms)
+    return first
