@@ -17,6 +17,7 @@ import orjson
 
 from dataflows.broker import create_topics, local_broker
 from dataflows.counters import FlowCounters
+from dataflows.drift_report import demo_drift_lines
 from dataflows.flows import FLOWS, default_flows, topics_for
 from dataflows.kafka_io import KafkaInput, KafkaOutput
 from dataflows.generator import StreamSpec, parse_change
@@ -90,8 +91,11 @@ def run_demo(args: argparse.Namespace) -> int:
         accounted = counters.get("valid") + counters.total("rejected.")
         print(f"\nproduced {produced:,} events; valid + rejected = {accounted:,}"
               f" ({'nothing lost' if accounted == produced else 'MISMATCH'})")
+        drift = demo_drift_lines(bootstrap, [m.events_topic for m in config.monitors], spec) if "drift" in flows else []
+        if drift:
+            print("\n" + "\n".join(drift))
         (out_dir / "summary.json").write_bytes(orjson.dumps(
-            {"produced": produced, "labels": stats.labels, "counters": counters.snapshot()},
+            {"produced": produced, "labels": stats.labels, "counters": counters.snapshot(), "drift": drift},
             option=orjson.OPT_INDENT_2,
         ))
         print(f"summary written to {out_dir / 'summary.json'}")

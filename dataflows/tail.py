@@ -10,6 +10,7 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, TopicPartition
 
 from dataflows.kafka_io import list_partitions
+from features.drift_event import DRIFT_EVENT_SCHEMA, describe_message
 
 
 def format_message(key: bytes | None, value: bytes | None, partition: int, offset: int, compact: bool) -> str:
@@ -23,6 +24,8 @@ def format_message(key: bytes | None, value: bytes | None, partition: int, offse
         return f"{header} (null)"
     try:
         parsed = orjson.loads(value)
+        if isinstance(parsed, dict) and parsed.get("schema") == DRIFT_EVENT_SCHEMA:
+            return f"{header} {describe_message(parsed)}"  # drift events read best as one line
         body = orjson.dumps(parsed, option=0 if compact else orjson.OPT_INDENT_2).decode()
     except orjson.JSONDecodeError:
         body = repr(value[:200])
