@@ -192,13 +192,14 @@ class DriftEngine:
 
     def _multivariate(self, reference: Reference, samples: Sequence[Sample | None], end: int) -> list[TestResult]:
         spec = self.monitor.multivariate
+        if spec is None or reference.sample is None:
+            return []
         current = merge_samples(samples, self.seed + end)
-        if spec is None or reference.sample is None or current is None:
+        if current is None:
             return []
         ref_rows, cur_rows = reference.sample.sample(), current.sample()
-        if min(len(ref_rows), len(cur_rows)) < self.monitor.min_count and \
-                min(len(ref_rows), len(cur_rows)) < spec.sample:
-            return []
+        if min(len(ref_rows), len(cur_rows)) < min(self.monitor.min_count, spec.sample):
+            return []  # too few complete rows on a side
         result = mmd_test(np.asarray(ref_rows), np.asarray(cur_rows), spec.permutations, self.seed + end)
         return [result.with_column(MULTIVARIATE_COLUMN)]
 

@@ -15,7 +15,7 @@ from dataflows.counters import FlowCounters
 from dataflows.drift_flow import build_drift_flow
 from dataflows.kafka_io import KafkaInput, KafkaOutput
 from dataflows.replay import replay
-from dataflows.runner import run_flow
+from dataflows.runner import Execution, run_flow
 from features.config import parse_config
 from tests.flow_fixtures import START, to_toml
 from tests.kafka_helpers import consume_json, produce
@@ -121,6 +121,25 @@ def test_kafka_run_detects_the_planted_shifts_and_equals_replay(broker: RunningB
         b = replayed_summaries[key]["summary"]["columns"][s["column"]]
         assert (a["count"], a["nulls"], a.get("min"), a.get("max"), a.get("counts")) == \
             (b["count"], b["nulls"], b.get("min"), b.get("max"), b.get("counts"))
+
+
+def test_two_workers_with_snapshots_give_the_same_alerts(broker: RunningBroker, topic_prefix: str,
+                                                         tmp_path: Path) -> None:
+    one, two = parse_config(drift_config(topic_prefix)), parse_config(drift_config(topic_prefix, "-w2"))
+    topics = {one.source.topic}
+    for config in (one, two):
+        m = config.monitors[0]
+        topics |= {config.source.dead_letter_topic, config.source.late_topic, m.events_topic, m.summaries_topic}
+    create_topics(broker.bootstrap, sorted(topics), partitions=3)
+    produce(broker.bootstrap, one.source.topic, drift_lines(seed=9))
+    for config, execution in ((one, Execution()),
+                              (two, Execution(workers=2, epoch_interval_s=0.05, recovery_dir=tmp_path / "rec"))):
+        source = KafkaInput(broker.bootstrap, [config.source.topic], stop_at_end=True)
+        run_flow(build_drift_flow(config, source, KafkaOutput(broker.bootstrap), FlowCounters()), execution)
+    ids = [{m["id"]: (m["severity"], m["began"]) for m in consume_json(broker.bootstrap, c.monitors[0].events_topic)}
+           for c in (one, two)]
+    assert ids[0] and ids[0] == ids[1]
+    assert any((tmp_path / "rec").glob("part-*.sqlite3"))
 
 
 def monitors_toml(monitors: list[dict]) -> str:

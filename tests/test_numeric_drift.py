@@ -12,7 +12,7 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 from features.numeric_drift import (
-    PSI_BINS, binned, js_test, ks_test, mean_test, null_rate_test, psi_from_shares, psi_test,
+    PSI_BINS, WASSERSTEIN_GRID, binned, js_test, ks_test, mean_test, null_rate_test, psi_from_shares, psi_test,
     reference_bins, std_test, summary_stats, wasserstein_test,
 )
 from features.numeric_summary import NumericSummary
@@ -113,12 +113,23 @@ def test_psi_p_value_is_calibrated_and_powerful() -> None:
     assert shifted.p_value < 1e-10 and shifted.statistic > 0.1
 
 
-def test_wasserstein_from_quantiles_close_to_scipy() -> None:
+def quantile_slack(values: np.ndarray, eps: float) -> float:
+    """How far W1 from quantiles can move when every quantile's rank is off by up to eps."""
+    u = (np.arange(WASSERSTEIN_GRID) + 0.5) / WASSERSTEIN_GRID
+    q = np.quantile(values, u)
+    lo, hi = np.quantile(values, np.clip(u - eps, 0, 1)), np.quantile(values, np.clip(u + eps, 0, 1))
+    return float(np.mean(np.maximum(q - lo, hi - q)))
+
+
+def test_wasserstein_from_quantiles_within_the_sketch_error_of_scipy() -> None:
     rng = np.random.default_rng(7)
     for shift in (0.0, 0.3, 2.0):
         x, y = rng.normal(size=30_000), rng.normal(shift, 1.5, 3_000)
-        result = wasserstein_test(summary(x), summary(y))
-        assert result.statistic == pytest.approx(stats.wasserstein_distance(x, y), abs=0.03)
+        a, b = summary(x), summary(y)
+        result = wasserstein_test(a, b)
+        # The midpoint grid of 200 ranks adds at most ~0.01 here (smooth distributions).
+        bound = quantile_slack(x, a.rank_error) + quantile_slack(y, b.rank_error) + 0.01
+        assert abs(result.statistic - stats.wasserstein_distance(x, y)) <= bound
         assert result.effect_size == pytest.approx(result.statistic / np.std(x))
         assert result.p_value is None
 
