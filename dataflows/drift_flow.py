@@ -131,8 +131,13 @@ class _MonitorLogic(StatefulBatchLogic[Progress, OutMessage, "MonitorState | Non
         if self.state is None:
             self.state = self.new_state(values[0][0])
         windows = []
+        closer = self.state.closer
+        dropped = closer.late_after_close
+        now = self.clock_ms()
         for _, partition, watermark, partials in values:
-            windows += self.state.closer.add(partition, watermark, partials)
+            windows += closer.add(partition, watermark, partials, now)
+        if closer.late_after_close > dropped:
+            self.counters.add({"drift.late_after_close": closer.late_after_close - dropped})
         return self._emit(windows), StatefulBatchLogic.RETAIN
 
     def on_eof(self) -> tuple[list[OutMessage], bool]:
@@ -148,7 +153,8 @@ def drift_stage(events: Stream[Event], config: Config, counters: FlowCounters, p
                 references: dict[str, Reference], clock_ms: Callable[[], int] = wall_clock_ms) -> list[Stream[OutMessage]]:
     """Add the drift computation; returns its output streams (late events, summaries, drift events).
 
-    `partitions` is the number of input partitions: the stream watermark waits for all of them.
+    `partitions` is the number of input partitions: the stream watermark waits for all of
+    them, except partitions silent for `IDLE_PARTITION_MS` of wall time (`WindowCloser`).
     """
     monitors = {m.name: m for m in config.monitors}
     by_partition = op.key_on("drift_partition", events, lambda e: str(e.partition))

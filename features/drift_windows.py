@@ -47,6 +47,7 @@ from features.numeric_summary import NumericSummary
 from features.window_summary import ColumnSummary, WindowAccumulator, WindowSummary
 
 _NEVER = -(2**62)
+IDLE_PARTITION_MS = 30_000  # wall-clock time after which a silent partition stops holding windows open
 Sample = UniformReservoir[Row]
 
 
@@ -163,24 +164,64 @@ class PartitionWindows:
 
 
 class WindowCloser:
-    """One monitor's base windows, merged from the partitions' partials (module docstring)."""
+    """One monitor's base windows, merged from the partitions' partials (module docstring).
 
-    def __init__(self, monitor: Monitor, partitions: int) -> None:
+    Idle partitions: a Kafka partition that receives no events (few keys, quiet producers)
+    would hold the stream's watermark back forever. When the caller passes the wall clock
+    (`now_ms`), a partition that has reported no progress for `idle_ms` is left out of the
+    stream's watermark (as Flink's `withIdleness`); a partition that never reported is
+    waited for `idle_ms` after the first progress. Should an idle partition later deliver
+    events of a window already closed, they cannot join it (it was published): they are
+    counted in `late_after_close` and left out. Without `now_ms` every partition is waited
+    for. A single partition (a replayed file) is never left out: the result does not
+    depend on the clock.
+
+    >>> from features.monitor_config import Monitor, ReferenceSpec
+    >>> closer = WindowCloser(Monitor("m", ("x",), (), 60_000, (60_000,), ReferenceSpec("first_windows")),
+    ...                       partitions=2, idle_ms=30_000)
+    >>> closer.add(0, 200_000, [], now_ms=0), closer.add(0, 200_000, [], now_ms=40_000)
+    ([], [])
+    >>> closer.stream_watermark(now_ms=40_000)   # partition 1 never reported: left out
+    200000
+    """
+
+    def __init__(self, monitor: Monitor, partitions: int, idle_ms: int = IDLE_PARTITION_MS) -> None:
         self.monitor = monitor
         self.partitions = partitions
+        self.idle_ms = idle_ms
         self.watermarks: dict[int, int] = {}
+        self.reported_at: dict[int, int] = {}  # wall clock of each partition's last progress
+        self.first_report: int | None = None
         self.pending: dict[int, list[Partial]] = {}  # by window start
+        self.closed_until = _NEVER  # end of the last window closed
+        self.late_after_close = 0
 
-    def add(self, partition: int, watermark: int, partials: Sequence[Partial]) -> list[tuple[WindowSummary, Sample | None]]:
+    def stream_watermark(self, now_ms: int | None = None) -> int:
+        """The slowest partition's watermark (idle partitions left out when `now_ms` is
+        given); _NEVER while a partition is still awaited."""
+        if now_ms is None:
+            return min(self.watermarks.values()) if len(self.watermarks) == self.partitions else _NEVER
+        awaited = len(self.watermarks) < self.partitions
+        if awaited and (self.first_report is None or now_ms - self.first_report < self.idle_ms):
+            return _NEVER
+        active = [w for p, w in self.watermarks.items() if now_ms - self.reported_at.get(p, now_ms) < self.idle_ms]
+        return min(active) if active else max(self.watermarks.values(), default=_NEVER)
+
+    def add(self, partition: int, watermark: int, partials: Sequence[Partial],
+            now_ms: int | None = None) -> list[tuple[WindowSummary, Sample | None]]:
         """Take a partition's progress (its watermark) and the partials it closed; returns
         the base windows the stream's watermark now closes, in time order."""
         for p in partials:
-            self.pending.setdefault(p.summary.start_ms, []).append(p)
+            if p.summary.end_ms <= self.closed_until:
+                self.late_after_close += p.summary.event_count
+            else:
+                self.pending.setdefault(p.summary.start_ms, []).append(p)
         if watermark > self.watermarks.get(partition, _NEVER):
             self.watermarks[partition] = watermark
-        if len(self.watermarks) < self.partitions:
-            return []
-        stream = min(self.watermarks.values())
+        if now_ms is not None:
+            self.reported_at[partition] = now_ms
+            self.first_report = now_ms if self.first_report is None else self.first_report
+        stream = self.stream_watermark(now_ms)
         return self._close(lambda end: end <= stream)
 
     def _close(self, due: object) -> list[tuple[WindowSummary, Sample | None]]:
@@ -189,6 +230,7 @@ class WindowCloser:
             if not due(start + self.monitor.window_ms):  # type: ignore[operator]
                 break
             parts = sorted(self.pending.pop(start), key=lambda p: p.partition)
+            self.closed_until = max(self.closed_until, start + self.monitor.window_ms)
             summary = combine([p.summary for p in parts])
             out.append((summary, merge_samples([p.sample for p in parts], _seed(self.monitor.name, start))))
         return out

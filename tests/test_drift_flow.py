@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import random
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import orjson
@@ -41,7 +45,7 @@ def drift_config(prefix: str, suffix: str = "") -> dict:
 
 
 def drift_lines(seed: int) -> list[tuple[bytes, bytes]]:
-    """12 minutes of ~1,500 events/min over 12 areas: price +20% from minute 8, a new payment
+    """12 minutes of ~1,500 events/min over 40 areas: price +20% from minute 8, a new payment
     category from minute 9:30; 1% of events far behind (late), a few malformed."""
     rng = random.Random(seed)
     lines = []
@@ -52,7 +56,7 @@ def drift_lines(seed: int) -> list[tuple[bytes, bytes]]:
         minute = (t - START) / MIN
         price = rng.gauss(20.0, 5.0) * (1.2 if minute >= 8 else 1.0)
         payments = ["card", "cash", "crypto"] if minute >= 9.5 else ["card", "cash"]
-        event = {"area": f"area-{rng.randrange(12):02d}", "ts": t, "price": round(price, 2),
+        event = {"area": f"area-{rng.randrange(40):02d}", "ts": t, "price": round(price, 2),
                  "eta": None if rng.random() < 0.05 else round(rng.uniform(2, 12), 1),
                  "payment": rng.choice(payments)}
         value = orjson.dumps(event if i % 500 != 7 else {**event, "price": "free"})
@@ -140,6 +144,49 @@ def test_two_workers_with_snapshots_give_the_same_alerts(broker: RunningBroker, 
            for c in (one, two)]
     assert ids[0] and ids[0] == ids[1]
     assert any((tmp_path / "rec").glob("part-*.sqlite3"))
+
+
+def test_sigterm_then_restart_from_the_recovery_dir_equals_an_uninterrupted_run(
+        broker: RunningBroker, topic_prefix: str, tmp_path: Path) -> None:
+    documents = {name: drift_config(topic_prefix, f"-{name}") for name in ("clean", "stopped")}
+    paths = {}
+    topics = {documents["clean"]["source"]["topic"]}
+    for name, document in documents.items():
+        paths[name] = tmp_path / f"{name}.toml"
+        paths[name].write_text(to_toml({k: v for k, v in document.items() if k != "monitors"})
+                               + monitors_toml(document["monitors"]))
+        config = parse_config(document)
+        topics |= {config.source.dead_letter_topic, config.source.late_topic,
+                   config.monitors[0].events_topic, config.monitors[0].summaries_topic}
+    create_topics(broker.bootstrap, sorted(topics), partitions=3)
+    produce(broker.bootstrap, documents["clean"]["source"]["topic"], drift_lines(seed=13))
+    log = tmp_path / "runs.log"
+
+    def run(name: str, *extra: str) -> subprocess.Popen:
+        cmd = [sys.executable, "-m", "dataflows.cli", "run", "drift", "--config", str(paths[name]),
+               "--bootstrap", broker.bootstrap, *extra]
+        return subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+
+    assert run("clean", "--stop-at-end").wait(timeout=300) == 0, log.read_text()[-3000:]
+    recovery = ["--recovery-dir", str(tmp_path / "recovery"), "--snapshot-interval", "200ms"]
+    stopped = parse_config(documents["stopped"]).monitors[0]
+    live = run("stopped", *recovery)  # no --stop-at-end: it waits for more events until SIGTERM
+    deadline = time.monotonic() + 120
+    while not consume_json(broker.bootstrap, stopped.summaries_topic):
+        assert time.monotonic() < deadline and live.poll() is None, log.read_text()[-3000:]
+        time.sleep(0.5)
+    time.sleep(1.0)
+    live.send_signal(signal.SIGTERM)
+    assert live.wait(timeout=60) == 0, log.read_text()[-3000:]
+    assert run("stopped", "--stop-at-end", *recovery).wait(timeout=300) == 0, log.read_text()[-3000:]
+
+    clean = parse_config(documents["clean"]).monitors[0]
+    expected = {m["id"]: m for m in consume_json(broker.bootstrap, clean.events_topic)}
+    got = {m["id"]: m for m in consume_json(broker.bootstrap, stopped.events_topic)}
+    assert expected and got.keys() == expected.keys()
+    assert all(got[k]["began"] == expected[k]["began"] for k in expected)
+    summaries = {m["id"]: m["event_count"] for m in consume_json(broker.bootstrap, stopped.summaries_topic)}
+    assert summaries == {m["id"]: m["event_count"] for m in consume_json(broker.bootstrap, clean.summaries_topic)}
 
 
 def monitors_toml(monitors: list[dict]) -> str:

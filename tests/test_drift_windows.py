@@ -74,3 +74,17 @@ def test_combine_refuses_different_windows() -> None:
     a = summarize_columns(0, MIN, {"x": [1.0]}, ["x"], [])
     with pytest.raises(ValueError, match="one window"):
         combine([a, summarize_columns(MIN, 2 * MIN, {"x": [1.0]}, ["x"], [])])
+
+
+def test_an_idle_partition_stops_holding_windows_open_after_the_idle_time() -> None:
+    p0, p1 = PartitionWindows((MONITOR,), 5_000), PartitionWindows((MONITOR,), 5_000)
+    closer = WindowCloser(MONITOR, partitions=2, idle_ms=30_000)
+    partials, _ = p0.add([Event("a", t, {"x": 1.0, "c": "a"}, partition=0) for t in (1_000, 70_000)])
+    assert closer.add(0, p0.watermark(0), partials, now_ms=0) == []  # partition 1 awaited
+    more, _ = p0.add([Event("a", 71_000, {"x": 1.0, "c": "a"}, partition=0)])
+    assert [w.start_ms for w, _ in closer.add(0, p0.watermark(0), more, now_ms=31_000)] == [0]
+    # The idle partition wakes up with an event of the published window: counted, left out.
+    late, _ = p1.add([Event("b", 2_000, {"x": 1.0, "c": "b"}, partition=1), Event("b", 90_000, {}, partition=1)])
+    assert closer.add(1, p1.watermark(1), late, now_ms=32_000) == [] and closer.late_after_close == 1
+    # Both partitions active again: the slowest one holds the next window until it passes.
+    assert closer.stream_watermark(now_ms=33_000) == min(71_000, 90_000) - 5_000
