@@ -171,6 +171,8 @@ def drift_stage(events: Stream[Event], config: Config, counters: FlowCounters, p
         return MonitorState(WindowCloser(monitors[name], partitions), DriftEngine(monitors[name], references.get(name)))
 
     def monitor_builder(resume: MonitorState | None) -> _MonitorLogic:
+        if resume is not None:
+            resume.closer.resumed(clock_ms())
         return _MonitorLogic(resume, new_state, counters, clock_ms)
 
     keyed: Stream[tuple[str, Progress]] = split.falses  # type: ignore[assignment]

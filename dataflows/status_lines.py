@@ -55,4 +55,7 @@ def flow_summary(counters: FlowCounters) -> str:
     if counters.get("drift_summaries_out"):
         lines.append(f"  drift summaries out   {counters.get('drift_summaries_out'):,}")
         lines.append(f"  drift events out      {counters.get('drift_events_out'):,}")
+        if counters.get("drift.late_after_close"):
+            lines.append(f"  drift: events of an idle partition's published windows, left out "
+                         f"{counters.get('drift.late_after_close'):,}")
     return "\n".join(lines)

@@ -207,6 +207,12 @@ class WindowCloser:
         active = [w for p, w in self.watermarks.items() if now_ms - self.reported_at.get(p, now_ms) < self.idle_ms]
         return min(active) if active else max(self.watermarks.values(), default=_NEVER)
 
+    def resumed(self, now_ms: int) -> None:
+        """After a restart from a snapshot: the wall-clock times are stale, so every known
+        partition gets a fresh `idle_ms` to report before it counts as idle."""
+        self.reported_at = {p: now_ms for p in self.watermarks}
+        self.first_report = now_ms
+
     def add(self, partition: int, watermark: int, partials: Sequence[Partial],
             now_ms: int | None = None) -> list[tuple[WindowSummary, Sample | None]]:
         """Take a partition's progress (its watermark) and the partials it closed; returns

@@ -88,3 +88,13 @@ def test_an_idle_partition_stops_holding_windows_open_after_the_idle_time() -> N
     assert closer.add(1, p1.watermark(1), late, now_ms=32_000) == [] and closer.late_after_close == 1
     # Both partitions active again: the slowest one holds the next window until it passes.
     assert closer.stream_watermark(now_ms=33_000) == min(71_000, 90_000) - 5_000
+
+
+def test_after_a_restart_every_partition_gets_a_fresh_idle_time() -> None:
+    closer = WindowCloser(MONITOR, partitions=2, idle_ms=30_000)
+    closer.add(0, 100_000, [], now_ms=0)
+    closer.add(1, 50_000, [], now_ms=0)
+    restored = pickle.loads(pickle.dumps(closer))
+    restored.resumed(now_ms=10**9)  # hours later: without this, partition 1 would look idle
+    assert restored.add(0, 200_000, [], now_ms=10**9 + 1) == []
+    assert restored.stream_watermark(now_ms=10**9 + 1) == 50_000
