@@ -23,7 +23,9 @@ def flow_progress(counters: FlowCounters) -> Callable[[], str]:
         seen = counters.get("events_in")
         return (f"{meter.rate(seen):>9,.0f} events/s | processed {seen:,} | valid {counters.get('valid'):,}"
                 f" | rejected {counters.total('rejected.'):,} | features out {counters.get('features_out'):,}"
-                f" | late {counters.get('late'):,}")
+                f" | late {counters.get('late'):,}"
+                + (f" | drift summaries {counters.get('drift_summaries_out'):,} | drift events "
+                   f"{counters.get('drift_events_out'):,}" if counters.get("drift_summaries_out") else ""))
 
     return render
 

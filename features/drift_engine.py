@@ -49,7 +49,7 @@ from features.monitor_config import Monitor
 from features.numeric_drift import NUMERIC_TESTS, total
 from features.numeric_drift import summary_stats as numeric_stats
 from features.numeric_summary import NumericSummary
-from features.root_cause import localise
+from features.root_cause import localise, merge_column
 from features.samplers import UniformReservoir
 from features.window_summary import ColumnSummary, WindowSummary, merge_all
 
@@ -222,13 +222,27 @@ class DriftEngine:
                           alert.severity, detail)
 
     def _localise(self, result: TestResult, scale: int, end: int) -> tuple[int, int] | None:
-        windows = [w for w, _ in self._parts(end - self.lookback[scale], end)]
+        column = result.column
+        start = end - self.lookback[scale]
+        windows = [w for w, _ in self._parts(start, end)]
+        spec = self.monitor.reference
+        if spec.type != "previous_period":
+            assert self.reference is not None
+            fixed = self.reference.summary.columns[column]
+            return localise(windows, column, result.test, lambda _s, _e: fixed, self.monitor.min_count)
+        # The reference of a suffix [s, end) is [s - period, end - period): merged one
+        # window at a time as s moves back (localise asks for decreasing starts), and only
+        # this column, so the scan stays linear in the number of windows.
+        earlier = [w for w, _ in reversed(self._parts(start - spec.period_ms, end - spec.period_ms))]
+        merged: list[ColumnSummary] = []
 
-        def reference_for(start: int, stop: int) -> ColumnSummary | None:
-            ref = self._reference_for(start, stop)
-            return None if ref is None else ref.summary.columns[result.column]
+        def reference_for(suffix_start: int, _stop: int) -> ColumnSummary | None:
+            while earlier and earlier[0].start_ms >= suffix_start - spec.period_ms:
+                part = earlier.pop(0).columns[column]
+                merged[:] = [part if not merged else merge_column(part, merged[0])]
+            return merged[0] if merged else None
 
-        return localise(windows, result.column, result.test, reference_for, self.monitor.min_count)
+        return localise(windows, column, result.test, reference_for, self.monitor.min_count)
 
 
 _LABELS = {"ks": "KS", "mean": "mean shift z", "std": "std change z", "null_rate": "null rate z",

@@ -69,7 +69,12 @@ def contrast(test: str, ref: ColumnSummary, cur: ColumnSummary) -> float:
     return math.sqrt(chi2_test(ref, cur).statistic)  # type: ignore[arg-type]
 
 
-def _merge(a: ColumnSummary, b: ColumnSummary) -> ColumnSummary:
+def merge_column(a: ColumnSummary, b: ColumnSummary) -> ColumnSummary:
+    """Merge two summaries of one column (numeric or categorical).
+
+    >>> a = NumericSummary(); a.update([1.0]); merge_column(a, a).count
+    2
+    """
     if isinstance(a, NumericSummary):
         return numeric_summary.merge(a, b)  # type: ignore[arg-type]
     return categorical_summary.merge(a, b)  # type: ignore[arg-type]
@@ -81,6 +86,8 @@ def localise(windows: Sequence[WindowSummary], column: str, test: str,
     began, among `windows` (base windows in time order, the alerting window's last); None
     when no suffix has `min_count` values and a reference. New categories are exact: the
     first window of the run of windows, ending with the alerting one, that hold one.
+
+    `reference_for(start, end)` is asked for suffixes with decreasing starts.
     """
     if test == "new_category":
         return _first_with_new_categories(windows, column, reference_for)
@@ -88,7 +95,7 @@ def localise(windows: Sequence[WindowSummary], column: str, test: str,
     suffix: ColumnSummary | None = None
     for j in range(len(windows) - 1, -1, -1):
         part = windows[j].columns[column]
-        suffix = part if suffix is None else _merge(part, suffix)
+        suffix = part if suffix is None else merge_column(part, suffix)
         seen = suffix.count + suffix.nulls
         ref = reference_for(windows[j].start_ms, windows[-1].end_ms)
         if seen < min_count or ref is None or ref.count == 0:
