@@ -49,13 +49,13 @@ SEVERITIES = ("info", "warning", "critical")
 DEFAULT_THRESHOLDS: dict[str, float] = {
     "ks": 0.05, "mean": 0.1, "std": 0.1, "null_rate": 0.01, "psi": 0.1, "js": 0.1,
     "wasserstein": 0.25, "chi2": 0.05, "new_category": 0.005, "vanished_category": 0.005,
-    "mmd": 0.1,
+    "mmd": 0.1, "missing": 0.5,
 }
 # ... and critical.
 DEFAULT_CRITICAL: dict[str, float] = {
     "ks": 0.2, "mean": 0.5, "std": 0.4, "null_rate": 0.1, "psi": 0.25, "js": 0.3,
     "wasserstein": 1.0, "chi2": 0.2, "new_category": 0.05, "vanished_category": 0.05,
-    "mmd": 0.5,
+    "mmd": 0.5, "missing": 0.9,
 }
 
 

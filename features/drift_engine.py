@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -42,7 +42,7 @@ from features.categorical_drift import CATEGORICAL_TESTS
 from features.categorical_drift import summary_stats as categorical_stats
 from features.drift_event import MULTIVARIATE_COLUMN, DriftEvent, format_duration
 from features.drift_reference import Reference, Row, merge_samples, merged_reference
-from features.drift_result import TestResult
+from features.drift_result import SCHEMA_TESTS, TestResult
 from features.messages import iso_utc
 from features.mmd import mmd_test
 from features.monitor_config import Monitor
@@ -81,7 +81,8 @@ def run_tests(monitor: Monitor, reference: WindowSummary, current: WindowSummary
     """The monitor's tests of every column with enough values on both sides.
 
     `null_rate` needs `min_count` values of any kind (a column that went missing has none
-    that are valid); the other tests need `min_count` valid values.
+    that are valid; its null-rate result is then reported as the schema finding `missing`);
+    the other tests need `min_count` valid values.
     """
     results = []
     for column in monitor.columns:
@@ -95,8 +96,12 @@ def run_tests(monitor: Monitor, reference: WindowSummary, current: WindowSummary
                 enough = seen_ref >= monitor.min_count and seen_cur >= monitor.min_count
             else:
                 enough = ref.count >= monitor.min_count and cur.count >= monitor.min_count
-            if enough:
-                results.append(table[name](ref, cur).with_column(column))  # type: ignore[arg-type]
+            if not enough:
+                continue
+            result = table[name](ref, cur).with_column(column)  # type: ignore[arg-type]
+            if name == "null_rate" and cur.count == 0 and ref.count:
+                result = replace(result, test="missing", note="no valid value in the window")
+            results.append(result)
     return results
 
 
@@ -247,7 +252,8 @@ class DriftEngine:
 
 _LABELS = {"ks": "KS", "mean": "mean shift z", "std": "std change z", "null_rate": "null rate z",
            "psi": "PSI", "js": "JS distance", "wasserstein": "Wasserstein", "chi2": "chi2",
-           "new_category": "new categories", "vanished_category": "vanished categories", "mmd": "MMD^2"}
+           "new_category": "new categories", "vanished_category": "vanished categories", "mmd": "MMD^2",
+           "missing": "null rate z (no valid value)"}
 
 
 def _detail(r: TestResult, alert: Alert, scale: int, began: tuple[int, int] | None) -> str:
@@ -259,4 +265,4 @@ def _detail(r: TestResult, alert: Alert, scale: int, began: tuple[int, int] | No
     text += f" at {format_duration(scale)}"
     if began is not None:
         text += f", began in [{iso_utc(began[0])[11:16]}, {iso_utc(began[1])[11:16]})"
-    return text + (f"; {r.note}" if r.note and r.test in ("new_category", "vanished_category") else "")
+    return text + (f"; {r.note}" if r.note and r.test in SCHEMA_TESTS else "")

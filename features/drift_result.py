@@ -16,8 +16,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-# Tests whose finding is a change of the column's value set rather than of its distribution.
-SCHEMA_TESTS = frozenset({"new_category", "vanished_category"})
+# Findings that are a change of the column's value set rather than of its distribution
+# ("missing": a column with values in the reference has none in the window).
+SCHEMA_TESTS = frozenset({"new_category", "vanished_category", "missing"})
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,7 @@ def contrast(test: str, ref: ColumnSummary, cur: ColumnSummary) -> float:
     """
     if isinstance(ref, NumericSummary):
         assert isinstance(cur, NumericSummary)
-        if test == "null_rate":
+        if test in ("null_rate", "missing"):
             return abs(null_rate_test(ref, cur).statistic)
         if cur.count == 0:
             return 0.0
@@ -59,7 +59,7 @@ def contrast(test: str, ref: ColumnSummary, cur: ColumnSummary) -> float:
             return abs(result.statistic)
         d = ks_test(ref, cur).statistic
         return d * math.sqrt(ref.count * cur.count / (ref.count + cur.count))
-    if test == "null_rate":
+    if test in ("null_rate", "missing"):
         return abs(categorical_null_rate(ref, cur).statistic)  # type: ignore[arg-type]
     if cur.count == 0:
         return 0.0

@@ -150,3 +150,14 @@ def test_bad_use_is_refused() -> None:
     engine.add(base(5, np.zeros(3)))
     with pytest.raises(ValueError, match="time order"):
         engine.add(base(4, np.zeros(3)))
+
+
+def test_a_column_that_goes_missing_is_a_schema_event() -> None:
+    rng = np.random.default_rng(8)
+    engine = DriftEngine(monitor(ReferenceSpec("first_windows", windows=3)))
+    events = []
+    for i in range(8):
+        x = rng.normal(size=1000) if i < 5 else np.full(1000, np.nan)
+        events += engine.add(base(i, x)).events
+    assert [(e.kind, e.test, e.severity, e.began) for e in events] == [("schema", "missing", "critical", (5 * MIN, 6 * MIN))]
+    assert "no valid value" in events[0].detail and events[0].current["null_rate"] == 1.0
