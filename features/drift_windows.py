@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -148,13 +148,15 @@ class PartitionWindows:
         if sample is not None:
             sample.extend(sample_rows(fields, monitor.numeric))
 
-    def _close(self, due: object) -> list[Partial]:
+    def _close(self, due: Callable[[int, int], bool]) -> list[Partial]:
         out = []
         for key in sorted(self.open):
             name, partition, start = key
             acc, sample = self.open[key]
-            if due(partition, acc.end_ms):  # type: ignore[operator]
-                out.append(Partial(name, partition, acc.summary(), sample))
+            if due(partition, acc.end_ms):
+                # The accumulator is dropped: its summaries can be handed over without a copy.
+                out.append(Partial(name, partition, WindowSummary(acc.start_ms, acc.end_ms, acc.event_count,
+                                                                  acc.columns), sample))
                 del self.open[key]
         return out
 
@@ -230,10 +232,10 @@ class WindowCloser:
         stream = self.stream_watermark(now_ms)
         return self._close(lambda end: end <= stream)
 
-    def _close(self, due: object) -> list[tuple[WindowSummary, Sample | None]]:
+    def _close(self, due: Callable[[int], bool]) -> list[tuple[WindowSummary, Sample | None]]:
         out = []
         for start in sorted(self.pending):
-            if not due(start + self.monitor.window_ms):  # type: ignore[operator]
+            if not due(start + self.monitor.window_ms):
                 break
             parts = sorted(self.pending.pop(start), key=lambda p: p.partition)
             self.closed_until = max(self.closed_until, start + self.monitor.window_ms)
