@@ -5,7 +5,7 @@ For the results of one monitor at one scale in one window:
 1. **False discovery control**: the p-values of all column tests of the window are
    adjusted together with Benjamini-Hochberg (the multivariate test is its own family). A
    p-valued result is *significant* when its adjusted p-value is <= `fdr`; a test without a
-   p-value (Wasserstein, new categories) when its effect size reaches its threshold.
+   p-value (Wasserstein) when its effect size reaches its threshold.
 2. **Severity** from the effect size: `critical` at or above the test's `critical` level,
    `warning` at or above its threshold, else `info`. Results below `min_severity` are
    ignored, so a tiny but significant shift in a huge window does not page anyone.

@@ -8,8 +8,8 @@ in `other`, which the tests treat as one more category), so these tests are exac
 | `chi2` | chi-squared of the 2 x k table of counts | chi-squared, k - 1 dof | Cramer's V = sqrt(chi2 / N) |
 | `psi` | PSI over the categories | chi-squared approximation | PSI |
 | `js` | Jensen-Shannon distance (base 2) | chi-squared approximation | the distance |
-| `new_category` | share of the window in categories the reference never saw | none | that share |
-| `vanished_category` | reference share of categories absent from the window | (1 - share)^n: chance of seeing none of them | that share |
+| `new_category` | share of the window in categories the reference never saw | exact per category, Bonferroni | that share |
+| `vanished_category` | reference share of categories absent from the window | exact per category, Bonferroni | that share |
 | `null_rate` | two-proportion z of null rates | two-sided normal | null rate difference |
 
 >>> ref, cur = CategoricalSummary(), CategoricalSummary()
@@ -17,7 +17,7 @@ in `other`, which the tests treat as one more category), so these tests are exac
 >>> cur.update(["card"] * 500 + ["cash"] * 300 + ["crypto"] * 200)
 >>> r = new_category_test(ref, cur); r.statistic, r.note
 (0.2, 'new: crypto 20.0%')
->>> v = vanished_category_test(ref, cur); v.statistic, v.p_value < 1e-30, v.note
+>>> v = vanished_category_test(ref, cur); v.statistic, v.p_value < 1e-20, v.note
 (0.1, True, 'vanished: wallet (was 10.0%)')
 >>> round(chi2_test(ref, cur).effect_size, 3)
 0.393
@@ -36,6 +36,7 @@ from features.numeric_drift import chi2_p, js_from_shares, proportion_test, psi_
 
 OTHER = "(other)"  # the bucket of values past a summary's category cap
 TOP_CATEGORIES = 20  # categories listed in a drift event's summary statistics
+CATEGORY_ALPHA = 0.01  # a new or vanished category counts when its adjusted p-value is below this
 
 
 def _check(ref: CategoricalSummary, cur: CategoricalSummary) -> None:
@@ -119,35 +120,64 @@ def _listing(label: str, shares: dict[str, float], was: bool = False) -> str:
     return f"{label}: {', '.join(parts)}{more}" if shares else ""
 
 
-def new_category_test(ref: CategoricalSummary, cur: CategoricalSummary) -> TestResult:
-    """Categories of the window that the reference surely never saw (its count's upper
-    bound is 0, so this holds past the cap too); statistic = their share of the window.
+def _one_sided(count: int, n_other: int, n_here: int) -> float:
+    """Exact conditional test of a category seen `count` times on one side only: given its
+    total, each value falls on this side with probability n_here / (n_here + n_other), so
+    all of them do with probability (n_here / (n_here + n_other)) ** count."""
+    return (n_here / (n_here + n_other)) ** count
 
-    >>> a = CategoricalSummary(); a.update(["x"] * 9); b = CategoricalSummary(); b.update(["x", "y"])
-    >>> new_category_test(a, b).statistic
-    0.5
+
+def _categories_only_on_one_side(side: CategoricalSummary, other: CategoricalSummary,
+                                 n_categories: int) -> tuple[dict[str, float], float]:
+    """Categories with values on `side` and surely none on `other` (the count's upper bound
+    is 0, so this holds past the cap too): those significant on their own after Bonferroni
+    over the categories (adjusted p <= CATEGORY_ALPHA), as {name: share of `side`}, and the
+    smallest adjusted p-value of all of them (1.0 if there are none)."""
+    significant: dict[str, float] = {}
+    smallest = 1.0
+    for name, n in side.counts.items():
+        if n and other.count_bounds(name)[1] == 0:
+            p = min(1.0, n_categories * _one_sided(n, other.count, side.count))
+            smallest = min(smallest, p)
+            if p <= CATEGORY_ALPHA:
+                significant[name] = n / side.count
+    return significant, smallest
+
+
+def new_category_test(ref: CategoricalSummary, cur: CategoricalSummary) -> TestResult:
+    """Categories of the window that the reference never saw, seen too often to be rare
+    categories the reference missed by chance: each is tested exactly (all c of its values
+    fell in the window: p = (n_cur / (n_ref + n_cur))^c), Bonferroni over the categories.
+    Statistic and effect = the window's share of the significant ones; p-value = the
+    smallest adjusted p.
+
+    >>> a = CategoricalSummary(); a.update(["x"] * 900); b = CategoricalSummary(); b.update(["x"] * 90 + ["y"] * 10)
+    >>> r = new_category_test(a, b); r.statistic, r.p_value < 1e-9, r.note
+    (0.1, True, 'new: y 10.0%')
     """
     _check(ref, cur)
-    new = {name: n / cur.count for name, n in cur.counts.items()
-           if n and ref.count_bounds(name)[1] == 0}
+    names, _, _ = aligned_counts(ref, cur)
+    new, p = _categories_only_on_one_side(cur, ref, len(names))
     share = sum(new.values())
-    return TestResult("new_category", share, None, share, note=_listing("new", new))
+    return TestResult("new_category", share, p, share, note=_listing("new", new))
 
 
 def vanished_category_test(ref: CategoricalSummary, cur: CategoricalSummary) -> TestResult:
-    """Reference categories with no value in the window. The p-value is the chance that
-    n draws from the reference miss all of them: (1 - their share)^n.
+    """Reference categories with no value in the window, absent too surely to be chance:
+    each is tested exactly (all r of its values fell in the reference: p = (n_ref /
+    (n_ref + n_cur))^r), Bonferroni over the categories. Statistic and effect = the
+    reference share of the significant ones; p-value = the smallest adjusted p. (A long
+    tail of rare categories always misses some in a window: they are not evidence.)
 
-    >>> a = CategoricalSummary(); a.update(["x"] * 50 + ["y"] * 50)
-    >>> b = CategoricalSummary(); b.update(["x"] * 20)
-    >>> r = vanished_category_test(a, b); r.statistic, r.p_value == 0.5 ** 20
-    (0.5, True)
+    >>> a = CategoricalSummary(); a.update(["x"] * 500 + ["y"] * 500)
+    >>> b = CategoricalSummary(); b.update(["x"] * 100)
+    >>> r = vanished_category_test(a, b); r.statistic, r.p_value < 1e-20, r.note
+    (0.5, True, 'vanished: y (was 50.0%)')
     """
     _check(ref, cur)
-    gone = {name: n / ref.count for name, n in ref.counts.items()
-            if n and cur.count_bounds(name)[1] == 0}
+    names, _, _ = aligned_counts(ref, cur)
+    gone, p = _categories_only_on_one_side(ref, cur, len(names))
     share = sum(gone.values())
-    p = float((1.0 - share) ** cur.count) if share < 1.0 else 0.0
     return TestResult("vanished_category", share, p, share, note=_listing("vanished", gone, was=True))
 
 

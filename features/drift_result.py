@@ -1,10 +1,10 @@
 """The outcome of one drift test on one column: statistic, p-value, effect size.
 
 Every test in `features.numeric_drift`, `features.categorical_drift` and `features.mmd`
-returns a `TestResult`. The p-value is None for tests without one (Wasserstein, new
-categories); the effect size is the quantity the alert policy's thresholds and severities
-apply to (for instance the mean shift in reference standard deviations), so a tiny but
-significant difference in a huge window can be told apart from a large one.
+returns a `TestResult`. The p-value is None for tests without one (Wasserstein); the effect
+size is the quantity the alert policy's thresholds and severities apply to (for instance
+the mean shift in reference standard deviations), so a tiny but significant difference in a
+huge window can be told apart from a large one.
 
 >>> r = TestResult("mean", statistic=7.9, p_value=2.8e-15, effect_size=0.25)
 >>> r.with_column("price").column, round(r.strength, 2)
