@@ -109,6 +109,13 @@ def _build_parser() -> argparse.ArgumentParser:
 
     add_samples_parser(sub)
 
+    reference = sub.add_parser("reference", help="build a drift reference from a file of training events")
+    reference_sub = reference.add_subparsers(dest="reference_command", required=True, metavar="ACTION")
+    build = reference_sub.add_parser("build", help="summarise a JSONL file once for every monitor of the config")
+    build.add_argument("--config", type=Path, required=True)
+    build.add_argument("--input", type=Path, required=True, help="JSONL file of training events, one per line")
+    build.add_argument("--output", type=Path, required=True, help="the reference file to write (JSON)")
+
     tail = sub.add_parser("tail", help="print a topic's messages")
     tail.add_argument("topic")
     _add_bootstrap(tail)
@@ -233,16 +240,21 @@ def _cmd_samples(args: argparse.Namespace) -> int:
     return samples_command(args)
 
 
+def _cmd_reference(args: argparse.Namespace) -> int:
+    from dataflows.reference_cli import build_reference_file
+
+    build_reference_file(args.config, args.input, args.output)
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from dataflows.demo import run_demo
 
     return run_demo(args)
 
 
-_COMMANDS = {"broker": _cmd_broker, "run": _cmd_run, "replay": _cmd_replay, "produce": _cmd_produce, "tail": _cmd_tail, "demo": _cmd_demo}
-_COMMANDS["samples"] = _cmd_samples
-
-_COMMANDS["topics"] = _cmd_topics
+_COMMANDS = {"broker": _cmd_broker, "run": _cmd_run, "replay": _cmd_replay, "produce": _cmd_produce, "tail": _cmd_tail,
+             "demo": _cmd_demo, "samples": _cmd_samples, "topics": _cmd_topics, "reference": _cmd_reference}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

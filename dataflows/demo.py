@@ -17,9 +17,11 @@ import orjson
 
 from dataflows.broker import create_topics, local_broker
 from dataflows.counters import FlowCounters
+from dataflows.drift_report import demo_drift_lines
 from dataflows.flows import FLOWS, default_flows, topics_for
 from dataflows.kafka_io import KafkaInput, KafkaOutput
 from dataflows.generator import StreamSpec, parse_change
+from dataflows.ingest import combined_counters
 from dataflows.produce import produce_to_kafka
 from dataflows.progress import ProgressPrinter
 from dataflows.runner import run_flow
@@ -75,21 +77,27 @@ def run_demo(args: argparse.Namespace) -> int:
         stats = produce_to_kafka(spec, bootstrap, config.source.topic, labels_topic, rate=None,
                                  progress=_produce_progress, settings=config.kafka)
         print(file=sys.stderr)
-        counters = FlowCounters()
+        per_flow = []
         for name in flows:
+            counters = FlowCounters()  # per flow: each flow decodes (and counts) the same events
+            per_flow.append(counters)
             print(f"running flow {name!r}: {FLOWS[name].summary}", file=sys.stderr)
             source = KafkaInput(bootstrap, [config.source.topic], stop_at_end=True, settings=config.kafka)
             flow = FLOWS[name].build(config, source, KafkaOutput(bootstrap, config.kafka), counters)
             with ProgressPrinter(flow_progress(counters)):
                 run_flow(flow)
+        counters = combined_counters(per_flow)
         summary = "\n".join(filter(None, (flow_summary(counters), samples_summary(counters))))
         print("\n" + summary)
         produced = stats.events
         accounted = counters.get("valid") + counters.total("rejected.")
         print(f"\nproduced {produced:,} events; valid + rejected = {accounted:,}"
               f" ({'nothing lost' if accounted == produced else 'MISMATCH'})")
+        drift = demo_drift_lines(bootstrap, [m.events_topic for m in config.monitors], spec) if "drift" in flows else []
+        if drift:
+            print("\n" + "\n".join(drift))
         (out_dir / "summary.json").write_bytes(orjson.dumps(
-            {"produced": produced, "labels": stats.labels, "counters": counters.snapshot()},
+            {"produced": produced, "labels": stats.labels, "counters": counters.snapshot(), "drift": drift},
             option=orjson.OPT_INDENT_2,
         ))
         print(f"summary written to {out_dir / 'summary.json'}")

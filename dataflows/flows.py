@@ -10,6 +10,7 @@ from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
 from dataflows.counters import FlowCounters
+from dataflows.drift_flow import build_drift_flow
 from dataflows.features_flow import build_features_flow
 from dataflows.ingest import build_ingest_flow
 from dataflows.kafka_io import OutMessage
@@ -45,6 +46,15 @@ FLOWS: dict[str, FlowSpec] = {
                                       *(fs.topic for fs in config.feature_sets),
                                       *(s.topic for s in config.sample_sets)),
         enabled=lambda config: bool(config.feature_sets or config.sample_sets),
+    ),
+    "drift": FlowSpec(
+        name="drift",
+        summary="base-window summaries per monitored column to drift.summaries; drift alerts to drift.events",
+        build=build_drift_flow,
+        output_topics=lambda config: tuple(dict.fromkeys((
+            config.source.dead_letter_topic, config.source.late_topic,
+            *(t for m in config.monitors for t in (m.summaries_topic, m.events_topic))))),
+        enabled=lambda config: bool(config.monitors),
     ),
 }
 

@@ -13,6 +13,8 @@ tests) in one process do not collide.
 | `driftline_unknown_category_total` | counter | `field` |
 | `driftline_features_out_total` | counter | `feature_set` |
 | `driftline_samples_out_total` | counter | `sample_set` (sample messages written) |
+| `driftline_drift_summaries_out_total` | counter | |
+| `driftline_drift_events_out_total` | counter | `monitor` |
 | `driftline_stage_seconds` | histogram | `stage` (time to process one batch) |
 | `driftline_emit_lag_seconds` | histogram | (wall clock at emit - window end, event time) |
 | `driftline_consumer_lag` | gauge | `topic`, `partition` (messages behind the end) |
@@ -30,12 +32,14 @@ from dataflows.counters import FlowCounters, Histogram
 
 _PLAIN = {"events_in": ("driftline_events_in", "Messages read from the events topic."),
           "valid": ("driftline_events_valid", "Events that decoded and passed the schema."),
-          "late": ("driftline_late_events", "Events behind the watermark, written to the late topic.")}
+          "late": ("driftline_late_events", "Events behind the watermark, written to the late topic."),
+          "drift_summaries_out": ("driftline_drift_summaries_out", "Base-window column summaries written.")}
 _LABELLED = {"rejected.": ("driftline_events_rejected", "Events dead-lettered, by reason.", "reason"),
              "unknown_category.": ("driftline_unknown_category",
                                    "Values outside a declared vocabulary (kept; a drift signal).", "field"),
              "features_out.": ("driftline_features_out", "Feature messages written, by feature set.", "feature_set"),
-             "samples_out.": ("driftline_samples_out", "Sample messages written, by sample set.", "sample_set")}
+             "samples_out.": ("driftline_samples_out", "Sample messages written, by sample set.", "sample_set"),
+             "drift_events_out.": ("driftline_drift_events_out", "Drift events written, by monitor.", "monitor")}
 
 
 class FlowCollector(Collector):

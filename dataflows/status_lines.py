@@ -23,7 +23,9 @@ def flow_progress(counters: FlowCounters) -> Callable[[], str]:
         seen = counters.get("events_in")
         return (f"{meter.rate(seen):>9,.0f} events/s | processed {seen:,} | valid {counters.get('valid'):,}"
                 f" | rejected {counters.total('rejected.'):,} | features out {counters.get('features_out'):,}"
-                f" | late {counters.get('late'):,}")
+                f" | late {counters.get('late'):,}"
+                + (f" | drift summaries {counters.get('drift_summaries_out'):,} | drift events "
+                   f"{counters.get('drift_events_out'):,}" if counters.get("drift_summaries_out") else ""))
 
     return render
 
@@ -52,4 +54,10 @@ def flow_summary(counters: FlowCounters) -> str:
         lines.append(f"  feature messages out  {counters.get('features_out'):,}")
         lines += [f"    {name:<21} {n:,}" for name, n in counters.with_prefix("features_out.").items()]
         lines.append(f"  late events (kept)    {counters.get('late'):,}")
+    if counters.get("drift_summaries_out"):
+        lines.append(f"  drift summaries out   {counters.get('drift_summaries_out'):,}")
+        lines.append(f"  drift events out      {counters.get('drift_events_out'):,}")
+        if counters.get("drift.late_after_close"):
+            lines.append(f"  drift: events of an idle partition's published windows, left out "
+                         f"{counters.get('drift.late_after_close'):,}")
     return "\n".join(lines)

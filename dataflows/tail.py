@@ -13,6 +13,7 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, 
 from dataflows.kafka_clients import client_config, new_client
 from dataflows.kafka_io import list_partitions
 from features.kafka_settings import KafkaSettings
+from features.drift_event import DRIFT_EVENT_SCHEMA, describe_message
 
 
 def format_message(key: bytes | None, value: bytes | None, partition: int, offset: int, compact: bool) -> str:
@@ -26,6 +27,8 @@ def format_message(key: bytes | None, value: bytes | None, partition: int, offse
         return f"{header} (null)"
     try:
         parsed = orjson.loads(value)
+        if isinstance(parsed, dict) and parsed.get("schema") == DRIFT_EVENT_SCHEMA:
+            return f"{header} {describe_message(parsed)}"  # drift events read best as one line
         body = orjson.dumps(parsed, option=0 if compact else orjson.OPT_INDENT_2).decode()
     except orjson.JSONDecodeError:
         body = repr(value[:200])

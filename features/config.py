@@ -29,6 +29,7 @@ from features.events import DecodeLimits
 from features.feature_config import FeatureSet, parse_feature_sets
 from features.kafka_settings import KafkaSettings, parse_kafka_settings
 from features.sample_config import SampleSet, parse_sample_sets
+from features.monitor_config import Monitor, parse_monitors
 from features.schema import EventSchema, parse_schema
 
 
@@ -54,6 +55,7 @@ class Config:
     path: Path | None = None
     kafka: KafkaSettings = KafkaSettings()
     sample_sets: tuple[SampleSet, ...] = ()
+    monitors: tuple[Monitor, ...] = ()
 
     @property
     def dead_letter_flow(self) -> str:
@@ -67,10 +69,12 @@ class Config:
         """
         if self.feature_sets or self.sample_sets:
             return "features"
+        if self.monitors:
+            return "drift"
         return "ingest"
 
 
-_TOP_KEYS = {"source", "schema", "feature_sets", "kafka", "sample_sets"}
+_TOP_KEYS = {"source", "schema", "feature_sets", "kafka", "sample_sets", "monitors"}
 _SOURCE_KEYS = {"topic", "dead_letter_topic", "late_topic", "partitions", "max_event_bytes", "max_future", "lateness"}
 
 
@@ -107,6 +111,7 @@ def parse_config(document: Mapping[str, Any], path: Path | None = None) -> Confi
         path=path,
         kafka=parse_kafka_settings(read_table(document, "kafka", "", required=False)),
         sample_sets=parse_sample_sets(document.get("sample_sets"), schema),
+        monitors=parse_monitors(document.get("monitors"), schema, base_dir),
     )
 
 

@@ -71,7 +71,8 @@ def test_defaults() -> None:
         ({"schema__fields__price": {"type": "float", "nulable": True}}, "schema.fields.price.nulable", "spelling"),
         ({"schema__fields": {}}, "schema.fields", "at least one field"),
         ({"schema": None}, "schema", "a table"),
-        ({"monitors": {}}, "monitors", "known keys"),
+        ({"monitors": {}}, "monitors", "array of tables"),
+        ({"monitor": {}}, "monitor", "known keys"),
     ],
 )
 def test_errors_name_key_expected_found_and_fix(overrides: dict, key: str, fragment: str) -> None:

@@ -22,6 +22,7 @@ from dataflows.flows import FLOWS, default_flows, topics_for
 from dataflows.generator import StreamSpec
 from dataflows.produce import produce_to_kafka
 from features.config import load_config
+from tests.drift_messages import comparable
 from tests.flow_fixtures import strip
 from tests.kafka_helpers import consume_json
 
@@ -29,6 +30,7 @@ pytestmark = pytest.mark.integration
 
 CONFIG = Path(__file__).resolve().parents[1] / "deploy" / "rides.toml"
 EVENTS = 60_000
+DRIFT_SCHEMAS = ("driftline.drift_event/", "driftline.window_summary/")
 
 
 def _prepare(broker: RunningBroker, flow: str) -> None:
@@ -76,9 +78,13 @@ def test_kill_9_three_times_then_resume_equals_an_uninterrupted_run(flow: str, t
 
 
 def _normalized(messages: list[dict]) -> set[bytes]:
-    """`strip`, and a dead letter without what depends on when it was handled: its source
-    message's Kafka timestamp (each broker stamped the input when it was produced) and the
-    detail text (a future timestamp's distance from the clock)."""
+    """`strip`, a dead letter without what depends on when it was handled (its source
+    message's Kafka timestamp, stamped by each broker when produced, and the detail text,
+    a future timestamp's distance from the clock), and drift messages in the form two runs
+    must agree on (`tests.drift_messages.comparable`: KLL sketches draw unseeded bits)."""
+    drift = [m for m in messages if m.get("schema", "").startswith(DRIFT_SCHEMAS)]
+    other = [m for m in messages if not m.get("schema", "").startswith(DRIFT_SCHEMAS)]
     return strip([{**{k: v for k, v in m.items() if k != "detail"},
                    "source": {k: v for k, v in m["source"].items() if k != "timestamp"}}
-                  if m.get("schema", "").startswith("driftline.dead_letter/") else m for m in messages])
+                  if m.get("schema", "").startswith("driftline.dead_letter/") else m for m in other]) \
+        | {comparable(m) for m in drift}

@@ -16,6 +16,8 @@ SCHEMAS = {
     "driftline.features/1": "features.json",
     "driftline.late_event/1": "late_event.json",
     "driftline.sample/1": "sample.json",
+    "driftline.drift_event/1": "drift_event.json",
+    "driftline.window_summary/1": "window_summary.json",
 }
 
 
@@ -33,9 +35,9 @@ def test_schemas_are_valid_json_schemas() -> None:
 def test_replayed_messages_match_their_schemas(tmp_path: Path) -> None:
     start = 1_767_225_600_000
     lines = []
-    for i in range(3000):
+    for i in range(6000):  # 10 minutes; the price jumps after 7.5 (a drift event)
         t = start + i * 100 - (120_000 if i % 500 == 499 else 0)
-        event = {"ride_id": f"r{i}", "area": f"area-{i % 7}", "ts": t, "price": 5.0 + i % 13,
+        event = {"ride_id": f"r{i}", "area": f"area-{i % 7}", "ts": t, "price": 5.0 + i % 13 + 10 * (i >= 4500),
                  "distance_km": 2.5, "surge": None if i % 11 == 0 else 1.2, "eta_min": 4.0,
                  "payment": ["card", "cash", "wallet"][i % 3]}
         lines.append(orjson.dumps(event))
@@ -43,7 +45,7 @@ def test_replayed_messages_match_their_schemas(tmp_path: Path) -> None:
     source = tmp_path / "events.jsonl"
     source.write_bytes(b"\n".join(lines) + b"\n")
     counters = replay(ROOT / "deploy" / "rides.toml", source, tmp_path / "out", quiet=True)
-    assert counters.get("late") == 6 and counters.total("rejected.") == 4
+    assert counters.get("late") == 12 and counters.total("rejected.") == 4
     seen = set()
     for path in (tmp_path / "out").glob("*.jsonl"):
         for line in path.read_bytes().splitlines():

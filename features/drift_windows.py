@@ -1,0 +1,248 @@
+"""Event-time base windows for the drift monitors: per input partition, then per monitor.
+
+The drift flow follows the features flow's event-time rules (`features.feature_engine`):
+an event is late when it is behind its input partition's watermark (`PartitionClocks`: the
+largest event time read before it from that partition, less the allowed lateness). Late
+events are counted and kept out of the summaries.
+
+1. `PartitionWindows` (one per input partition) feeds each non-late event into the open
+   base window of every monitor (a `WindowAccumulator`, fed with numpy column batches, and
+   a reservoir of rows when the monitor has a multivariate test). A window closes in the
+   partition once the partition's watermark passes its end: its *partial* summary is
+   returned, and no later event of the partition can fall into it (it would be late).
+2. `WindowCloser` (one per monitor) collects the partials of every partition and, once the
+   stream's watermark (the slowest partition's) passes a window's end, merges the window's
+   partials (in partition order) into the base-window summary, in time order.
+
+At the end of a bounded input (`flush`) every open window closes.
+
+>>> from features.events import Event
+>>> from features.monitor_config import Monitor, ReferenceSpec
+>>> m = Monitor("inputs", ("price",), (), 60_000, (60_000,), ReferenceSpec("first_windows"))
+>>> part = PartitionWindows((m,), lateness_ms=10_000)
+>>> partials, late = part.add([Event("a", t, {"price": 1.0}, partition=0) for t in (1_000, 75_000, 2_000)])
+>>> [(p.summary.start_ms, p.summary.event_count) for p in partials], len(late)
+([(0, 1)], 1)
+>>> closer = WindowCloser(m, partitions=1)
+>>> [w.event_count for w, _ in closer.add(0, part.watermark(0), partials)]
+[1]
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from features.drift_reference import Row, merge_samples, sample_rows
+from features.events import Event
+from features.feature_engine import LateEvent, PartitionClocks
+from features.monitor_config import Monitor
+from features.samplers import UniformReservoir
+from features import categorical_summary, numeric_summary
+from features.numeric_summary import NumericSummary
+from features.window_summary import ColumnSummary, WindowAccumulator, WindowSummary
+
+_NEVER = -(2**62)
+IDLE_PARTITION_MS = 30_000  # wall-clock time after which a silent partition stops holding windows open
+Sample = UniformReservoir[Row]
+
+
+@dataclass(frozen=True)
+class Partial:
+    """One partition's part of one monitor's base window."""
+
+    monitor: str
+    partition: int
+    summary: WindowSummary
+    sample: Sample | None
+
+
+def _seed(*parts: object) -> int:
+    return zlib.crc32("/".join(map(str, parts)).encode())
+
+
+def numeric_batch(values: Sequence[object]) -> np.ndarray:
+    """A numeric column of decoded events as a float array (None -> NaN, counted as null).
+
+    >>> numeric_batch([1, None, 2.5]).tolist()
+    [1.0, nan, 2.5]
+    """
+    return np.array([math.nan if v is None else v for v in values], dtype=float)
+
+
+def combine(parts: Sequence[WindowSummary]) -> WindowSummary:
+    """One window from partial summaries of the same window [start, end) (e.g. one per
+    input partition): event counts added, column summaries merged in the given order.
+    (`window_summary.merge` joins *disjoint* windows and refuses shared time.)
+
+    >>> from features.window_summary import summarize_columns
+    >>> a = summarize_columns(0, 60_000, {"x": [1.0, 2.0]}, ["x"], [])
+    >>> b = summarize_columns(0, 60_000, {"x": [3.0]}, ["x"], [])
+    >>> w = combine([a, b]); w.event_count, w.columns["x"].mean
+    (3, 2.0)
+    """
+    first = parts[0]
+    if any((p.start_ms, p.end_ms) != (first.start_ms, first.end_ms) for p in parts):
+        raise ValueError("combine joins partial summaries of one window; use merge_all for "
+                         "consecutive windows")
+    columns: dict[str, ColumnSummary] = dict(first.columns)
+    for part in parts[1:]:
+        for name, s in part.columns.items():
+            columns[name] = (numeric_summary.merge(columns[name], s) if isinstance(s, NumericSummary)  # type: ignore[arg-type]
+                             else categorical_summary.merge(columns[name], s))  # type: ignore[arg-type]
+    return WindowSummary(first.start_ms, first.end_ms, sum(p.event_count for p in parts), columns)
+
+
+class PartitionWindows:
+    """The open base windows of every monitor for the events of input partitions
+    (normally one per instance: the flow keys this state by input partition)."""
+
+    def __init__(self, monitors: Sequence[Monitor], lateness_ms: int) -> None:
+        self.monitors = tuple(monitors)
+        self.clocks = PartitionClocks(lateness_ms)
+        self.open: dict[tuple[str, int, int], tuple[WindowAccumulator, Sample | None]] = {}
+
+    def watermark(self, partition: int) -> int:
+        """The partition's watermark: its largest event time less the lateness."""
+        high = self.clocks.high.get(partition)
+        return _NEVER if high is None else high - self.clocks.lateness
+
+    def add(self, events: Sequence[Event]) -> tuple[list[Partial], list[LateEvent]]:
+        """Add a batch of one partition's events (in partition order); returns the partials of
+        the windows it closed and the late events."""
+        late: list[LateEvent] = []
+        kept: list[Event] = []
+        for event in events:
+            behind = self.clocks.behind(event)
+            if behind is None:
+                kept.append(event)
+            else:
+                late.append(LateEvent(event, behind))
+        for monitor in self.monitors:
+            by_window: dict[tuple[int, int], list[Event]] = {}
+            w = monitor.window_ms
+            for event in kept:
+                t = event.time_ms
+                by_window.setdefault((event.partition, t - t % w), []).append(event)
+            for (partition, start), group in by_window.items():
+                self._feed(monitor, partition, start, group)
+        return self._close(lambda p, end: end <= self.watermark(p)), late
+
+    def _feed(self, monitor: Monitor, partition: int, start: int, events: list[Event]) -> None:
+        key = (monitor.name, partition, start)
+        if key not in self.open:
+            sample = None
+            if monitor.multivariate is not None:
+                sample = UniformReservoir[Row](monitor.multivariate.sample, _seed(*key))
+            acc = WindowAccumulator(start, start + monitor.window_ms, monitor.numeric, monitor.categorical)
+            self.open[key] = (acc, sample)
+        acc, sample = self.open[key]
+        fields = [e.fields for e in events]
+        columns: dict[str, object] = {c: numeric_batch([f.get(c) for f in fields]) for c in monitor.numeric}
+        columns.update({c: [f.get(c) for f in fields] for c in monitor.categorical})
+        acc.add_columns(columns, event_count=len(fields))  # type: ignore[arg-type]
+        if sample is not None:
+            sample.extend(sample_rows(fields, monitor.numeric))
+
+    def _close(self, due: Callable[[int, int], bool]) -> list[Partial]:
+        out = []
+        for key in sorted(self.open):
+            name, partition, start = key
+            acc, sample = self.open[key]
+            if due(partition, acc.end_ms):
+                # The accumulator is dropped: its summaries can be handed over without a copy.
+                out.append(Partial(name, partition, WindowSummary(acc.start_ms, acc.end_ms, acc.event_count,
+                                                                  acc.columns), sample))
+                del self.open[key]
+        return out
+
+    def flush(self) -> list[Partial]:
+        """Close every open window (the input has ended)."""
+        return self._close(lambda p, end: True)
+
+
+class WindowCloser:
+    """One monitor's base windows, merged from the partitions' partials (module docstring).
+
+    Idle partitions: a Kafka partition that receives no events (few keys, quiet producers)
+    would hold the stream's watermark back forever. When the caller passes the wall clock
+    (`now_ms`), a partition that has reported no progress for `idle_ms` is left out of the
+    stream's watermark (as Flink's `withIdleness`); a partition that never reported is
+    waited for `idle_ms` after the first progress. Should an idle partition later deliver
+    events of a window already closed, they cannot join it (it was published): they are
+    counted in `late_after_close` and left out. Without `now_ms` every partition is waited
+    for. A single partition (a replayed file) is never left out: the result does not
+    depend on the clock.
+
+    >>> from features.monitor_config import Monitor, ReferenceSpec
+    >>> closer = WindowCloser(Monitor("m", ("x",), (), 60_000, (60_000,), ReferenceSpec("first_windows")),
+    ...                       partitions=2, idle_ms=30_000)
+    >>> closer.add(0, 200_000, [], now_ms=0), closer.add(0, 200_000, [], now_ms=40_000)
+    ([], [])
+    >>> closer.stream_watermark(now_ms=40_000)   # partition 1 never reported: left out
+    200000
+    """
+
+    def __init__(self, monitor: Monitor, partitions: int, idle_ms: int = IDLE_PARTITION_MS) -> None:
+        self.monitor = monitor
+        self.partitions = partitions
+        self.idle_ms = idle_ms
+        self.watermarks: dict[int, int] = {}
+        self.reported_at: dict[int, int] = {}  # wall clock of each partition's last progress
+        self.first_report: int | None = None
+        self.pending: dict[int, list[Partial]] = {}  # by window start
+        self.closed_until = _NEVER  # end of the last window closed
+        self.late_after_close = 0
+
+    def stream_watermark(self, now_ms: int | None = None) -> int:
+        """The slowest partition's watermark (idle partitions left out when `now_ms` is
+        given); _NEVER while a partition is still awaited."""
+        if now_ms is None:
+            return min(self.watermarks.values()) if len(self.watermarks) == self.partitions else _NEVER
+        awaited = len(self.watermarks) < self.partitions
+        if awaited and (self.first_report is None or now_ms - self.first_report < self.idle_ms):
+            return _NEVER
+        active = [w for p, w in self.watermarks.items() if now_ms - self.reported_at.get(p, now_ms) < self.idle_ms]
+        return min(active) if active else max(self.watermarks.values(), default=_NEVER)
+
+    def resumed(self, now_ms: int) -> None:
+        """After a restart from a snapshot: the wall-clock times are stale, so every known
+        partition gets a fresh `idle_ms` to report before it counts as idle."""
+        self.reported_at = {p: now_ms for p in self.watermarks}
+        self.first_report = now_ms
+
+    def add(self, partition: int, watermark: int, partials: Sequence[Partial],
+            now_ms: int | None = None) -> list[tuple[WindowSummary, Sample | None]]:
+        """Take a partition's progress (its watermark) and the partials it closed; returns
+        the base windows the stream's watermark now closes, in time order."""
+        for p in partials:
+            if p.summary.end_ms <= self.closed_until:
+                self.late_after_close += p.summary.event_count
+            else:
+                self.pending.setdefault(p.summary.start_ms, []).append(p)
+        if watermark > self.watermarks.get(partition, _NEVER):
+            self.watermarks[partition] = watermark
+        if now_ms is not None:
+            self.reported_at[partition] = now_ms
+            self.first_report = now_ms if self.first_report is None else self.first_report
+        stream = self.stream_watermark(now_ms)
+        return self._close(lambda end: end <= stream)
+
+    def _close(self, due: Callable[[int], bool]) -> list[tuple[WindowSummary, Sample | None]]:
+        out = []
+        for start in sorted(self.pending):
+            if not due(start + self.monitor.window_ms):
+                break
+            parts = sorted(self.pending.pop(start), key=lambda p: p.partition)
+            self.closed_until = max(self.closed_until, start + self.monitor.window_ms)
+            summary = combine([p.summary for p in parts])
+            out.append((summary, merge_samples([p.sample for p in parts], _seed(self.monitor.name, start))))
+        return out
+
+    def flush(self) -> list[tuple[WindowSummary, Sample | None]]:
+        """Every pending window (the input has ended)."""
+        return self._close(lambda end: True)
