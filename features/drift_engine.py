@@ -177,7 +177,7 @@ class DriftEngine:
             return self.reference
         period = self.monitor.reference.period_ms
         parts = self._parts(start - period, end - period)
-        if not parts:
+        if not parts or parts[0][0].start_ms > start - period:  # history must reach back a whole span
             return None
         windows, samples = zip(*parts)
         return merged_reference(windows, samples, self.seed + end)

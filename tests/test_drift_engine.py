@@ -115,6 +115,22 @@ def test_previous_period_reference_follows_a_seasonal_cycle() -> None:
     assert [(e.test, e.began) for e in events] == [("mean", (60 * MIN, 61 * MIN))]
 
 
+def test_previous_period_reference_never_compares_with_a_partial_span() -> None:
+    # A seasonal level of period 3 windows, tested at a scale of 2: the scale window [2, 4)
+    # would have [-1, 1) a period earlier, of which only window 0 exists. Compared with that
+    # part alone, the cycle itself looks like drift; the span must be skipped instead.
+    rng = np.random.default_rng(11)
+    period = 3
+    engine = DriftEngine(monitor(ReferenceSpec("previous_period", period_ms=period * MIN), scales=(2 * MIN,)))
+    tested, events = [], []
+    for i in range(30):
+        out = engine.add(base(i, rng.normal(10.0 * (i % period), 1.0, 1000)))
+        tested += out.tested
+        events += out.events
+    assert tested and min(t.start_ms for t in tested) >= period * MIN
+    assert events == []
+
+
 def test_multivariate_mmd_sees_a_correlation_change_the_columns_do_not() -> None:
     rng = np.random.default_rng(6)
     m = Monitor("m", ("x", "y"), (), MIN, (MIN,), ReferenceSpec("first_windows", windows=3),
