@@ -28,6 +28,7 @@ from features.config_values import (
 from features.events import DecodeLimits
 from features.feature_config import FeatureSet, parse_feature_sets
 from features.kafka_settings import KafkaSettings, parse_kafka_settings
+from features.model_config import ModelSpec, parse_models
 from features.schema import EventSchema, parse_schema
 
 
@@ -52,6 +53,7 @@ class Config:
     feature_sets: tuple[FeatureSet, ...] = ()
     path: Path | None = None
     kafka: KafkaSettings = KafkaSettings()
+    models: tuple[ModelSpec, ...] = ()
 
     @property
     def dead_letter_flow(self) -> str:
@@ -65,10 +67,12 @@ class Config:
         """
         if self.feature_sets:
             return "features"
+        if self.models:
+            return "model"
         return "ingest"
 
 
-_TOP_KEYS = {"source", "schema", "feature_sets", "kafka"}
+_TOP_KEYS = {"source", "schema", "feature_sets", "kafka", "models"}
 _SOURCE_KEYS = {"topic", "dead_letter_topic", "late_topic", "partitions", "max_event_bytes", "max_future", "lateness"}
 
 
@@ -98,12 +102,14 @@ def parse_config(document: Mapping[str, Any], path: Path | None = None) -> Confi
     reject_unknown_keys(document, _TOP_KEYS, "")
     schema = parse_schema(read_table(document, "schema", "", required=True))
     base_dir = path.parent if path is not None else None
+    source = parse_source(read_table(document, "source", "", required=True))
     return Config(
-        source=parse_source(read_table(document, "source", "", required=True)),
+        source=source,
         schema=schema,
         feature_sets=parse_feature_sets(document.get("feature_sets"), schema, base_dir),
         path=path,
         kafka=parse_kafka_settings(read_table(document, "kafka", "", required=False)),
+        models=parse_models(document.get("models"), schema, source.topic),
     )
 
 
