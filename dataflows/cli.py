@@ -65,6 +65,8 @@ def _build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--output-dir", type=Path, required=True)
     replay.add_argument("--flow", action="append", choices=sorted(FLOWS), default=None,
                         help="flows to run (default: every flow the config enables)")
+    replay.add_argument("--labels", type=Path, default=None, metavar="FILE",
+                        help="JSONL file of labels for the model flow (its models' labels topic)")
 
     produce = sub.add_parser("produce", help="write the synthetic ride stream to Kafka or to files")
     _add_bootstrap(produce, required=False)
@@ -115,7 +117,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     execution = _execution(args)
     counters = FlowCounters()
-    source = KafkaInput(args.bootstrap, [config.source.topic], stop_at_end=args.stop_at_end, counters=counters)
+    source = KafkaInput(args.bootstrap, FLOWS[args.flow].input_topics(config), stop_at_end=args.stop_at_end,
+                        counters=counters)
     if args.metrics_port is not None:
         from dataflows.metrics import serve_metrics
 
@@ -154,7 +157,7 @@ def _execution(args: argparse.Namespace) -> Execution:
 def _cmd_replay(args: argparse.Namespace) -> int:
     from dataflows.replay import replay
 
-    replay(args.config, args.input, args.output_dir, args.flow)
+    replay(args.config, args.input, args.output_dir, args.flow, labels_path=args.labels)
     return 0
 
 

@@ -76,7 +76,7 @@ def run_demo(args: argparse.Namespace) -> int:
         counters = FlowCounters()
         for name in flows:
             print(f"running flow {name!r}: {FLOWS[name].summary}", file=sys.stderr)
-            source = KafkaInput(bootstrap, [config.source.topic], stop_at_end=True)
+            source = KafkaInput(bootstrap, FLOWS[name].input_topics(config), stop_at_end=True)
             flow = FLOWS[name].build(config, source, KafkaOutput(bootstrap), counters)
             with ProgressPrinter(flow_progress(counters)):
                 run_flow(flow)

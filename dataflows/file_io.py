@@ -1,7 +1,8 @@
 """File input and output for `driftline replay`: the same flows, over JSONL files.
 
 `JsonlInput` yields each line of a file as a `RawMessage` (partition 0, offset = line
-number, starting at 0), exactly like a one-partition topic, and resumes from a line number.
+number, starting at 0), exactly like a one-partition topic, and resumes from a line number;
+`JsonlTopics` does so for several files, one per topic (events and labels).
 `TopicFiles` writes each `OutMessage` to `<dir>/<topic>.jsonl`, one value per line.
 """
 
@@ -45,19 +46,31 @@ class _LineReader(StatefulSourcePartition[RawMessage, int]):
         self._handle.close()
 
 
-class JsonlInput(FixedPartitionedSource[RawMessage, int]):
-    """One JSONL file as a one-partition input named like the topic it stands for."""
+class JsonlTopics(FixedPartitionedSource[RawMessage, int]):
+    """Several JSONL files, each a one-partition input named like its topic (events and labels).
 
-    def __init__(self, path: Path, topic: str, batch_size: int = 2000) -> None:
-        self._path = path
-        self._topic = topic
+    >>> import tempfile
+    >>> JsonlTopics({"rides": Path(tempfile.mktemp()), "rides.labels": Path(tempfile.mktemp())}).list_parts()
+    ['0-rides', '0-rides.labels']
+    """
+
+    def __init__(self, files: dict[str, Path], batch_size: int = 2000) -> None:
+        self._files = dict(files)
         self._batch_size = batch_size
 
     def list_parts(self) -> list[str]:
-        return [f"0-{self._topic}"]
+        return [f"0-{topic}" for topic in self._files]
 
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _LineReader:
-        return _LineReader(self._path, self._topic, resume_state or 0, self._batch_size)
+        topic = for_part.split("-", 1)[1]
+        return _LineReader(self._files[topic], topic, resume_state or 0, self._batch_size)
+
+
+class JsonlInput(JsonlTopics):
+    """One JSONL file as a one-partition input named like the topic it stands for."""
+
+    def __init__(self, path: Path, topic: str, batch_size: int = 2000) -> None:
+        super().__init__({topic: path}, batch_size)
 
 
 class _TopicFilesPartition(StatelessSinkPartition[OutMessage]):

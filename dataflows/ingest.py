@@ -77,7 +77,13 @@ def ingest(flow: Dataflow, config: Config, source: Source, counters: FlowCounter
     (and the `ingest` flow, whose whole job they are) writes them: with several flows on one
     topic, each rejected event is dead-lettered once.
     """
-    raw = op.input("events_in", flow, source)
+    return decode_events(op.input("events_in", flow, source), config, counters, flow_name)
+
+
+def decode_events(raw: Stream[RawMessage], config: Config, counters: FlowCounters,
+                  flow_name: str) -> tuple[Stream[Event], Stream[OutMessage]]:
+    """`ingest` from a stream of raw messages of the events topic (a flow reading other
+    topics too splits them off first)."""
     decoded = op.flat_map_batch("decode", raw, make_batch_decoder(config, counters))
     split = op.branch("split_rejected", decoded, lambda item: type(item) is Event)
     dead_letters = split.falses

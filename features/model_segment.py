@@ -166,7 +166,7 @@ class SegmentModel:
 
     def on_event(self, key: str, time_ms: int, x: dict[str, Any]) -> list[Any]:
         """Predict for one event; returns due outputs, the `Served` prediction last."""
-        out = self.advance(time_ms) if time_ms >= self._due else []
+        out = self.advance(time_ms) if time_ms >= self.due_ms else []
         champion, challenger = self.champion, self.challenger
         served = champion.predict(x)
         pending = self.pending
@@ -188,7 +188,7 @@ class SegmentModel:
 
     def on_label(self, key: str, time_ms: int, y: Any) -> list[Any]:
         """Join a label to its waiting prediction, score it, then learn; returns due outputs."""
-        out = self.advance(time_ms) if time_ms >= self._due else []
+        out = self.advance(time_ms) if time_ms >= self.due_ms else []
         entry = self.pending.pop(key, None)
         if entry is None:
             resolved = self.resolved.get(key)
@@ -269,7 +269,7 @@ class SegmentModel:
     # --- time ---------------------------------------------------------------------------------
 
     @property
-    def _due(self) -> int:
+    def due_ms(self) -> int:
         """The earliest time at which `advance` has something to do."""
         if self.next_snapshot is None:
             return -_INF

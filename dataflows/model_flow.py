@@ -1,0 +1,387 @@
+"""The model flow: events and delayed labels -> online River models, predict then learn.
+
+Three keyed steps, so the predict/learn sequence of every model is the same in a Kafka
+run, a replay and with any number of workers:
+
+1. per input partition (events and labels topics): lateness in partition order
+   (`PartitionClocks`; late events and labels are counted, not used), then routing by join
+   key to one of `JOIN_SHARDS` join shards per model, with the partition's progress;
+2. per join shard (`LabelRouter`): the segment of each event's key, so a label, which
+   carries only the key, reaches its segment; labels that came before their event wait
+   for it. Each shard sends its items and its watermark to every model shard;
+3. per model shard (a hash of the segment into `MODEL_SHARDS`, or one shard without
+   `segment_by`): `OrderedRelease` puts events and labels in event-time order once every
+   join shard's watermark has passed them, and each segment's `SegmentModel` predicts,
+   scores and learns. The state (models, waiting predictions) is Bytewax state: recovery
+   restores it.
+
+Outputs: `predictions.<model>` (keyed by the join key, so it is co-partitioned with the
+labels), `model.metrics` (window metrics and promotions, keyed by the model),
+`model.snapshots` (keyed by the model), error drift on `drift.events` (keyed by the column),
+and rejected labels on `<labels topic>.dlq`.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow, Stream
+from bytewax.inputs import FixedPartitionedSource
+from bytewax.operators import StatefulBatchLogic
+from bytewax.outputs import Sink
+
+from dataflows.counters import FlowCounters
+from dataflows.ingest import decode_events, wall_clock_ms
+from dataflows.kafka_io import OutMessage, RawMessage
+from features.config import Config
+from features.config_values import ConfigError
+from features.events import Event, Rejection
+from features.feature_engine import PartitionClocks
+from features.label_router import LabelRouter
+from features.messages import SourcePosition, dead_letter, encode
+from features.model_config import ModelSpec
+from features.model_labels import Label, LabelDecoder
+from features.model_messages import (
+    error_drift_event,
+    metrics_message,
+    prediction_message,
+    promotion_message,
+    snapshot_message,
+)
+from features.model_runner import input_vector
+from features.model_segment import ErrorDrift, Promotion, SegmentModel, Served, Snapshot, WindowMetrics
+from features.stream_order import NEVER, OrderedRelease
+
+# Fixed for the life of a deployment: recovery snapshots are keyed by shard.
+JOIN_SHARDS = 8
+MODEL_SHARDS = 16
+EVENT, LABEL = 0, 1  # ranks: at equal times an event is predicted before a label is learned
+
+# (rank, time, join key, segment, Event or Label)
+Item = tuple[int, int, str, str | None, Any]
+
+
+def _shard(text: str, shards: int) -> int:
+    return zlib.crc32(text.encode()) % shards
+
+
+def model_shard_key(spec: ModelSpec, segment: str | None) -> str:
+    """The model-shard key of a segment (a stable hash: the same in every process and run).
+
+    >>> from features.model_config import LabelSpec
+    >>> spec = ModelSpec("m", "k", "classification", ("x",), LabelSpec("l", "id", "y"))
+    >>> model_shard_key(spec, None)
+    'm/s0'
+    """
+    return f"{spec.name}/s{_shard(segment, MODEL_SHARDS) if spec.segment_by else 0}"
+
+
+def model_shard_keys(spec: ModelSpec) -> list[str]:
+    """Every model-shard key of a model."""
+    return [f"{spec.name}/s{i}" for i in range(MODEL_SHARDS if spec.segment_by else 1)]
+
+
+class _PartitionLogic(StatefulBatchLogic[Any, tuple[str, Any], PartitionClocks]):
+    """One input partition: lateness, then each item to its join shard, with the partition's progress."""
+
+    def __init__(self, clocks: PartitionClocks, config: Config, counters: FlowCounters) -> None:
+        self.clocks = clocks
+        self.config = config
+        self.counters = counters
+
+    def on_batch(self, values: list[tuple[str, Any]]) -> tuple[list[tuple[str, Any]], bool]:
+        config = self.config
+        behind = self.clocks.behind
+        groups: dict[str, list[Item]] = {}
+        part = values[0][0]
+        topic = part.split("-", 1)[1]
+        is_label = topic != config.source.topic
+        late_events = late_labels = 0
+        for _part, item in values:
+            if behind(item) is not None:
+                if is_label:
+                    late_labels += 1
+                else:
+                    late_events += 1
+                continue
+            if is_label:
+                for spec in config.models:
+                    if spec.labels.topic == topic:
+                        key = f"{spec.name}/j{_shard(item.key, JOIN_SHARDS)}"
+                        groups.setdefault(key, []).append((LABEL, item.time_ms, item.key, None, item))
+                continue
+            fields = item.fields
+            for spec in config.models:
+                join_key = str(fields[spec.labels.key])
+                segment = str(fields[spec.segment_by]) if spec.segment_by else None
+                key = f"{spec.name}/j{_shard(join_key, JOIN_SHARDS)}"
+                groups.setdefault(key, []).append((EVENT, item.time_ms, join_key, segment, item))
+        if late_events or late_labels:
+            self.counters.add({"model.late_events": late_events, "model.late_labels": late_labels})
+        high = max(self.clocks.high.values(), default=None)
+        out = []
+        for spec in config.models:
+            if is_label and spec.labels.topic != topic:
+                continue
+            for j in range(JOIN_SHARDS):
+                key = f"{spec.name}/j{j}"
+                out.append((key, (key, groups.get(key, []), part, high)))
+        return out, StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> PartitionClocks:
+        return self.clocks
+
+
+class _JoinState:
+    """A join shard's state: its key, the router, and the largest time seen per input partition."""
+
+    def __init__(self, spec: ModelSpec, partitions: int, lateness_ms: int) -> None:
+        self.key = ""
+        self.router = LabelRouter(spec.labels.ttl_ms)
+        self.highs: dict[str, int] = {}
+        self.partitions = partitions
+        self.lateness = lateness_ms
+
+
+class _JoinLogic(StatefulBatchLogic[Any, tuple[str, Any], _JoinState]):
+    """One join shard of one model: events and labels to their model shard, with a watermark."""
+
+    def __init__(self, state: _JoinState, spec: ModelSpec, counters: FlowCounters) -> None:
+        self.state = state
+        self.spec = spec
+        self.counters = counters
+        self.shard_keys = model_shard_keys(spec)
+
+    def on_batch(self, values: list[tuple[str, list[Item], str, int | None]]) -> tuple[list[tuple[str, Any]], bool]:
+        state, spec = self.state, self.spec
+        router, highs = state.router, state.highs
+        out: dict[str, list[Item]] = {key: [] for key in self.shard_keys}
+        for key, items, part, high in values:
+            state.key = key
+            for item in items:
+                rank, t, join_key, segment, payload = item
+                if rank == EVENT:
+                    target = out[model_shard_key(spec, segment)]
+                    target.append(item)
+                    for label in router.event(join_key, t, segment):
+                        target.append((LABEL, label.time_ms, join_key, segment, label))
+                else:
+                    found, segment = router.label(join_key, t, payload)
+                    if found:
+                        out[model_shard_key(spec, segment)].append((LABEL, t, join_key, segment, payload))
+            if high is not None and high > highs.get(part, NEVER):
+                highs[part] = high
+        watermark = NEVER
+        if len(highs) >= state.partitions:
+            watermark = min(highs.values()) - state.lateness
+            dropped = router.expire(watermark)
+            if dropped:
+                self.counters.add({"model.labels_unmatched": dropped})
+        return [(key, (state.key, items, watermark)) for key, items in out.items()], StatefulBatchLogic.RETAIN
+
+    def on_eof(self) -> tuple[list[tuple[str, Any]], bool]:
+        dropped = sum(len(labels) for labels in self.state.router.waiting.values())
+        if dropped:
+            self.counters.add({"model.labels_unmatched": dropped})
+        self.state.router.waiting.clear()
+        return [], StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> _JoinState:
+        return self.state
+
+
+class _ShardState:
+    """A model shard's state: the ordering buffer and the models of its segments."""
+
+    def __init__(self) -> None:
+        self.order = OrderedRelease(JOIN_SHARDS)
+        self.segments: dict[str | None, SegmentModel] = {}
+        self.last_ms: dict[str | None, int] = {}
+
+
+class _ModelLogic(StatefulBatchLogic[Any, OutMessage, _ShardState]):
+    """One model shard: events and labels in event-time order through each segment's model."""
+
+    def __init__(self, state: _ShardState, spec: ModelSpec, counters: FlowCounters,
+                 clock_ms: Callable[[], int]) -> None:
+        import river
+
+        self.state = state
+        self.spec = spec
+        self.counters = counters
+        self.clock_ms = clock_ms
+        self.river_version = river.__version__
+
+    def _run(self, items: list[Item]) -> list[OutMessage]:
+        spec, state = self.spec, self.state
+        segments, last = state.segments, state.last_ms
+        inputs = spec.inputs
+        now = self.clock_ms()
+        out: list[OutMessage] = []
+        predictions = labels = 0
+        for rank, t, key, segment, payload in items:
+            model = segments.get(segment)
+            if model is None:
+                model = segments[segment] = SegmentModel(spec, segment)
+            last[segment] = t
+            if rank == EVENT:
+                results = model.on_event(key, t, input_vector(payload.fields, inputs))
+                served = results.pop()
+                out.append(OutMessage(spec.topic, key.encode(),
+                                      encode(prediction_message(spec.name, segment, served, payload.entity, now))))
+                predictions += 1
+            else:
+                results = model.on_label(key, t, payload.value)
+                labels += 1
+            if results:
+                self._encode(segment, results, now, out)
+        if predictions or labels:
+            self.counters.add({"model.predictions": predictions, "model.labels_used": labels})
+        return out
+
+    def _encode(self, segment: str | None, results: list[Any], now: int, out: list[OutMessage]) -> None:
+        spec = self.spec
+        name_key = spec.name.encode()
+        counts: dict[str, int] = {}
+        for r in results:
+            kind = type(r)
+            if kind is WindowMetrics:
+                msg, topic, key = metrics_message(spec.name, segment, spec.task, r, now), spec.metrics_topic, name_key
+                counts["model.windows"] = counts.get("model.windows", 0) + 1
+                counts["model.expired"] = counts.get("model.expired", 0) + r.expired
+            elif kind is Promotion:
+                msg, topic, key = promotion_message(spec.name, segment, r, now), spec.metrics_topic, name_key
+                counts["model.promotions"] = counts.get("model.promotions", 0) + 1
+            elif kind is Snapshot:
+                msg = snapshot_message(spec.name, segment, r, self.river_version, now)
+                topic, key = spec.snapshots_topic, name_key
+                counts["model.snapshots"] = counts.get("model.snapshots", 0) + 1
+            elif kind is ErrorDrift:
+                msg = error_drift_event(spec.name, segment, spec.task, r, now)
+                topic, key = spec.drift_topic, msg["column"].encode()
+                counts["model.error_drifts"] = counts.get("model.error_drifts", 0) + 1
+            else:
+                raise TypeError(f"unexpected model output {r!r}")
+            out.append(OutMessage(topic, key, encode(msg)))
+        if counts:
+            self.counters.add(counts)
+
+    def on_batch(self, values: list[tuple[str, list[Item], int]]) -> tuple[list[OutMessage], bool]:
+        started = time.perf_counter()
+        order = self.state.order
+        for sender, items, watermark in values:
+            for item in items:
+                order.push(item[1], item[0], item[2], item)
+            order.mark(sender, watermark)
+        out = self._run(order.release())
+        watermark = order.watermark
+        if watermark > NEVER:
+            now = self.clock_ms()
+            for segment, model in self.state.segments.items():
+                if watermark >= model.due_ms:
+                    results = model.advance(watermark)
+                    if results:
+                        self._encode(segment, results, now, out)
+        self.counters.observe("stage.model", (time.perf_counter() - started,))
+        return out, StatefulBatchLogic.RETAIN
+
+    def on_eof(self) -> tuple[list[OutMessage], bool]:
+        out = self._run(self.state.order.flush())
+        now = self.clock_ms()
+        for segment, model in self.state.segments.items():
+            self._encode(segment, model.flush(self.state.last_ms.get(segment, 0)), now, out)
+        return out, StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> _ShardState:
+        return self.state
+
+
+def _decode_labels(config: Config, counters: FlowCounters,
+                   clock_ms: Callable[[], int]) -> Callable[[list[RawMessage]], list[Any]]:
+    decoders = {spec.labels.topic: LabelDecoder(spec.labels, config.source.limits.max_event_bytes)
+                for spec in config.models}
+
+    def decode(batch: list[RawMessage]) -> list[Any]:
+        out: list[Any] = []
+        rejected: dict[str, int] = {}
+        now = clock_ms()
+        for msg in batch:
+            result = decoders[msg.topic].decode(msg.value, msg.partition, msg.offset)
+            if type(result) is Label:
+                out.append((f"{msg.partition}-{msg.topic}", result))
+            else:
+                assert isinstance(result, Rejection)
+                rejected[f"model.labels_rejected.{result.reason}"] = rejected.get(
+                    f"model.labels_rejected.{result.reason}", 0) + 1
+                position = SourcePosition(msg.topic, msg.partition, msg.offset, msg.timestamp_ms)
+                letter = dead_letter(result, position, msg.key, msg.value, now)
+                out.append(OutMessage(f"{msg.topic}.dlq", msg.key, encode(letter)))
+        counters.add({"model.labels_in": len(batch), **rejected})
+        return out
+
+    return decode
+
+
+def label_topics(config: Config) -> tuple[str, ...]:
+    """The labels topics the configured models read, in config order, without repeats."""
+    return tuple(dict.fromkeys(spec.labels.topic for spec in config.models))
+
+
+def model_output_topics(config: Config) -> tuple[str, ...]:
+    """Every topic the model flow writes."""
+    topics = [config.source.dead_letter_topic, *(f"{t}.dlq" for t in label_topics(config))]
+    for spec in config.models:
+        topics += [spec.topic, spec.metrics_topic, spec.snapshots_topic, spec.drift_topic]
+    return tuple(dict.fromkeys(topics))
+
+
+def build_model_flow(config: Config, source: FixedPartitionedSource, sink: Sink[OutMessage],
+                     counters: FlowCounters, clock_ms: Callable[[], int] = wall_clock_ms) -> Dataflow:
+    """Ingestion + labels + online models, reading `source` (the events topic and the labels
+    topics) and writing every output message to `sink`."""
+    if not config.models:
+        raise ConfigError("models", "at least one [[models]] entry", None,
+                          "add a model (see README, Online models).")
+    parts = source.list_parts()
+    events_topic = config.source.topic
+    labels = set(label_topics(config))
+    flow = Dataflow("driftline_model")
+    raw = op.input("inputs", flow, source)
+    split = op.branch("split_labels", raw, lambda m: m.topic in labels)
+    events, dead_letters = decode_events(split.falses, config, counters, "model")
+    decoded_labels = op.flat_map_batch("decode_labels", split.trues, _decode_labels(config, counters, clock_ms))
+    labels_split = op.branch("split_rejected_labels", decoded_labels, lambda item: type(item) is not OutMessage)
+    keyed_events = op.map("key_events", events, lambda e: (f"{e.partition}-{events_topic}", e))
+    by_partition = op.merge("by_partition", keyed_events, labels_split.trues)  # (part, Event or Label)
+
+    def partition_builder(resume: PartitionClocks | None) -> _PartitionLogic:
+        return _PartitionLogic(resume or PartitionClocks(config.source.lateness_ms), config, counters)
+
+    routed = op.stateful_batch("route", op.map("tag_part", by_partition, lambda item: (item[0], item)),
+                               partition_builder)
+    routed = op.map("rekey_join", routed, lambda item: item[1])
+    outputs: list[Stream[OutMessage]] = []
+    for spec in config.models:
+        label_parts = [p for p in parts if p.split("-", 1)[1] == spec.labels.topic]
+        event_parts = [p for p in parts if p.split("-", 1)[1] == events_topic]
+        count = len(label_parts) + len(event_parts)
+        mine = op.filter(f"{spec.name}_join_in", routed, lambda item, name=spec.name: item[0].startswith(name + "/"))
+
+        def join_builder(resume: _JoinState | None, spec: ModelSpec = spec, count: int = count) -> _JoinLogic:
+            return _JoinLogic(resume or _JoinState(spec, count, config.source.lateness_ms), spec, counters)
+
+        joined = op.stateful_batch(f"{spec.name}_join", mine, join_builder)
+        joined = op.map(f"{spec.name}_rekey_model", joined, lambda item: item[1])
+
+        def model_builder(resume: _ShardState | None, spec: ModelSpec = spec) -> _ModelLogic:
+            return _ModelLogic(resume or _ShardState(), spec, counters, clock_ms)
+
+        outputs.append(op.key_rm(f"{spec.name}_unkey", op.stateful_batch(f"{spec.name}_models", joined,
+                                                                          model_builder)))
+    op.output("out", op.merge("all_out", dead_letters, labels_split.falses, *outputs), sink)
+    return flow
+
