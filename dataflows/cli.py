@@ -82,6 +82,15 @@ def _build_parser() -> argparse.ArgumentParser:
     produce.add_argument("--output", type=Path, help="write events to this JSONL file instead of Kafka")
     produce.add_argument("--labels-output", type=Path, help="with --output: write labels to this JSONL file")
 
+    model = sub.add_parser("model", help="online models: export the latest snapshot")
+    model_sub = model.add_subparsers(dest="model_command", required=True, metavar="ACTION")
+    export = model_sub.add_parser("export", help="write a model's latest snapshot to a pickle file")
+    _add_bootstrap(export)
+    export.add_argument("--topic", default="model.snapshots", help="snapshots topic (default model.snapshots)")
+    export.add_argument("--model", required=True, help="the model's name in the config")
+    export.add_argument("--segment", default=None, help="the segment, for a model with segment_by")
+    export.add_argument("--output", type=Path, required=True, help="pickle file to write, e.g. model.pkl")
+
     tail = sub.add_parser("tail", help="print a topic's messages")
     tail.add_argument("topic")
     _add_bootstrap(tail)
@@ -174,13 +183,29 @@ def _cmd_tail(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_model(args: argparse.Namespace) -> int:
+    from dataflows.model_export import ExportError, export_model
+
+    try:
+        snapshot = export_model(args.bootstrap, args.topic, args.model, args.output, args.segment)
+    except (ExportError, RuntimeError) as exc:
+        print(f"driftline: {exc}", file=sys.stderr)
+        return 1
+    segment = f" segment {snapshot['segment']}" if snapshot["segment"] is not None else ""
+    print(f"wrote {args.output}: model {args.model}{segment} version {snapshot['version']} ({snapshot['kind']}), "
+          f"{snapshot['examples_learned']:,} examples learned, as of {snapshot['as_of']}, "
+          f"River {snapshot['river_version']}")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from dataflows.demo import run_demo
 
     return run_demo(args)
 
 
-_COMMANDS = {"broker": _cmd_broker, "run": _cmd_run, "replay": _cmd_replay, "produce": _cmd_produce, "tail": _cmd_tail, "demo": _cmd_demo}
+_COMMANDS = {"broker": _cmd_broker, "run": _cmd_run, "replay": _cmd_replay, "produce": _cmd_produce, "tail": _cmd_tail, "demo": _cmd_demo,
+             "model": _cmd_model}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
