@@ -19,16 +19,19 @@ from dataflows.broker import create_topics, local_broker
 from dataflows.counters import FlowCounters
 from dataflows.flows import FLOWS, default_flows, topics_for
 from dataflows.kafka_io import KafkaInput, KafkaOutput
-from dataflows.generator import StreamSpec, parse_change
+from dataflows.generator import ConceptDrift, StreamSpec, parse_change
+from dataflows.model_report import demo_model_report
 from dataflows.produce import produce_to_kafka
 from dataflows.progress import ProgressPrinter
 from dataflows.runner import run_flow
 from dataflows.status_lines import flow_progress, flow_summary
 from features.config import load_config
 
-# Planted changes, as fractions of the stream: a price shift, a new payment category,
-# and a stretch where distance is reported in metres instead of kilometres.
+# Planted changes, as fractions of the stream: a concept drift in what makes riders cancel
+# (for the online model), a price shift, a new payment category, and a stretch where distance
+# is reported in metres instead of kilometres.
 DEMO_CHANGES = (
+    ("concept:start={:d}", 0.40),
     ("shift:price:start={:d}:scale=1.3", 0.60),
     ("category:payment:crypto:share=0.1:start={:d}", 0.70),
     ("unit:distance_km:factor=1000:start={:d}:end={end:d}", 0.80),
@@ -46,6 +49,16 @@ def demo_spec(events: int, seed: int) -> StreamSpec:
         for template, at in DEMO_CHANGES
     )
     return StreamSpec(events=events, seed=seed, malformed_fraction=0.01, changes=changes)
+
+
+def concept_drift_ms(spec: StreamSpec) -> int:
+    """About when (event time) the planted concept drift starts: its event index at the stream's rate.
+
+    >>> concept_drift_ms(demo_spec(1000, 7)) - demo_spec(1000, 7).start_ms
+    2000
+    """
+    start = min((c.start for c in spec.changes if isinstance(c, ConceptDrift)), default=spec.events)
+    return spec.start_ms + int(start * 1000 / spec.rate_per_s)
 
 
 @contextlib.contextmanager
@@ -67,7 +80,8 @@ def run_demo(args: argparse.Namespace) -> int:
     out_dir: Path = args.output_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     with _broker(args.bootstrap) as bootstrap:
-        create_topics(bootstrap, (*topics_for(config, flows), labels_topic), partitions=config.source.partitions)
+        create_topics(bootstrap, tuple(dict.fromkeys((*topics_for(config, flows), labels_topic))),
+                      partitions=config.source.partitions)
         print(f"writing {spec.events:,} ride events (1% malformed, with planted drift) to {config.source.topic!r}",
               file=sys.stderr)
         stats = produce_to_kafka(spec, bootstrap, config.source.topic, labels_topic, rate=None,
@@ -77,17 +91,23 @@ def run_demo(args: argparse.Namespace) -> int:
         for name in flows:
             print(f"running flow {name!r}: {FLOWS[name].summary}", file=sys.stderr)
             source = KafkaInput(bootstrap, FLOWS[name].input_topics(config), stop_at_end=True)
-            flow = FLOWS[name].build(config, source, KafkaOutput(bootstrap), counters)
-            with ProgressPrinter(flow_progress(counters)):
+            flow_counters = counters if name == flows[0] else FlowCounters()
+            flow = FLOWS[name].build(config, source, KafkaOutput(bootstrap), flow_counters)
+            with ProgressPrinter(flow_progress(flow_counters)):
                 run_flow(flow)
+            if flow_counters is not counters:
+                counters.add_flow(flow_counters)
         summary = flow_summary(counters)
         print("\n" + summary)
+        model_lines, model_stories = demo_model_report(bootstrap, config, concept_drift_ms(spec))
+        if model_lines:
+            print("\n" + "\n".join(model_lines))
         produced = stats.events
         accounted = counters.get("valid") + counters.total("rejected.")
         print(f"\nproduced {produced:,} events; valid + rejected = {accounted:,}"
               f" ({'nothing lost' if accounted == produced else 'MISMATCH'})")
         (out_dir / "summary.json").write_bytes(orjson.dumps(
-            {"produced": produced, "labels": stats.labels, "counters": counters.snapshot()},
+            {"produced": produced, "labels": stats.labels, "counters": counters.snapshot(), "models": model_stories},
             option=orjson.OPT_INDENT_2,
         ))
         print(f"summary written to {out_dir / 'summary.json'}")

@@ -50,7 +50,7 @@ from features.model_messages import (
     metrics_message,
     prediction_message,
     promotion_message,
-    snapshot_message,
+    snapshot_messages,
 )
 from features.model_runner import input_vector
 from features.model_segment import ErrorDrift, Promotion, SegmentModel, Served, Snapshot, WindowMetrics
@@ -257,9 +257,10 @@ class _ModelLogic(StatefulBatchLogic[Any, OutMessage, _ShardState]):
                 msg, topic, key = promotion_message(spec.name, segment, r, now), spec.metrics_topic, name_key
                 counts["model.promotions"] = counts.get("model.promotions", 0) + 1
             elif kind is Snapshot:
-                msg = snapshot_message(spec.name, segment, r, self.river_version, now)
-                topic, key = spec.snapshots_topic, name_key
+                out.extend(OutMessage(spec.snapshots_topic, name_key, encode(part))
+                           for part in snapshot_messages(spec.name, segment, r, self.river_version, now))
                 counts["model.snapshots"] = counts.get("model.snapshots", 0) + 1
+                continue
             elif kind is ErrorDrift:
                 msg = error_drift_event(spec.name, segment, spec.task, r, now)
                 topic, key = spec.drift_topic, msg["column"].encode()

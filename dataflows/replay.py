@@ -40,12 +40,15 @@ def replay(config_path: Path, input_path: Path, output_dir: Path, flows: list[st
         files = {config.source.topic: input_path}
         if labels_path is not None:
             files.update((topic, labels_path) for topic in FLOWS[name].input_topics(config)[1:])
-        flow = FLOWS[name].build(config, JsonlTopics(files), TopicFiles(output_dir), counters)
+        flow_counters = counters if name == names[0] else FlowCounters()
+        flow = FLOWS[name].build(config, JsonlTopics(files), TopicFiles(output_dir), flow_counters)
         if quiet:
             run_flow(flow)
         else:
-            with ProgressPrinter(flow_progress(counters)):
+            with ProgressPrinter(flow_progress(flow_counters)):
                 run_flow(flow)
+        if flow_counters is not counters:
+            counters.add_flow(flow_counters)
     if not quiet:
         print(flow_summary(counters))
         print(f"outputs written to {output_dir}/", file=sys.stderr)

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 
 from dataflows.counters import FlowCounters
+from dataflows.model_report import model_counter_lines
 from dataflows.progress import RateMeter
 
 
@@ -52,4 +53,5 @@ def flow_summary(counters: FlowCounters) -> str:
         lines.append(f"  feature messages out  {counters.get('features_out'):,}")
         lines += [f"    {name:<21} {n:,}" for name, n in counters.with_prefix("features_out.").items()]
         lines.append(f"  late events (kept)    {counters.get('late'):,}")
+    lines += model_counter_lines(counters)
     return "\n".join(lines)

@@ -111,12 +111,24 @@ def promotion_message(model: str, segment: str | None, p: Promotion, emitted_at_
     }
 
 
-def snapshot_message(model: str, segment: str | None, s: Snapshot, river_version: str,
-                     emitted_at_ms: int) -> dict[str, Any]:
-    """The champion, pickled and base64-encoded, for `driftline model export`."""
-    return {
+SNAPSHOT_PART_BYTES = 384 * 1024  # of pickle per message: 512 KiB of base64, under Kafka's 1 MB default
+
+
+def snapshot_messages(model: str, segment: str | None, s: Snapshot, river_version: str,
+                      emitted_at_ms: int, part_bytes: int = SNAPSHOT_PART_BYTES) -> list[dict[str, Any]]:
+    """The champion, pickled and base64-encoded, for `driftline model export`, in as many
+    messages (`part` 0 .. `parts` - 1) as keep each under the broker's message size limit.
+
+    >>> from features.model_segment import Snapshot
+    >>> parts = snapshot_messages("m", None, Snapshot(60_000, 1, "k", 5, b"x" * 10, {}), "0.26", 0, part_bytes=4)
+    >>> [(p["id"], p["part"], p["parts"], p["pickle_b64"]) for p in parts]
+    [('m/60000/0', 0, 3, 'eHh4eA=='), ('m/60000/1', 1, 3, 'eHh4eA=='), ('m/60000/2', 2, 3, 'eHg=')]
+    """
+    data = s.model_pickle
+    count = max(1, -(-len(data) // part_bytes))
+    return [{
         "schema": SNAPSHOT_SCHEMA,
-        "id": f"{segment_id(model, segment)}/{s.as_of_ms}",
+        "id": f"{segment_id(model, segment)}/{s.as_of_ms}/{i}",
         "model": model,
         "segment": segment,
         "version": s.version,
@@ -126,9 +138,12 @@ def snapshot_message(model: str, segment: str | None, s: Snapshot, river_version
         "examples_learned": s.learned,
         "metrics": s.metrics,
         "river_version": river_version,
-        "pickle_b64": base64.b64encode(s.model_pickle).decode("ascii"),
+        "part": i,
+        "parts": count,
+        "pickle_bytes": len(data),
+        "pickle_b64": base64.b64encode(data[i * part_bytes:(i + 1) * part_bytes]).decode("ascii"),
         "emitted_at": iso_utc(emitted_at_ms),
-    }
+    } for i in range(count)]
 
 
 def _error_summary(count: int, mean: float, std: float | None) -> dict[str, Any]:

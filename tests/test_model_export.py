@@ -13,7 +13,7 @@ from dataflows.broker import RunningBroker, create_topics
 from dataflows.cli import main
 from features.messages import encode
 from features.model_config import LabelSpec, ModelSpec
-from features.model_messages import snapshot_message
+from features.model_messages import snapshot_messages
 from features.model_segment import SegmentModel
 from tests.kafka_helpers import produce
 
@@ -39,12 +39,14 @@ def test_export_writes_the_latest_snapshot(broker: RunningBroker, topic_prefix: 
     other = SegmentModel(replace(SPEC, name="other"), None)
     trained(live, 0, 300, seed=1)
     trained(other, 0, 300, seed=2)
-    early = snapshot_message("cancel", None, live.snapshot(1_000), "x", 0)
+    early = snapshot_messages("cancel", None, live.snapshot(1_000), "x", 0)
     trained(live, 300, 700, seed=3)
-    latest = snapshot_message("cancel", None, live.snapshot(2_000), "x", 0)
-    decoy = snapshot_message("other", None, other.snapshot(9_000), "x", 0)
-    produce(broker.bootstrap, topic, [(b"cancel", encode(latest)), (b"other", encode(decoy)),
-                                      (b"cancel", encode(early))])
+    latest = snapshot_messages("cancel", None, live.snapshot(2_000), "x", 0, part_bytes=1000)
+    assert len(latest) > 3  # a snapshot in several parts, written twice (at-least-once), and out of order
+    incomplete = snapshot_messages("cancel", None, live.snapshot(3_000), "x", 0, part_bytes=1000)[1:]
+    decoy = snapshot_messages("other", None, other.snapshot(9_000), "x", 0)
+    messages = [*latest[::-1], *decoy, *early, *latest, *incomplete]
+    produce(broker.bootstrap, topic, [(m["model"].encode(), encode(m)) for m in messages])
 
     output = tmp_path / "model.pkl"
     assert main(["model", "export", "--bootstrap", broker.bootstrap, "--topic", topic, "--model", "cancel",
@@ -58,4 +60,4 @@ def test_export_writes_the_latest_snapshot(broker: RunningBroker, topic_prefix: 
                                                                for x in probes]
     assert main(["model", "export", "--bootstrap", broker.bootstrap, "--topic", topic, "--model", "nope",
                  "--output", str(tmp_path / "nope.pkl")]) == 1
-    assert "no snapshot of model 'nope'" in capsys.readouterr().err
+    assert "no complete snapshot of model 'nope'" in capsys.readouterr().err

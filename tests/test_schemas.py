@@ -15,6 +15,8 @@ SCHEMAS = {
     "driftline.dead_letter/1": "dead_letter.json",
     "driftline.features/1": "features.json",
     "driftline.late_event/1": "late_event.json",
+    "driftline.prediction/1": "prediction.json",
+    "driftline.model_metrics/1": "model_metrics.json",
 }
 
 
