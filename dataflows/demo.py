@@ -31,7 +31,7 @@ from features.config import load_config
 # (for the online model), a price shift, a new payment category, and a stretch where distance
 # is reported in metres instead of kilometres.
 DEMO_CHANGES = (
-    ("concept:start={:d}", 0.40),
+    ("concept:start={:d}", 0.25),
     ("shift:price:start={:d}:scale=1.3", 0.60),
     ("category:payment:crypto:share=0.1:start={:d}", 0.70),
     ("unit:distance_km:factor=1000:start={:d}:end={end:d}", 0.80),
@@ -51,14 +51,20 @@ def demo_spec(events: int, seed: int) -> StreamSpec:
     return StreamSpec(events=events, seed=seed, malformed_fraction=0.01, changes=changes)
 
 
-def concept_drift_ms(spec: StreamSpec) -> int:
-    """About when (event time) the planted concept drift starts: its event index at the stream's rate.
+def concept_drift_ms(spec: StreamSpec) -> tuple[int, int | None]:
+    """About when (event time, from event indices at the stream's rate) the planted concept drift
+    starts, and the next planted change after it.
 
-    >>> concept_drift_ms(demo_spec(1000, 7)) - demo_spec(1000, 7).start_ms
-    2000
+    >>> [t - demo_spec(1000, 7).start_ms for t in concept_drift_ms(demo_spec(1000, 7))]
+    [1250, 3000]
     """
     start = min((c.start for c in spec.changes if isinstance(c, ConceptDrift)), default=spec.events)
-    return spec.start_ms + int(start * 1000 / spec.rate_per_s)
+    later = [c.start for c in spec.changes if c.start > start]
+
+    def at(index: int) -> int:
+        return spec.start_ms + int(index * 1000 / spec.rate_per_s)
+
+    return at(start), (at(min(later)) if later else None)
 
 
 @contextlib.contextmanager
@@ -99,7 +105,7 @@ def run_demo(args: argparse.Namespace) -> int:
                 counters.add_flow(flow_counters)
         summary = flow_summary(counters)
         print("\n" + summary)
-        model_lines, model_stories = demo_model_report(bootstrap, config, concept_drift_ms(spec))
+        model_lines, model_stories = demo_model_report(bootstrap, config, *concept_drift_ms(spec))
         if model_lines:
             print("\n" + "\n".join(model_lines))
         produced = stats.events

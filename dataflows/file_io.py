@@ -2,7 +2,8 @@
 
 `JsonlInput` yields each line of a file as a `RawMessage` (partition 0, offset = line
 number, starting at 0), exactly like a one-partition topic, and resumes from a line number;
-`JsonlTopics` does so for several files, one per topic (events and labels).
+`JsonlTopics` does so for several files, one per topic (events and labels), and
+`JsonlPartitions` for a file per partition of a topic.
 `TopicFiles` writes each `OutMessage` to `<dir>/<topic>.jsonl`, one value per line.
 """
 
@@ -19,9 +20,10 @@ from dataflows.kafka_io import OutMessage, RawMessage
 
 
 class _LineReader(StatefulSourcePartition[RawMessage, int]):
-    def __init__(self, path: Path, topic: str, start_line: int, batch_size: int) -> None:
+    def __init__(self, path: Path, topic: str, start_line: int, batch_size: int, partition: int = 0) -> None:
         self._handle = path.open("rb")
         self._topic = topic
+        self._partition = partition
         self._line = 0
         self._batch_size = batch_size
         while self._line < start_line and self._handle.readline():
@@ -33,7 +35,7 @@ class _LineReader(StatefulSourcePartition[RawMessage, int]):
             line = self._handle.readline()
             if not line:
                 break
-            batch.append(RawMessage(self._topic, 0, self._line, 0, None, line.rstrip(b"\n")))
+            batch.append(RawMessage(self._topic, self._partition, self._line, 0, None, line.rstrip(b"\n")))
             self._line += 1
         if not batch:
             raise StopIteration()
@@ -46,7 +48,28 @@ class _LineReader(StatefulSourcePartition[RawMessage, int]):
         self._handle.close()
 
 
-class JsonlTopics(FixedPartitionedSource[RawMessage, int]):
+class JsonlPartitions(FixedPartitionedSource[RawMessage, int]):
+    """JSONL files as input partitions, keyed by part name `<partition>-<topic>`: a file per
+    partition of a topic, as Kafka would deliver them.
+
+    >>> import tempfile
+    >>> JsonlPartitions({"1-rides": Path(tempfile.mktemp()), "0-rides": Path(tempfile.mktemp())}).list_parts()
+    ['0-rides', '1-rides']
+    """
+
+    def __init__(self, files: dict[str, Path], batch_size: int = 2000) -> None:
+        self._files = dict(files)
+        self._batch_size = batch_size
+
+    def list_parts(self) -> list[str]:
+        return sorted(self._files)
+
+    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _LineReader:
+        index, topic = for_part.split("-", 1)
+        return _LineReader(self._files[for_part], topic, resume_state or 0, self._batch_size, int(index))
+
+
+class JsonlTopics(JsonlPartitions):
     """Several JSONL files, each a one-partition input named like its topic (events and labels).
 
     >>> import tempfile
@@ -55,15 +78,7 @@ class JsonlTopics(FixedPartitionedSource[RawMessage, int]):
     """
 
     def __init__(self, files: dict[str, Path], batch_size: int = 2000) -> None:
-        self._files = dict(files)
-        self._batch_size = batch_size
-
-    def list_parts(self) -> list[str]:
-        return [f"0-{topic}" for topic in self._files]
-
-    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _LineReader:
-        topic = for_part.split("-", 1)[1]
-        return _LineReader(self._files[topic], topic, resume_state or 0, self._batch_size)
+        super().__init__({f"0-{topic}": path for topic, path in files.items()}, batch_size)
 
 
 class JsonlInput(JsonlTopics):

@@ -35,7 +35,7 @@ from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
 
 from dataflows.counters import FlowCounters
-from dataflows.ingest import decode_events, wall_clock_ms
+from dataflows.ingest import make_batch_decoder, wall_clock_ms, writes_dead_letters
 from dataflows.kafka_io import OutMessage, RawMessage
 from features.config import Config
 from features.config_values import ConfigError
@@ -97,11 +97,16 @@ class _PartitionLogic(StatefulBatchLogic[Any, tuple[str, Any], PartitionClocks])
         config = self.config
         behind = self.clocks.behind
         groups: dict[str, list[Item]] = {}
+        dead = [item for _part, item in values if type(item) is OutMessage]
+        if dead:  # dead letters, keyed "" by the decoder: passed on to the sink
+            values = [v for v in values if type(v[1]) is not OutMessage]
+            if not values:
+                return dead, StatefulBatchLogic.RETAIN
         part = values[0][0]
         topic = part.split("-", 1)[1]
         is_label = topic != config.source.topic
         late_events = late_labels = 0
-        for _part, item in values:
+        for item in (item for _part, item in values):
             if behind(item) is not None:
                 if is_label:
                     late_labels += 1
@@ -130,7 +135,7 @@ class _PartitionLogic(StatefulBatchLogic[Any, tuple[str, Any], PartitionClocks])
             for j in range(JOIN_SHARDS):
                 key = f"{spec.name}/j{j}"
                 out.append((key, (key, groups.get(key, []), part, high)))
-        return out, StatefulBatchLogic.RETAIN
+        return [*dead, *out], StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> PartitionClocks:
         return self.clocks
@@ -203,7 +208,7 @@ class _ShardState:
         self.last_ms: dict[str | None, int] = {}
 
 
-class _ModelLogic(StatefulBatchLogic[Any, OutMessage, _ShardState]):
+class _ModelLogic(StatefulBatchLogic[Any, list[OutMessage], _ShardState]):
     """One model shard: events and labels in event-time order through each segment's model."""
 
     def __init__(self, state: _ShardState, spec: ModelSpec, counters: FlowCounters,
@@ -271,7 +276,7 @@ class _ModelLogic(StatefulBatchLogic[Any, OutMessage, _ShardState]):
         if counts:
             self.counters.add(counts)
 
-    def on_batch(self, values: list[tuple[str, list[Item], int]]) -> tuple[list[OutMessage], bool]:
+    def on_batch(self, values: list[tuple[str, list[Item], int]]) -> tuple[list[list[OutMessage]], bool]:
         started = time.perf_counter()
         order = self.state.order
         for sender, items, watermark in values:
@@ -288,40 +293,59 @@ class _ModelLogic(StatefulBatchLogic[Any, OutMessage, _ShardState]):
                     if results:
                         self._encode(segment, results, now, out)
         self.counters.observe("stage.model", (time.perf_counter() - started,))
-        return out, StatefulBatchLogic.RETAIN
+        return [out], StatefulBatchLogic.RETAIN
 
-    def on_eof(self) -> tuple[list[OutMessage], bool]:
+    def on_eof(self) -> tuple[list[list[OutMessage]], bool]:
         out = self._run(self.state.order.flush())
         now = self.clock_ms()
         for segment, model in self.state.segments.items():
             self._encode(segment, model.flush(self.state.last_ms.get(segment, 0)), now, out)
-        return out, StatefulBatchLogic.RETAIN
+        return [out], StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> _ShardState:
         return self.state
 
 
-def _decode_labels(config: Config, counters: FlowCounters,
-                   clock_ms: Callable[[], int]) -> Callable[[list[RawMessage]], list[Any]]:
+def _decoder(config: Config, counters: FlowCounters,
+             clock_ms: Callable[[], int]) -> Callable[[list[RawMessage]], list[tuple[str, Any]]]:
+    """One batch function for both kinds of input (per-item Bytewax steps cost microseconds
+    each): events through the ingestion decoder, labels through theirs; every output keyed by
+    its input partition's part name. Rejected labels go to `<labels topic>.dlq` (this flow is
+    their only reader); rejected events to `<topic>.dlq` when this flow owns them."""
+    decode_events = make_batch_decoder(config, counters, clock_ms)
+    events_topic = config.source.topic
+    events_dlq = writes_dead_letters(config, "model")
     decoders = {spec.labels.topic: LabelDecoder(spec.labels, config.source.limits.max_event_bytes)
                 for spec in config.models}
 
-    def decode(batch: list[RawMessage]) -> list[Any]:
-        out: list[Any] = []
+    def decode(batch: list[RawMessage]) -> list[tuple[str, Any]]:
+        out: list[tuple[str, Any]] = []
+        events = [m for m in batch if m.topic == events_topic]
+        if events:
+            for item in decode_events(events):
+                if type(item) is Event:
+                    part = f"{item.partition}-{events_topic}"
+                    out.append((part, (part, item)))
+                elif events_dlq:
+                    out.append(("", ("", item)))
+        labels = [m for m in batch if m.topic != events_topic]
+        if not labels:
+            return out
         rejected: dict[str, int] = {}
         now = clock_ms()
-        for msg in batch:
+        for msg in labels:
             result = decoders[msg.topic].decode(msg.value, msg.partition, msg.offset)
             if type(result) is Label:
-                out.append((f"{msg.partition}-{msg.topic}", result))
+                part = f"{msg.partition}-{msg.topic}"
+                out.append((part, (part, result)))
             else:
                 assert isinstance(result, Rejection)
-                rejected[f"model.labels_rejected.{result.reason}"] = rejected.get(
-                    f"model.labels_rejected.{result.reason}", 0) + 1
+                name = f"model.labels_rejected.{result.reason}"
+                rejected[name] = rejected.get(name, 0) + 1
                 position = SourcePosition(msg.topic, msg.partition, msg.offset, msg.timestamp_ms)
                 letter = dead_letter(result, position, msg.key, msg.value, now)
-                out.append(OutMessage(f"{msg.topic}.dlq", msg.key, encode(letter)))
-        counters.add({"model.labels_in": len(batch), **rejected})
+                out.append(("", ("", OutMessage(f"{msg.topic}.dlq", msg.key, encode(letter)))))
+        counters.add({"model.labels_in": len(labels), **rejected})
         return out
 
     return decode
@@ -349,28 +373,21 @@ def build_model_flow(config: Config, source: FixedPartitionedSource, sink: Sink[
                           "add a model (see README, Online models).")
     parts = source.list_parts()
     events_topic = config.source.topic
-    labels = set(label_topics(config))
     flow = Dataflow("driftline_model")
     raw = op.input("inputs", flow, source)
-    split = op.branch("split_labels", raw, lambda m: m.topic in labels)
-    events, dead_letters = decode_events(split.falses, config, counters, "model")
-    decoded_labels = op.flat_map_batch("decode_labels", split.trues, _decode_labels(config, counters, clock_ms))
-    labels_split = op.branch("split_rejected_labels", decoded_labels, lambda item: type(item) is not OutMessage)
-    keyed_events = op.map("key_events", events, lambda e: (f"{e.partition}-{events_topic}", e))
-    by_partition = op.merge("by_partition", keyed_events, labels_split.trues)  # (part, Event or Label)
+    decoded = op.flat_map_batch("decode", raw, _decoder(config, counters, clock_ms))
 
     def partition_builder(resume: PartitionClocks | None) -> _PartitionLogic:
         return _PartitionLogic(resume or PartitionClocks(config.source.lateness_ms), config, counters)
 
-    routed = op.stateful_batch("route", op.map("tag_part", by_partition, lambda item: (item[0], item)),
-                               partition_builder)
-    routed = op.map("rekey_join", routed, lambda item: item[1])
-    outputs: list[Stream[OutMessage]] = []
+    routed = op.stateful_batch("route", decoded, partition_builder)
+    split = op.branch("split_dead_letters", routed, lambda item: type(item[1]) is OutMessage)
+    outputs: list[Stream[OutMessage]] = [op.key_rm("dead_letters", split.trues)]
+    by_join_shard = op.map("rekey_join", split.falses, lambda item: item[1])
     for spec in config.models:
-        label_parts = [p for p in parts if p.split("-", 1)[1] == spec.labels.topic]
-        event_parts = [p for p in parts if p.split("-", 1)[1] == events_topic]
-        count = len(label_parts) + len(event_parts)
-        mine = op.filter(f"{spec.name}_join_in", routed, lambda item, name=spec.name: item[0].startswith(name + "/"))
+        count = sum(1 for p in parts if p.split("-", 1)[1] in (events_topic, spec.labels.topic))
+        mine = op.filter(f"{spec.name}_join_in", by_join_shard,
+                         lambda item, prefix=spec.name + "/": item[0].startswith(prefix))
 
         def join_builder(resume: _JoinState | None, spec: ModelSpec = spec, count: int = count) -> _JoinLogic:
             return _JoinLogic(resume or _JoinState(spec, count, config.source.lateness_ms), spec, counters)
@@ -381,8 +398,10 @@ def build_model_flow(config: Config, source: FixedPartitionedSource, sink: Sink[
         def model_builder(resume: _ShardState | None, spec: ModelSpec = spec) -> _ModelLogic:
             return _ModelLogic(resume or _ShardState(), spec, counters, clock_ms)
 
-        outputs.append(op.key_rm(f"{spec.name}_unkey", op.stateful_batch(f"{spec.name}_models", joined,
-                                                                          model_builder)))
-    op.output("out", op.merge("all_out", dead_letters, labels_split.falses, *outputs), sink)
+        modelled = op.stateful_batch(f"{spec.name}_models", joined, model_builder)
+        # Each model shard emits one list of messages per batch: flattened per batch, not per item.
+        outputs.append(op.flat_map_batch(f"{spec.name}_out", modelled,
+                                         lambda batch: [m for _key, messages in batch for m in messages]))
+    op.output("out", op.merge("all_out", *outputs), sink)
     return flow
 

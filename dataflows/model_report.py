@@ -44,9 +44,10 @@ def _weighted(windows: list[dict[str, Any]], metric: str) -> float | None:
 
 
 def drift_story(model: str, metrics: list[dict[str, Any]], drifts: list[dict[str, Any]],
-                drift_at_ms: int) -> dict[str, Any]:
+                drift_at_ms: int, until_ms: int | None = None) -> dict[str, Any]:
     """Accuracy and ROC AUC of a model's windows before a planted drift, during it (until the
-    promotion, or the detection, that answered it) and after; the detection and promotions.
+    promotion, or the detection, that answered it) and after (until `until_ms`, when another
+    change begins); the detection and promotions.
 
     Only whole-model windows (no `segment_by`) are summarised.
     """
@@ -67,11 +68,13 @@ def drift_story(model: str, metrics: list[dict[str, Any]], drifts: list[dict[str
     phases = {
         "before": [w for w in windows if w["window"]["end_ms"] <= drift_at_ms],
         "during": [w for w in windows if drift_at_ms < w["window"]["end_ms"] and w["window"]["start_ms"] < settled],
-        "after": [w for w in windows if w["window"]["start_ms"] >= settled],
+        "after": [w for w in windows if w["window"]["start_ms"] >= settled
+                  and (until_ms is None or w["window"]["end_ms"] <= until_ms)],
     }
     return {
         "model": model,
         "drift_planted_at": iso_utc(drift_at_ms),
+        "next_change_at": None if until_ms is None else iso_utc(until_ms),
         "phases": {name: {"windows": len(ws), "labelled": sum(w["counts"]["labelled"] for w in ws),
                           "accuracy": _weighted(ws, "accuracy"), "roc_auc": _weighted(ws, "roc_auc")}
                    for name, ws in phases.items()},
@@ -89,7 +92,8 @@ def story_lines(story: dict[str, Any]) -> list[str]:
     def fmt(value: float | None) -> str:
         return "  n/a" if value is None else f"{value:.3f}"
 
-    lines = [f"online model {story['model']!r}: concept drift planted at {story['drift_planted_at']}"]
+    until = f" (after: until the next planted change at {story['next_change_at']})" if story["next_change_at"] else ""
+    lines = [f"online model {story['model']!r}: concept drift planted at {story['drift_planted_at']}{until}"]
     for name, phase in story["phases"].items():
         lines.append(f"  {name:<7} accuracy {fmt(phase['accuracy'])}  ROC AUC {fmt(phase['roc_auc'])}"
                      f"  ({phase['labelled']:,} labels, {phase['windows']} windows)")
@@ -107,7 +111,8 @@ def story_lines(story: dict[str, Any]) -> list[str]:
     return lines
 
 
-def demo_model_report(bootstrap: str, config: Config, drift_at_ms: int) -> tuple[list[str], list[dict[str, Any]]]:
+def demo_model_report(bootstrap: str, config: Config, drift_at_ms: int,
+                      until_ms: int | None = None) -> tuple[list[str], list[dict[str, Any]]]:
     """The demo's model section: (text lines, one story per model without segments)."""
     lines: list[str] = []
     stories = []
@@ -117,7 +122,7 @@ def demo_model_report(bootstrap: str, config: Config, drift_at_ms: int) -> tuple
         metrics = [orjson.loads(m.value) for m in read_topic(bootstrap, spec.metrics_topic)
                    if m.key == spec.name.encode()]
         drifts = [orjson.loads(m.value) for m in read_topic(bootstrap, spec.drift_topic) if m.key == spec.name.encode()]
-        story = drift_story(spec.name, metrics, drifts, drift_at_ms)
+        story = drift_story(spec.name, metrics, drifts, drift_at_ms, until_ms)
         stories.append(story)
         lines += story_lines(story)
     return lines, stories

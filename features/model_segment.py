@@ -29,7 +29,7 @@ import math
 import pickle
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from features.model_config import ModelSpec
 from features.model_metrics import PairedScores, WindowScores
@@ -38,9 +38,8 @@ from features.model_runner import ModelRunner
 _INF = 2**63
 
 
-@dataclass(frozen=True, slots=True)
-class Served:
-    """A prediction made for one event."""
+class Served(NamedTuple):
+    """A prediction made for one event (a tuple: one is made per event)."""
 
     key: str
     time_ms: int
@@ -127,6 +126,7 @@ class SegmentModel:
         # late label from an unknown one.
         self.resolved: dict[str, tuple[int, bool]] = {}
         self.adwin = ADWIN(delta=spec.adwin_delta)
+        self.error_n, self.error_sum = 0, 0.0  # ADWIN's window: its own properties cost more than this
         self.label_times: deque[int] = deque(maxlen=4096)  # where ADWIN's cut falls in time
         self.paired = PairedScores(spec.promotion_window)
         self.window_start: int | None = None
@@ -134,6 +134,7 @@ class SegmentModel:
         self.window_counts = [0, 0, 0]  # predictions, labelled, expired
         self.next_snapshot: int | None = None
         self.snapshot_learned = 0
+        self.due_ms = -_INF  # the earliest event time at which `advance` has something to do
         self.labelled = 0
         self.scored = 0  # labelled predictions that predicted something
         self.score_sum = 0.0  # correct predictions, or minus the absolute errors
@@ -167,6 +168,7 @@ class SegmentModel:
     def on_event(self, key: str, time_ms: int, x: dict[str, Any]) -> list[Any]:
         """Predict for one event; returns due outputs, the `Served` prediction last."""
         out = self.advance(time_ms) if time_ms >= self.due_ms else []
+        self._due(time_ms + self.spec.labels.ttl_ms + 1)
         champion, challenger = self.champion, self.challenger
         served = champion.predict(x)
         pending = self.pending
@@ -178,7 +180,7 @@ class SegmentModel:
         if len(pending) > self.spec.max_pending:
             oldest = next(iter(pending))
             del pending[oldest]
-            self.resolved[oldest] = (time_ms, False)
+            self._resolve(oldest, time_ms, False)
             self._count_expired()
         if self.window_start is None:
             self._open_window(time_ms)
@@ -199,7 +201,7 @@ class SegmentModel:
             else:
                 self.late_labels += 1
             return out
-        self.resolved[key] = (time_ms, True)
+        self._resolve(key, time_ms, True)
         _t, x, champion_serial, served, challenger_serial, challenged = entry
         if not self.classify:
             y = float(y)
@@ -228,14 +230,16 @@ class SegmentModel:
 
     def _watch_error(self, time_ms: int, error: float, out: list[Any]) -> None:
         adwin = self.adwin
-        width, mean = adwin.width, adwin.estimation
         adwin.update(error)
         self.label_times.append(time_ms)
+        self.error_n += 1
+        self.error_sum += error
         if not adwin.drift_detected:
             return
         kept, kept_mean = int(adwin.width), float(adwin.estimation)
-        dropped = int(width) + 1 - kept
-        dropped_mean = (mean * width + error - kept_mean * kept) / dropped if dropped > 0 else mean
+        dropped = self.error_n - kept
+        dropped_mean = (self.error_sum - kept_mean * kept) / dropped if dropped > 0 else kept_mean
+        self.error_n, self.error_sum = kept, kept_mean * kept
         times = self.label_times
         began = (times[-kept - 1], times[-kept]) if kept < len(times) else None
 
@@ -263,16 +267,22 @@ class SegmentModel:
         self.version += 1
         self.paired = PairedScores(self.spec.promotion_window)
         self.adwin = type(self.adwin)(delta=self.spec.adwin_delta)  # the new champion's errors from here
+        self.error_n, self.error_sum = 0, 0.0
         if self.spec.challenger.start == "always":
             self._start_challenger(time_ms)
 
     # --- time ---------------------------------------------------------------------------------
 
-    @property
-    def due_ms(self) -> int:
-        """The earliest time at which `advance` has something to do."""
-        if self.next_snapshot is None:
-            return -_INF
+    def _due(self, time_ms: int) -> None:
+        """Something will be due at `time_ms` (`advance` recomputes the exact time)."""
+        if time_ms < self.due_ms:
+            self.due_ms = time_ms
+
+    def _resolve(self, key: str, time_ms: int, labelled: bool) -> None:
+        self.resolved[key] = (time_ms, labelled)
+        self._due(time_ms + self.spec.labels.ttl_ms + 1)
+
+    def _compute_due(self) -> int:
         due = _INF
         if self.pending:
             due = next(iter(self.pending.values()))[0] + self.spec.labels.ttl_ms + 1
@@ -314,7 +324,7 @@ class SegmentModel:
             else:
                 key = next(iter(self.pending))
                 del self.pending[key]
-                self.resolved[key] = (expire, False)
+                self._resolve(key, expire, False)
                 if self.window_start is None:
                     self._open_window(expire)
                 self._count_expired()
@@ -324,6 +334,7 @@ class SegmentModel:
             if resolved[key][0] + ttl >= now_ms:
                 break
             del resolved[key]
+        self.due_ms = self._compute_due()
         return out
 
     def _count_expired(self) -> None:
@@ -333,6 +344,7 @@ class SegmentModel:
     def _open_window(self, time_ms: int) -> None:
         size = self.spec.metrics_window_ms
         self.window_start = time_ms // size * size
+        self._due(self.window_start + size)
 
     def _close_window(self) -> WindowMetrics:
         assert self.window_start is not None

@@ -1,0 +1,239 @@
+"""The model flow against River's bare predict-and-learn loop, and 1 vs 2 workers with segments.
+
+Usage: .venv/bin/python bench/bench_model.py [--events 60000] [--seed 1]
+
+One run, on the same synthetic ride stream (the generator's events and delayed labels,
+written to JSONL files), prints:
+
+- bare: River's `HoeffdingTreeClassifier` (grace_period 100, the flow's inputs) predicting
+  and learning each event in order, its label at hand (pre-parsed dicts, no I/O): the floor;
+- flow: the model flow (`dataflows.model_flow`) over the files (events keyed by area and
+  labels keyed by ride id, split into --partitions files each as a Kafka producer would), one worker: JSON
+  decoding and validation of events and labels, lateness, the label join by ride id,
+  event-time ordering, predict, log and wait, prequential metrics, ADWIN, snapshots, every
+  output message encoded (a null sink: no Kafka);
+- the same with `segment_by = "area"` (one tree per area): the bare loop over per-area trees,
+  the flow on 1 worker, and on 2 workers as two processes of a Bytewax cluster (workers are
+  threads of one process otherwise, sharing the GIL).
+
+Flow times are `run_flow` inside each process (imports and config parsing excluded);
+ratios are flow / bare and 2 workers / 1 worker, measured in this run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import orjson
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+INPUTS = ("price", "distance_km", "surge", "eta_min", "payment")
+PARAMS = {"grace_period": 100}
+
+
+def config_text(segmented: bool) -> str:
+    segment = 'segment_by = "area"\n' if segmented else ""
+    return f"""
+[source]
+topic = "rides"
+lateness = "10s"
+[schema]
+entity = "area"
+event_time = "ts"
+time_format = "epoch_ms"
+[schema.fields]
+ride_id = "string"
+area = "string"
+price = "float"
+distance_km = "float"
+surge = {{ type = "float", nullable = true }}
+eta_min = "float"
+payment = {{ type = "category", values = ["card", "cash", "wallet"] }}
+[[models]]
+name = "cancel"
+kind = "hoeffding_tree_classifier"
+params = {{ grace_period = {PARAMS["grace_period"]} }}
+inputs = {json.dumps(list(INPUTS))}
+labels = {{ topic = "rides.labels", key = "ride_id", field = "cancelled", ttl = "10m" }}
+metrics_window = "1m"
+snapshot_every = "5m"
+{segment}"""
+
+
+# ---------------------------------------------------------------- a flow in this process
+
+
+def run_worker(config: Path, directory: Path, process_id: int | None, addresses: str | None) -> None:
+    """Run the model flow (null sink) over the partition files in `directory`; print its run
+    time and counts as JSON."""
+    from bytewax.outputs import DynamicSink, StatelessSinkPartition
+
+    from dataflows.counters import FlowCounters
+    from dataflows.file_io import JsonlPartitions
+    from dataflows.model_flow import build_model_flow
+    from dataflows.runner import Execution, run_flow
+    from features.config import load_config
+    from features.model_segment import SegmentModel
+
+    class Null(StatelessSinkPartition):
+        def write_batch(self, items: Iterable[object]) -> None:
+            for _ in items:
+                pass
+
+    class NullSink(DynamicSink):
+        def build(self, step_id: str, worker_index: int, worker_count: int) -> Null:
+            return Null()
+
+    cfg = load_config(config)
+    SegmentModel(cfg.models[0], None)  # imports River's modules before the clock starts
+    counters = FlowCounters()
+    files = {f"{path.stem.rsplit('.', 1)[1]}-{path.stem.rsplit('.', 1)[0]}": path for path in directory.glob("*.jsonl")}
+    flow = build_model_flow(cfg, JsonlPartitions(files), NullSink(), counters)
+    execution = Execution(workers=1, process_id=process_id,
+                          addresses=tuple(addresses.split(";")) if addresses else None)
+    started = time.perf_counter()
+    run_flow(flow, execution)
+    print(json.dumps({"seconds": time.perf_counter() - started, "predictions": counters.get("model.predictions"),
+                      "valid": counters.get("valid"), "labels": counters.get("model.labels_used")}))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def flow_case(config: Path, directory: Path, processes: int) -> dict:
+    """Run the flow as `processes` processes of one cluster; the slowest process's time."""
+    args = [sys.executable, __file__, "--worker", str(config), str(directory)]
+    if processes > 1:
+        addresses = ";".join(f"127.0.0.1:{_free_port()}" for _ in range(processes))
+        commands = [args + ["--process-id", str(i), "--addresses", addresses] for i in range(processes)]
+    else:
+        commands = [args]
+    running = [subprocess.Popen(c, stdout=subprocess.PIPE, text=True) for c in commands]
+    results = []
+    for process in running:
+        out, _ = process.communicate(timeout=3600)
+        if process.returncode != 0:
+            raise RuntimeError(f"worker failed with exit code {process.returncode}")
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    return {"seconds": max(r["seconds"] for r in results),
+            "predictions": sum(r["predictions"] for r in results), "valid": sum(r["valid"] for r in results),
+            "labels": sum(r["labels"] for r in results)}
+
+
+def split_partitions(events: Path, labels: Path, directory: Path, partitions: int) -> None:
+    """Write the events keyed by area and the labels keyed by ride id into `partitions` files
+    each, as a producer's hash partitioner would (each partition in stream order)."""
+    import zlib
+
+    directory.mkdir()
+    for path, topic, key in ((events, "rides", "area"), (labels, "rides.labels", "ride_id")):
+        handles = [(directory / f"{topic}.{p}.jsonl").open("wb") for p in range(partitions)]
+        for line in path.read_bytes().splitlines():
+            handles[zlib.crc32(orjson.loads(line)[key].encode()) % partitions].write(line + b"\n")
+        for handle in handles:
+            handle.close()
+
+
+# ---------------------------------------------------------------- River alone
+
+
+def load_examples(events: Path, labels: Path) -> list[tuple[str, dict, bool]]:
+    """(area, input vector, label) per valid event, in stream order."""
+    label_of = {}
+    for line in labels.read_bytes().splitlines():
+        doc = orjson.loads(line)
+        label_of[doc["ride_id"]] = doc["cancelled"]
+    examples = []
+    for line in events.read_bytes().splitlines():
+        doc = orjson.loads(line)
+        x = {k: doc[k] for k in INPUTS if doc.get(k) is not None}
+        examples.append((doc["area"], x, label_of[doc["ride_id"]]))
+    return examples
+
+
+def bare_case(examples: list[tuple[str, dict, bool]], segmented: bool) -> float:
+    """Seconds for River's predict_proba_one + learn_one over every example, in order."""
+    from river import tree
+
+    models: dict[str | None, tree.HoeffdingTreeClassifier] = {}
+    started = time.perf_counter()
+    for area, x, y in examples:
+        key = area if segmented else None
+        model = models.get(key)
+        if model is None:
+            model = models[key] = tree.HoeffdingTreeClassifier(**PARAMS)
+        model.predict_proba_one(x)
+        model.learn_one(x, y)
+    return time.perf_counter() - started
+
+
+# ---------------------------------------------------------------- main
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=60_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--partitions", type=int, default=4, help="partitions of the events and labels topics")
+    parser.add_argument("--worker", nargs=2, metavar=("CONFIG", "DIR"), help=argparse.SUPPRESS)
+    parser.add_argument("--process-id", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--addresses", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        run_worker(*(Path(p) for p in args.worker), args.process_id, args.addresses)
+        return 0
+
+    from dataflows.generator import StreamSpec
+    from dataflows.produce import write_jsonl
+
+    with tempfile.TemporaryDirectory(prefix="bench-model-") as tmp:
+        directory = Path(tmp)
+        events, labels = directory / "events.jsonl", directory / "labels.jsonl"
+        # No late events: every event is predicted by the flow, as by the bare loop.
+        write_jsonl(StreamSpec(events=args.events, seed=args.seed, late_fraction=0.0, very_late_fraction=0.0),
+                    events, labels)
+        examples = load_examples(events, labels)
+        parts = directory / "parts"
+        split_partitions(events, labels, parts, args.partitions)
+        rows = []
+        for segmented in (False, True):
+            config = directory / f"config-{segmented}.toml"
+            config.write_text(config_text(segmented))
+            label = "per area" if segmented else "one model"
+            bare = bare_case(examples, segmented)
+            one = flow_case(config, parts, processes=1)
+            assert one["predictions"] == len(examples) == one["labels"], (one, len(examples))
+            rows.append((f"River bare predict + learn, {label}", len(examples) / bare, 1.0))
+            rows.append((f"driftline model flow, {label}, 1 worker", len(examples) / one["seconds"],
+                         bare / one["seconds"]))
+            if segmented:
+                two = flow_case(config, parts, processes=2)
+                assert two["predictions"] == len(examples)
+                rows.append((f"driftline model flow, {label}, 2 workers (2 processes)",
+                             len(examples) / two["seconds"], bare / two["seconds"]))
+                speedup = one["seconds"] / two["seconds"]
+        print(f"\n{len(examples):,} events with their labels, HoeffdingTreeClassifier(grace_period=100), "
+              f"{len(INPUTS)} inputs\n")
+        print(f"{'case':<58} {'events/s':>10} {'÷ bare':>8}")
+        for name, rate, ratio in rows:
+            print(f"{name:<58} {rate:>10,.0f} {ratio:>8.2f}")
+        print(f"\nspeed-up from 1 to 2 workers with segments: {speedup:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
