@@ -61,7 +61,7 @@ JOIN_SHARDS = 8
 MODEL_SHARDS = 16
 EVENT, LABEL = 0, 1  # ranks: at equal times an event is predicted before a label is learned
 
-# (rank, time, join key, segment, Event or Label)
+# (rank, time, join key, segment, (entity, input vector) or label value)
 Item = tuple[int, int, str, str | None, Any]
 
 
@@ -117,14 +117,16 @@ class _PartitionLogic(StatefulBatchLogic[Any, tuple[str, Any], PartitionClocks])
                 for spec in config.models:
                     if spec.labels.topic == topic:
                         key = f"{spec.name}/j{_shard(item.key, JOIN_SHARDS)}"
-                        groups.setdefault(key, []).append((LABEL, item.time_ms, item.key, None, item))
+                        groups.setdefault(key, []).append((LABEL, item.time_ms, item.key, None, item.value))
                 continue
             fields = item.fields
             for spec in config.models:
                 join_key = str(fields[spec.labels.key])
                 segment = str(fields[spec.segment_by]) if spec.segment_by else None
                 key = f"{spec.name}/j{_shard(join_key, JOIN_SHARDS)}"
-                groups.setdefault(key, []).append((EVENT, item.time_ms, join_key, segment, item))
+                # Only what the model needs travels on (between processes, it is pickled).
+                vector = input_vector(fields, spec.inputs)
+                groups.setdefault(key, []).append((EVENT, item.time_ms, join_key, segment, (item.entity, vector)))
         if late_events or late_labels:
             self.counters.add({"model.late_events": late_events, "model.late_labels": late_labels})
         high = max(self.clocks.high.values(), default=None)
@@ -172,8 +174,8 @@ class _JoinLogic(StatefulBatchLogic[Any, tuple[str, Any], _JoinState]):
                 if rank == EVENT:
                     target = out[model_shard_key(spec, segment)]
                     target.append(item)
-                    for label in router.event(join_key, t, segment):
-                        target.append((LABEL, label.time_ms, join_key, segment, label))
+                    for label_time, label in router.event(join_key, t, segment):
+                        target.append((LABEL, label_time, join_key, segment, label))
                 else:
                     found, segment = router.label(join_key, t, payload)
                     if found:
@@ -224,7 +226,6 @@ class _ModelLogic(StatefulBatchLogic[Any, list[OutMessage], _ShardState]):
     def _run(self, items: list[Item]) -> list[OutMessage]:
         spec, state = self.spec, self.state
         segments, last = state.segments, state.last_ms
-        inputs = spec.inputs
         now = self.clock_ms()
         out: list[OutMessage] = []
         predictions = labels = 0
@@ -234,13 +235,13 @@ class _ModelLogic(StatefulBatchLogic[Any, list[OutMessage], _ShardState]):
                 model = segments[segment] = SegmentModel(spec, segment)
             last[segment] = t
             if rank == EVENT:
-                results = model.on_event(key, t, input_vector(payload.fields, inputs))
+                results = model.on_event(key, t, payload[1])
                 served = results.pop()
                 out.append(OutMessage(spec.topic, key.encode(),
-                                      encode(prediction_message(spec.name, segment, served, payload.entity, now))))
+                                      encode(prediction_message(spec.name, segment, served, payload[0], now))))
                 predictions += 1
             else:
-                results = model.on_label(key, t, payload.value)
+                results = model.on_label(key, t, payload)
                 labels += 1
             if results:
                 self._encode(segment, results, now, out)
@@ -280,8 +281,7 @@ class _ModelLogic(StatefulBatchLogic[Any, list[OutMessage], _ShardState]):
         started = time.perf_counter()
         order = self.state.order
         for sender, items, watermark in values:
-            for item in items:
-                order.push(item[1], item[0], item[2], item)
+            order.push_all([(item[1], item[0], item[2], item) for item in items])
             order.mark(sender, watermark)
         out = self._run(order.release())
         watermark = order.watermark

@@ -9,7 +9,7 @@ side, so a label can come first) until the event comes or the watermark passes t
 >>> router.label("r1", 500, "label of r1")  # no event yet: it waits
 (False, None)
 >>> router.event("r1", 400, "area-1")
-['label of r1']
+[(500, 'label of r1')]
 >>> router.label("r1", 600, "again")
 (True, 'area-1')
 >>> router.expire(3_000), router.label("r1", 3_500, "too late")
@@ -20,6 +20,7 @@ side, so a label can come first) until the event comes or the watermark passes t
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 
@@ -28,15 +29,17 @@ class LabelRouter:
 
     def __init__(self, ttl_ms: int) -> None:
         self.ttl = ttl_ms
-        self.segments: dict[str, tuple[int, str | None]] = {}  # key -> (event time, segment)
+        # key -> (event time, segment); an OrderedDict, as a dict emptied from the front makes
+        # `next(iter(d))` scan the holes
+        self.segments: OrderedDict[str, tuple[int, str | None]] = OrderedDict()
         self.waiting: dict[str, list[tuple[int, Any]]] = {}  # key -> [(label time, label)]
 
-    def event(self, key: str, time_ms: int, segment: str | None) -> list[Any]:
-        """Record an event's segment; returns the labels that were waiting for it."""
+    def event(self, key: str, time_ms: int, segment: str | None) -> list[tuple[int, Any]]:
+        """Record an event's segment; returns the (time, label) pairs that were waiting for it."""
         self.segments.pop(key, None)  # re-insert: the dict stays in arrival order
         self.segments[key] = (time_ms, segment)
         waiting = self.waiting.pop(key, None)
-        return [label for _t, label in waiting] if waiting else []
+        return waiting or []
 
     def label(self, key: str, time_ms: int, label: Any) -> tuple[bool, str | None]:
         """(True, segment) when the key's event is known; else the label waits: (False, None)."""

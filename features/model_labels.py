@@ -14,8 +14,7 @@ Label(key='r1', time_ms=1767225660000, value=True, partition=2, offset=9)
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -23,8 +22,7 @@ from features.events import Reason, Rejection, parse_time_ms
 from features.model_config import LabelSpec
 
 
-@dataclass(frozen=True, slots=True)
-class Label:
+class Label(NamedTuple):
     """A decoded label: the join key, its event time (epoch ms) and the label value.
 
     `partition` and `offset` say where it was read; with `time_ms` they let

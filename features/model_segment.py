@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import pickle
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -121,10 +121,12 @@ class SegmentModel:
         if spec.challenger is not None and spec.challenger.start == "always":
             self._start_challenger(None)
         # key -> (time, x, champion serial, champion output, challenger serial, challenger output)
-        self.pending: dict[str, tuple[int, dict[str, Any], int, tuple[Any, Any], int, tuple[Any, Any] | None]] = {}
+        # OrderedDicts: a plain dict emptied from the front makes `next(iter(d))` scan the holes.
+        self.pending: OrderedDict[str, tuple[int, dict[str, Any], int, tuple[Any, Any], int,
+                                             tuple[Any, Any] | None]] = OrderedDict()
         # Recently labelled (True) or expired (False) keys, kept one TTL to tell a duplicate or
         # late label from an unknown one.
-        self.resolved: dict[str, tuple[int, bool]] = {}
+        self.resolved: OrderedDict[str, tuple[int, bool]] = OrderedDict()
         self.adwin = ADWIN(delta=spec.adwin_delta)
         self.error_n, self.error_sum = 0, 0.0  # ADWIN's window: its own properties cost more than this
         self.label_times: deque[int] = deque(maxlen=4096)  # where ADWIN's cut falls in time
@@ -194,7 +196,7 @@ class SegmentModel:
         entry = self.pending.pop(key, None)
         if entry is None:
             resolved = self.resolved.get(key)
-            if resolved is None:
+            if resolved is None or resolved[0] + self.spec.labels.ttl_ms < time_ms:
                 self.unmatched_labels += 1
             elif resolved[1]:
                 self.duplicate_labels += 1
@@ -280,7 +282,6 @@ class SegmentModel:
 
     def _resolve(self, key: str, time_ms: int, labelled: bool) -> None:
         self.resolved[key] = (time_ms, labelled)
-        self._due(time_ms + self.spec.labels.ttl_ms + 1)
 
     def _compute_due(self) -> int:
         due = _INF
@@ -290,8 +291,6 @@ class SegmentModel:
             due = min(due, self.window_start + self.spec.metrics_window_ms)
         if self.next_snapshot is not None:
             due = min(due, self.next_snapshot)
-        if self.resolved:
-            due = min(due, next(iter(self.resolved.values()))[0] + self.spec.labels.ttl_ms + 1)
         return due
 
     def advance(self, now_ms: int) -> list[Any]:
@@ -328,7 +327,7 @@ class SegmentModel:
                 if self.window_start is None:
                     self._open_window(expire)
                 self._count_expired()
-        resolved = self.resolved
+        resolved = self.resolved  # forgotten when convenient: a lookup checks the age anyway
         while resolved:
             key = next(iter(resolved))
             if resolved[key][0] + ttl >= now_ms:

@@ -18,25 +18,35 @@ a Kafka run, a replay, and with any number of workers.
 
 from __future__ import annotations
 
-import heapq
+import bisect
 from typing import Any
 
 NEVER = -(2**62)
 
 
 class OrderedRelease:
-    """A heap of waiting items and the latest watermark of each sender."""
+    """Waiting items and the latest watermark of each sender.
+
+    Items wait in a list sorted on release (timsort is linear on the nearly ordered runs that
+    senders deliver), which costs less per item than a heap.
+    """
 
     def __init__(self, senders: int) -> None:
         self.senders = senders
-        self.heap: list[tuple[int, int, str, int, Any]] = []
+        self.waiting: list[tuple[int, int, str, int, Any]] = []
         self.marks: dict[str, int] = {}
         self.seq = 0  # keeps equal keys in arrival order, and items out of comparisons
 
     def push(self, time_ms: int, rank: int, tiebreak: str, item: Any) -> None:
         """Add one item; `rank` orders kinds at equal times (events before labels)."""
         self.seq += 1
-        heapq.heappush(self.heap, (time_ms, rank, tiebreak, self.seq, item))
+        self.waiting.append((time_ms, rank, tiebreak, self.seq, item))
+
+    def push_all(self, items: list[tuple[int, int, str, Any]]) -> None:
+        """Add (time, rank, tiebreak, item) tuples, as `push` does one by one."""
+        seq = self.seq
+        self.waiting.extend((t, r, k, seq + i, item) for i, (t, r, k, item) in enumerate(items, 1))
+        self.seq = seq + len(items)
 
     def mark(self, sender: str, watermark: int) -> None:
         """Record a sender's watermark (it only moves forward)."""
@@ -52,13 +62,18 @@ class OrderedRelease:
 
     def release(self) -> list[Any]:
         """The items earlier than the watermark, in order."""
-        bound, heap, pop = self.watermark, self.heap, heapq.heappop
-        out = []
-        while heap and heap[0][0] < bound:
-            out.append(pop(heap)[4])
-        return out
+        bound, waiting = self.watermark, self.waiting
+        if not waiting or bound == NEVER:
+            return []
+        waiting.sort()
+        cut = bisect.bisect_left(waiting, (bound,))
+        released = [entry[4] for entry in waiting[:cut]]
+        del waiting[:cut]
+        return released
 
     def flush(self) -> list[Any]:
         """Every remaining item, in order (the inputs have ended)."""
-        heap, pop = self.heap, heapq.heappop
-        return [pop(heap)[4] for _ in range(len(heap))]
+        self.waiting.sort()
+        released = [entry[4] for entry in self.waiting]
+        self.waiting.clear()
+        return released
