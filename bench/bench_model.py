@@ -12,6 +12,8 @@ written to JSONL files), prints:
   decoding and validation of events and labels, lateness, the label join by ride id,
   event-time ordering, predict, log and wait, prequential metrics, ADWIN, snapshots, every
   output message encoded (a null sink: no Kafka);
+- read + parse: the same files through Bytewax and `orjson.loads`, nothing else: what any
+  flow pays before its own work (bare + this is the floor a flow over Kafka-like input has);
 - the same with `segment_by = "area"` (one tree per area): the bare loop over per-area trees,
   the flow on 1 worker, and on 2 workers as two processes of a Bytewax cluster (workers are
   threads of one process otherwise, sharing the GIL).
@@ -76,9 +78,13 @@ snapshot_every = "5m"
 # ---------------------------------------------------------------- a flow in this process
 
 
-def run_worker(config: Path, directory: Path, process_id: int | None, addresses: str | None) -> None:
+def run_worker(config: Path, directory: Path, process_id: int | None, addresses: str | None,
+               floor: bool = False) -> None:
     """Run the model flow (null sink) over the partition files in `directory`; print its run
-    time and counts as JSON."""
+    time and counts as JSON. With `floor`: only read and parse every message (orjson)."""
+    import bytewax.operators as op
+    from bytewax.dataflow import Dataflow
+
     from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
     from dataflows.counters import FlowCounters
@@ -101,7 +107,13 @@ def run_worker(config: Path, directory: Path, process_id: int | None, addresses:
     SegmentModel(cfg.models[0], None)  # imports River's modules before the clock starts
     counters = FlowCounters()
     files = {f"{path.stem.rsplit('.', 1)[1]}-{path.stem.rsplit('.', 1)[0]}": path for path in directory.glob("*.jsonl")}
-    flow = build_model_flow(cfg, JsonlPartitions(files), NullSink(), counters)
+    if floor:
+        flow = Dataflow("floor")
+        parsed = op.flat_map_batch("parse", op.input("in", flow, JsonlPartitions(files)),
+                                   lambda batch: [orjson.loads(m.value) for m in batch])
+        op.output("out", parsed, NullSink())
+    else:
+        flow = build_model_flow(cfg, JsonlPartitions(files), NullSink(), counters)
     execution = Execution(workers=1, process_id=process_id,
                           addresses=tuple(addresses.split(";")) if addresses else None)
     started, cpu = time.perf_counter(), time.process_time()
@@ -117,9 +129,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def flow_case(config: Path, directory: Path, processes: int) -> dict:
+def flow_case(config: Path, directory: Path, processes: int, floor: bool = False) -> dict:
     """Run the flow as `processes` processes of one cluster; the slowest process's time."""
-    args = [sys.executable, __file__, "--worker", str(config), str(directory)]
+    args = [sys.executable, __file__, "--worker", str(config), str(directory), *(["--floor"] if floor else [])]
     if processes > 1:
         addresses = ";".join(f"127.0.0.1:{_free_port()}" for _ in range(processes))
         commands = [args + ["--process-id", str(i), "--addresses", addresses] for i in range(processes)]
@@ -200,11 +212,12 @@ def main() -> int:
     parser.add_argument("--partitions", type=int, default=4, help="partitions of the events and labels topics")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each case; the fastest counts")
     parser.add_argument("--worker", nargs=2, metavar=("CONFIG", "DIR"), help=argparse.SUPPRESS)
+    parser.add_argument("--floor", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--process-id", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--addresses", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        run_worker(*(Path(p) for p in args.worker), args.process_id, args.addresses)
+        run_worker(*(Path(p) for p in args.worker), args.process_id, args.addresses, args.floor)
         return 0
 
     from dataflows.generator import StreamSpec
@@ -225,15 +238,24 @@ def main() -> int:
             config = directory / f"config-{segmented}.toml"
             config.write_text(config_text(segmented))
             label = "per area" if segmented else "one model"
-            bares, ones, twos = [], [], []
+            bares, ones, twos, floors = [], [], [], []
             for _ in range(args.repeat):  # interleaved, so a busy moment does not favour one case
                 bares.append(bare_case(examples, segmented))
+                if not segmented:
+                    floors.append(flow_case(config, parts, processes=1, floor=True))
                 ones.append(flow_case(config, parts, processes=1))
                 if segmented:
                     twos.append(flow_case(config, parts, processes=2))
             bare, one = best(bares), best(ones)
             assert one["predictions"] == n == one["labels"], (one, n)
             rows.append((f"River bare predict + learn, {label}", n / bare["seconds"], 1.0, 1.0))
+            if not segmented:
+                read = best(floors)
+                rows.append(("read + parse events and labels only (Bytewax, orjson)", n / read["seconds"],
+                             bare["seconds"] / read["seconds"], bare["cpu_seconds"] / read["cpu_seconds"]))
+                rows.append(("River bare + read and parse (sum of the two)", n / (bare["seconds"] + read["seconds"]),
+                             bare["seconds"] / (bare["seconds"] + read["seconds"]),
+                             bare["cpu_seconds"] / (bare["cpu_seconds"] + read["cpu_seconds"])))
             rows.append((f"driftline model flow, {label}, 1 worker", n / one["seconds"],
                          bare["seconds"] / one["seconds"], bare["cpu_seconds"] / one["cpu_seconds"]))
             if segmented:
