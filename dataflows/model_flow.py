@@ -35,16 +35,15 @@ from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
 
 from dataflows.counters import FlowCounters
-from dataflows.ingest import make_batch_decoder, wall_clock_ms, writes_dead_letters
-from dataflows.kafka_io import OutMessage, RawMessage
+from dataflows.ingest import wall_clock_ms
+from dataflows.model_inputs import input_decoder
+from dataflows.kafka_io import OutMessage
 from features.config import Config
 from features.config_values import ConfigError
-from features.events import Event, Rejection
 from features.feature_engine import PartitionClocks
 from features.label_router import LabelRouter
-from features.messages import SourcePosition, dead_letter, encode
+from features.messages import encode
 from features.model_config import ModelSpec
-from features.model_labels import Label, LabelDecoder
 from features.model_messages import (
     error_drift_event,
     metrics_message,
@@ -53,7 +52,7 @@ from features.model_messages import (
     snapshot_messages,
 )
 from features.model_runner import input_vector
-from features.model_segment import ErrorDrift, Promotion, SegmentModel, Served, Snapshot, WindowMetrics
+from features.model_segment import ErrorDrift, Promotion, SegmentModel, Snapshot, WindowMetrics
 from features.stream_order import NEVER, OrderedRelease
 
 # Fixed for the life of a deployment: recovery snapshots are keyed by shard.
@@ -306,51 +305,6 @@ class _ModelLogic(StatefulBatchLogic[Any, list[OutMessage], _ShardState]):
         return self.state
 
 
-def _decoder(config: Config, counters: FlowCounters,
-             clock_ms: Callable[[], int]) -> Callable[[list[RawMessage]], list[tuple[str, Any]]]:
-    """One batch function for both kinds of input (per-item Bytewax steps cost microseconds
-    each): events through the ingestion decoder, labels through theirs; every output keyed by
-    its input partition's part name. Rejected labels go to `<labels topic>.dlq` (this flow is
-    their only reader); rejected events to `<topic>.dlq` when this flow owns them."""
-    decode_events = make_batch_decoder(config, counters, clock_ms)
-    events_topic = config.source.topic
-    events_dlq = writes_dead_letters(config, "model")
-    decoders = {spec.labels.topic: LabelDecoder(spec.labels, config.source.limits.max_event_bytes)
-                for spec in config.models}
-
-    def decode(batch: list[RawMessage]) -> list[tuple[str, Any]]:
-        out: list[tuple[str, Any]] = []
-        events = [m for m in batch if m.topic == events_topic]
-        if events:
-            for item in decode_events(events):
-                if type(item) is Event:
-                    part = f"{item.partition}-{events_topic}"
-                    out.append((part, (part, item)))
-                elif events_dlq:
-                    out.append(("", ("", item)))
-        labels = [m for m in batch if m.topic != events_topic]
-        if not labels:
-            return out
-        rejected: dict[str, int] = {}
-        now = clock_ms()
-        for msg in labels:
-            result = decoders[msg.topic].decode(msg.value, msg.partition, msg.offset)
-            if type(result) is Label:
-                part = f"{msg.partition}-{msg.topic}"
-                out.append((part, (part, result)))
-            else:
-                assert isinstance(result, Rejection)
-                name = f"model.labels_rejected.{result.reason}"
-                rejected[name] = rejected.get(name, 0) + 1
-                position = SourcePosition(msg.topic, msg.partition, msg.offset, msg.timestamp_ms)
-                letter = dead_letter(result, position, msg.key, msg.value, now)
-                out.append(("", ("", OutMessage(f"{msg.topic}.dlq", msg.key, encode(letter)))))
-        counters.add({"model.labels_in": len(labels), **rejected})
-        return out
-
-    return decode
-
-
 def label_topics(config: Config) -> tuple[str, ...]:
     """The labels topics the configured models read, in config order, without repeats."""
     return tuple(dict.fromkeys(spec.labels.topic for spec in config.models))
@@ -375,7 +329,7 @@ def build_model_flow(config: Config, source: FixedPartitionedSource, sink: Sink[
     events_topic = config.source.topic
     flow = Dataflow("driftline_model")
     raw = op.input("inputs", flow, source)
-    decoded = op.flat_map_batch("decode", raw, _decoder(config, counters, clock_ms))
+    decoded = op.flat_map_batch("decode", raw, input_decoder(config, counters, clock_ms))
 
     def partition_builder(resume: PartitionClocks | None) -> _PartitionLogic:
         return _PartitionLogic(resume or PartitionClocks(config.source.lateness_ms), config, counters)

@@ -7,7 +7,7 @@ messages interleave. This is what makes the model flow's predict/learn sequence 
 a Kafka run, a replay, and with any number of workers.
 
 >>> order = OrderedRelease(senders=2)
->>> order.push(20, 0, "b", "b@20"); order.push(10, 1, "a", "a@10 label"); order.push(10, 0, "a", "a@10")
+>>> order.push_all([(20, 0, "b", "b@20"), (10, 1, "a", "a@10 label"), (10, 0, "a", "a@10")])
 >>> order.mark("s1", 30); order.release()
 []
 >>> order.mark("s2", 15); order.release()
@@ -37,13 +37,9 @@ class OrderedRelease:
         self.marks: dict[str, int] = {}
         self.seq = 0  # keeps equal keys in arrival order, and items out of comparisons
 
-    def push(self, time_ms: int, rank: int, tiebreak: str, item: Any) -> None:
-        """Add one item; `rank` orders kinds at equal times (events before labels)."""
-        self.seq += 1
-        self.waiting.append((time_ms, rank, tiebreak, self.seq, item))
-
     def push_all(self, items: list[tuple[int, int, str, Any]]) -> None:
-        """Add (time, rank, tiebreak, item) tuples, as `push` does one by one."""
+        """Add (time, rank, tie-break, item) tuples; `rank` orders kinds at equal times (the
+        model flow's events before labels)."""
         seq = self.seq
         self.waiting.extend((t, r, k, seq + i, item) for i, (t, r, k, item) in enumerate(items, 1))
         self.seq = seq + len(items)
