@@ -1,11 +1,13 @@
 """The model flow against River's bare predict-and-learn loop, and 1 vs 2 workers with segments.
 
-Usage: .venv/bin/python bench/bench_model.py [--events 60000] [--seed 1]
+Usage: .venv/bin/python bench/bench_model.py [--events 30000] [--seed 1] [--partitions 4] [--repeat 3]
+       [--kind hoeffding_tree_classifier] [--params '{"grace_period": 100}']
 
 One run, on the same synthetic ride stream (the generator's events and delayed labels,
 written to JSONL files), prints:
 
-- bare: River's `HoeffdingTreeClassifier` (grace_period 100, the flow's inputs) predicting
+- bare: the River model (`--kind`, `--params`: by default `HoeffdingTreeClassifier`,
+  grace_period 100; the flow's inputs) predicting
   and learning each event in order, its label at hand (pre-parsed dicts, no I/O): the floor;
 - flow: the model flow (`dataflows.model_flow`) over the files (events keyed by area and
   labels keyed by ride id, split into --partitions files each as a Kafka producer would), one worker: JSON
@@ -43,10 +45,9 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 INPUTS = ("price", "distance_km", "surge", "eta_min", "payment")
-PARAMS = {"grace_period": 100}
 
 
-def config_text(segmented: bool) -> str:
+def config_text(segmented: bool, kind: str, params: dict) -> str:
     segment = 'segment_by = "area"\n' if segmented else ""
     return f"""
 [source]
@@ -66,8 +67,8 @@ eta_min = "float"
 payment = {{ type = "category", values = ["card", "cash", "wallet"] }}
 [[models]]
 name = "cancel"
-kind = "hoeffding_tree_classifier"
-params = {{ grace_period = {PARAMS["grace_period"]} }}
+kind = "{kind}"
+params = {{ {", ".join(f"{k} = {json.dumps(v)}" for k, v in params.items())} }}
 inputs = {json.dumps(list(INPUTS))}
 labels = {{ topic = "rides.labels", key = "ride_id", field = "cancelled", ttl = "10m" }}
 metrics_window = "1m"
@@ -146,6 +147,7 @@ def flow_case(config: Path, directory: Path, processes: int, floor: bool = False
         results.append(json.loads(out.strip().splitlines()[-1]))
     return {"seconds": max(r["seconds"] for r in results), "cpu_seconds": sum(r["cpu_seconds"] for r in results),
             "predictions": sum(r["predictions"] for r in results), "valid": sum(r["valid"] for r in results),
+            "busiest": max(r["predictions"] for r in results),
             "labels": sum(r["labels"] for r in results)}
 
 
@@ -180,17 +182,17 @@ def load_examples(events: Path, labels: Path) -> list[tuple[str, dict, bool]]:
     return examples
 
 
-def bare_case(examples: list[tuple[str, dict, bool]], segmented: bool) -> dict:
+def bare_case(examples: list[tuple[str, dict, bool]], segmented: bool, kind: str, params: dict) -> dict:
     """Wall and CPU seconds for River's predict_proba_one + learn_one over every example, in order."""
-    from river import tree
+    from features.model_config import build_estimator
 
-    models: dict[str | None, tree.HoeffdingTreeClassifier] = {}
+    models: dict[str | None, object] = {}
     started, cpu = time.perf_counter(), time.process_time()
     for area, x, y in examples:
         key = area if segmented else None
         model = models.get(key)
         if model is None:
-            model = models[key] = tree.HoeffdingTreeClassifier(**PARAMS)
+            model = models[key] = build_estimator(kind, params)  # as the flow builds it
         model.predict_proba_one(x)
         model.learn_one(x, y)
     return {"seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu}
@@ -207,10 +209,12 @@ def best(runs: list[dict]) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=60_000)
+    parser.add_argument("--events", type=int, default=30_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--partitions", type=int, default=4, help="partitions of the events and labels topics")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each case; the fastest counts")
+    parser.add_argument("--kind", default="hoeffding_tree_classifier", help="the model, as in [[models]] kind")
+    parser.add_argument("--params", default='{"grace_period": 100}', help="its params, as JSON")
     parser.add_argument("--worker", nargs=2, metavar=("CONFIG", "DIR"), help=argparse.SUPPRESS)
     parser.add_argument("--floor", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--process-id", type=int, default=None, help=argparse.SUPPRESS)
@@ -220,6 +224,7 @@ def main() -> int:
         run_worker(*(Path(p) for p in args.worker), args.process_id, args.addresses, args.floor)
         return 0
 
+    params = json.loads(args.params)
     from dataflows.generator import StreamSpec
     from dataflows.produce import write_jsonl
 
@@ -236,11 +241,11 @@ def main() -> int:
         n = len(examples)
         for segmented in (False, True):
             config = directory / f"config-{segmented}.toml"
-            config.write_text(config_text(segmented))
+            config.write_text(config_text(segmented, args.kind, params))
             label = "per area" if segmented else "one model"
             bares, ones, twos, floors = [], [], [], []
             for _ in range(args.repeat):  # interleaved, so a busy moment does not favour one case
-                bares.append(bare_case(examples, segmented))
+                bares.append(bare_case(examples, segmented, args.kind, params))
                 if not segmented:
                     floors.append(flow_case(config, parts, processes=1, floor=True))
                 ones.append(flow_case(config, parts, processes=1))
@@ -264,13 +269,15 @@ def main() -> int:
                 rows.append((f"driftline model flow, {label}, 2 workers (2 processes)", n / two["seconds"],
                              bare["seconds"] / two["seconds"], None))
                 speedup = one["seconds"] / two["seconds"]
-        print(f"\n{n:,} events with their labels, HoeffdingTreeClassifier(grace_period=100), {len(INPUTS)} inputs,"
+                busiest = two["busiest"] / n
+        print(f"\n{n:,} events with their labels, {args.kind} {params}, {len(INPUTS)} inputs,"
               f" {args.partitions} partitions per topic, best of {args.repeat}\n")
         print(f"{'case':<58} {'events/s':>10} {'÷ bare':>8} {'÷ bare (CPU time)':>18}")
         for name, rate, ratio, cpu_ratio in rows:
             cpu = f"{cpu_ratio:>18.2f}" if cpu_ratio is not None else f"{'':>18}"
             print(f"{name:<58} {rate:>10,.0f} {ratio:>8.2f} {cpu}")
-        print(f"\nspeed-up from 1 to 2 workers with segments: {speedup:.2f}x")
+        print(f"\nspeed-up from 1 to 2 workers with segments: {speedup:.2f}x (the busier process made "
+              f"{busiest:.0%} of the predictions: areas are Zipf-distributed and hashed to shards)")
     return 0
 
 

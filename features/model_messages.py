@@ -45,6 +45,15 @@ def segment_id(model: str, segment: str | None) -> str:
     return model if segment is None else f"{model}@{segment}"
 
 
+def event_time_iso(ms: int) -> str:
+    """`iso_utc` for times that rarely repeat (one per event): cached per second, not per ms.
+
+    >>> event_time_iso(1767225600123) == iso_utc(1767225600123)
+    True
+    """
+    return iso_utc(ms - ms % 1000)[:-4] + f"{ms % 1000:03d}Z"
+
+
 def _window(start_ms: int, end_ms: int) -> dict[str, Any]:
     return {"start": iso_utc(start_ms), "end": iso_utc(end_ms), "start_ms": start_ms, "end_ms": end_ms}
 
@@ -61,7 +70,7 @@ def prediction_message(model: str, segment: str | None, served: Served, entity: 
         "version": served.version,
         "key": served.key,
         "entity": entity,
-        "event_time": iso_utc(served.time_ms),
+        "event_time": event_time_iso(served.time_ms),
         "event_time_ms": served.time_ms,
         "prediction": served.value,
         "probabilities": None if proba is None else {class_name(c): p for c, p in proba.items()},
