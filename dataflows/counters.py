@@ -17,10 +17,6 @@ from dataclasses import dataclass, field
 LATENCY_BUCKETS_S = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0)
 
 
-# What every flow's ingestion stage counts (dataflows.ingest): the same for each flow on one input.
-INGEST_COUNTS = ("events_in", "valid", "rejected.", "unknown_category.")
-
-
 @dataclass
 class Histogram:
     """Cumulative-bucket histogram in the Prometheus layout: counts of observations <= each bound."""
@@ -83,17 +79,6 @@ class FlowCounters:
     def with_prefix(self, prefix: str) -> dict[str, int]:
         """The counters under `prefix`, with the prefix removed from their names."""
         return {k[len(prefix):]: v for k, v in self.snapshot().items() if k.startswith(prefix)}
-
-    def add_flow(self, other: FlowCounters) -> None:
-        """Add the counts of another flow that read the same input, except its ingestion counts
-        (`INGEST_COUNTS`): every flow decodes the events, but they are counted once.
-
-        >>> first, second = FlowCounters(), FlowCounters()
-        >>> first.add({"valid": 9}); second.add({"valid": 9, "model.predictions": 9})
-        >>> first.add_flow(second); first.get("valid"), first.get("model.predictions")
-        (9, 9)
-        """
-        self.add({k: v for k, v in other.snapshot().items() if not k.startswith(INGEST_COUNTS)})
 
     def observe(self, name: str, values: Iterable[float]) -> None:
         """Add observations (seconds) to the histogram `name`.

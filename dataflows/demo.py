@@ -20,6 +20,7 @@ from dataflows.counters import FlowCounters
 from dataflows.flows import FLOWS, default_flows, topics_for
 from dataflows.kafka_io import KafkaInput, KafkaOutput
 from dataflows.generator import ConceptDrift, StreamSpec, parse_change
+from dataflows.ingest import combined_counters
 from dataflows.model_report import demo_model_report
 from dataflows.produce import produce_to_kafka
 from dataflows.progress import ProgressPrinter
@@ -93,16 +94,16 @@ def run_demo(args: argparse.Namespace) -> int:
         stats = produce_to_kafka(spec, bootstrap, config.source.topic, labels_topic, rate=None,
                                  progress=_produce_progress)
         print(file=sys.stderr)
-        counters = FlowCounters()
+        per_flow = []
         for name in flows:
+            counters = FlowCounters()  # per flow: each flow decodes (and counts) the same events
+            per_flow.append(counters)
             print(f"running flow {name!r}: {FLOWS[name].summary}", file=sys.stderr)
             source = KafkaInput(bootstrap, FLOWS[name].input_topics(config), stop_at_end=True)
-            flow_counters = counters if name == flows[0] else FlowCounters()
-            flow = FLOWS[name].build(config, source, KafkaOutput(bootstrap), flow_counters)
-            with ProgressPrinter(flow_progress(flow_counters)):
+            flow = FLOWS[name].build(config, source, KafkaOutput(bootstrap), counters)
+            with ProgressPrinter(flow_progress(counters)):
                 run_flow(flow)
-            if flow_counters is not counters:
-                counters.add_flow(flow_counters)
+        counters = combined_counters(per_flow)
         summary = flow_summary(counters)
         print("\n" + summary)
         model_lines, model_stories = demo_model_report(bootstrap, config, *concept_drift_ms(spec))

@@ -104,3 +104,24 @@ def build_ingest_flow(config: Config, source: Source, sink: Sink[OutMessage], co
     _events, dead_letters = ingest(flow, config, source, counters, "ingest")
     op.output("out", dead_letters, sink)
     return flow
+
+
+INGEST_COUNTERS = ("events_in", "valid", "rejected.", "unknown_category.")
+
+
+def combined_counters(per_flow: list[FlowCounters]) -> FlowCounters:
+    """The counters of several flows run over the same input, with the ingestion counts
+    (which every flow makes of the same events) taken once, from the first flow.
+
+    >>> a, b = FlowCounters(), FlowCounters()
+    >>> a.add({"events_in": 5, "features_out": 2}); b.add({"events_in": 5, "drift_events_out": 1})
+    >>> c = combined_counters([a, b]); c.get("events_in"), c.get("features_out"), c.get("drift_events_out")
+    (5, 2, 1)
+    """
+    out = FlowCounters()
+    if per_flow:
+        out.started = per_flow[0].started
+    for i, counters in enumerate(per_flow):
+        out.add({k: v for k, v in counters.snapshot().items()
+                 if i == 0 or not any(k == p or (p.endswith(".") and k.startswith(p)) for p in INGEST_COUNTERS)})
+    return out

@@ -13,6 +13,7 @@ from pathlib import Path
 from dataflows.counters import FlowCounters
 from dataflows.file_io import JsonlTopics, TopicFiles
 from dataflows.flows import FLOWS, default_flows
+from dataflows.ingest import combined_counters
 from dataflows.progress import ProgressPrinter
 from dataflows.runner import run_flow
 from dataflows.status_lines import flow_progress, flow_summary
@@ -35,20 +36,20 @@ def replay(config_path: Path, input_path: Path, output_dir: Path, flows: list[st
     for name in names:
         for topic in FLOWS[name].output_topics(config):
             (output_dir / f"{topic}.jsonl").unlink(missing_ok=True)
-    counters = FlowCounters()
+    per_flow = []
     for name in names:
+        counters = FlowCounters()  # per flow: each flow decodes (and counts) the same events
+        per_flow.append(counters)
         files = {config.source.topic: input_path}
         if labels_path is not None:
             files.update((topic, labels_path) for topic in FLOWS[name].input_topics(config)[1:])
-        flow_counters = counters if name == names[0] else FlowCounters()
-        flow = FLOWS[name].build(config, JsonlTopics(files), TopicFiles(output_dir), flow_counters)
+        flow = FLOWS[name].build(config, JsonlTopics(files), TopicFiles(output_dir), counters)
         if quiet:
             run_flow(flow)
         else:
-            with ProgressPrinter(flow_progress(flow_counters)):
+            with ProgressPrinter(flow_progress(counters)):
                 run_flow(flow)
-        if flow_counters is not counters:
-            counters.add_flow(flow_counters)
+    counters = combined_counters(per_flow)
     if not quiet:
         print(flow_summary(counters))
         print(f"outputs written to {output_dir}/", file=sys.stderr)
