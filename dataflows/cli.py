@@ -89,6 +89,8 @@ def _build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--output-dir", type=Path, required=True)
     replay.add_argument("--flow", action="append", choices=sorted(FLOWS), default=None,
                         help="flows to run (default: every flow the config enables)")
+    replay.add_argument("--labels", type=Path, default=None, metavar="FILE",
+                        help="JSONL file of labels for the model flow (its models' labels topic)")
 
     produce = sub.add_parser("produce", help="write the synthetic ride stream to Kafka or to files")
     _add_bootstrap(produce, required=False)
@@ -115,6 +117,15 @@ def _build_parser() -> argparse.ArgumentParser:
     build.add_argument("--config", type=Path, required=True)
     build.add_argument("--input", type=Path, required=True, help="JSONL file of training events, one per line")
     build.add_argument("--output", type=Path, required=True, help="the reference file to write (JSON)")
+
+    model = sub.add_parser("model", help="online models: export the latest snapshot")
+    model_sub = model.add_subparsers(dest="model_command", required=True, metavar="ACTION")
+    export = model_sub.add_parser("export", help="write a model's latest snapshot to a pickle file")
+    _add_bootstrap(export)
+    export.add_argument("--topic", default="model.snapshots", help="snapshots topic (default model.snapshots)")
+    export.add_argument("--model", required=True, help="the model's name in the config")
+    export.add_argument("--segment", default=None, help="the segment, for a model with segment_by")
+    export.add_argument("--output", type=Path, required=True, help="pickle file to write, e.g. model.pkl")
 
     tail = sub.add_parser("tail", help="print a topic's messages")
     tail.add_argument("topic")
@@ -156,8 +167,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     execution = _execution(args, position)
     admin_client(args.bootstrap, config.kafka)  # a property librdkafka refuses stops here, not inside the flow
     counters = FlowCounters()
-    source = KafkaInput(args.bootstrap, [config.source.topic], stop_at_end=args.stop_at_end, counters=counters,
-                        settings=config.kafka)
+    source = KafkaInput(args.bootstrap, FLOWS[args.flow].input_topics(config), stop_at_end=args.stop_at_end,
+                        counters=counters, settings=config.kafka)
     if args.metrics_port is not None:
         from dataflows.metrics import serve_metrics
 
@@ -215,7 +226,7 @@ def _cmd_topics(args: argparse.Namespace) -> int:
 def _cmd_replay(args: argparse.Namespace) -> int:
     from dataflows.replay import replay
 
-    replay(args.config, args.input, args.output_dir, args.flow)
+    replay(args.config, args.input, args.output_dir, args.flow, labels_path=args.labels)
     return 0
 
 
@@ -247,6 +258,21 @@ def _cmd_reference(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_model(args: argparse.Namespace) -> int:
+    from dataflows.model_export import ExportError, export_model
+
+    try:
+        snapshot = export_model(args.bootstrap, args.topic, args.model, args.output, args.segment)
+    except (ExportError, RuntimeError) as exc:
+        print(f"driftline: {exc}", file=sys.stderr)
+        return 1
+    segment = f" segment {snapshot['segment']}" if snapshot["segment"] is not None else ""
+    print(f"wrote {args.output}: model {args.model}{segment} version {snapshot['version']} ({snapshot['kind']}), "
+          f"{snapshot['examples_learned']:,} examples learned, as of {snapshot['as_of']}, "
+          f"River {snapshot['river_version']}")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from dataflows.demo import run_demo
 
@@ -254,7 +280,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {"broker": _cmd_broker, "run": _cmd_run, "replay": _cmd_replay, "produce": _cmd_produce, "tail": _cmd_tail,
-             "demo": _cmd_demo, "samples": _cmd_samples, "topics": _cmd_topics, "reference": _cmd_reference}
+             "demo": _cmd_demo, "samples": _cmd_samples, "topics": _cmd_topics, "reference": _cmd_reference,
+             "model": _cmd_model}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

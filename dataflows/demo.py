@@ -20,8 +20,9 @@ from dataflows.counters import FlowCounters
 from dataflows.drift_report import demo_drift_lines
 from dataflows.flows import FLOWS, default_flows, topics_for
 from dataflows.kafka_io import KafkaInput, KafkaOutput
-from dataflows.generator import StreamSpec, parse_change
+from dataflows.generator import ConceptDrift, StreamSpec, parse_change
 from dataflows.ingest import combined_counters
+from dataflows.model_report import demo_model_report
 from dataflows.produce import produce_to_kafka
 from dataflows.progress import ProgressPrinter
 from dataflows.runner import run_flow
@@ -29,9 +30,11 @@ from dataflows.samples_flow import samples_summary
 from dataflows.status_lines import flow_progress, flow_summary
 from features.config import load_config
 
-# Planted changes, as fractions of the stream: a price shift, a new payment category,
-# and a stretch where distance is reported in metres instead of kilometres.
+# Planted changes, as fractions of the stream: a concept drift in what makes riders cancel
+# (for the online model), a price shift, a new payment category, and a stretch where distance
+# is reported in metres instead of kilometres.
 DEMO_CHANGES = (
+    ("concept:start={:d}", 0.25),
     ("shift:price:start={:d}:scale=1.3", 0.60),
     ("category:payment:crypto:share=0.1:start={:d}", 0.70),
     ("unit:distance_km:factor=1000:start={:d}:end={end:d}", 0.80),
@@ -49,6 +52,22 @@ def demo_spec(events: int, seed: int) -> StreamSpec:
         for template, at in DEMO_CHANGES
     )
     return StreamSpec(events=events, seed=seed, malformed_fraction=0.01, changes=changes)
+
+
+def concept_drift_ms(spec: StreamSpec) -> tuple[int, int | None]:
+    """About when (event time, from event indices at the stream's rate) the planted concept drift
+    starts, and the next planted change after it.
+
+    >>> [t - demo_spec(1000, 7).start_ms for t in concept_drift_ms(demo_spec(1000, 7))]
+    [1250, 3000]
+    """
+    start = min((c.start for c in spec.changes if isinstance(c, ConceptDrift)), default=spec.events)
+    later = [c.start for c in spec.changes if c.start > start]
+
+    def at(index: int) -> int:
+        return spec.start_ms + int(index * 1000 / spec.rate_per_s)
+
+    return at(start), (at(min(later)) if later else None)
 
 
 @contextlib.contextmanager
@@ -70,8 +89,8 @@ def run_demo(args: argparse.Namespace) -> int:
     out_dir: Path = args.output_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     with _broker(args.bootstrap) as bootstrap:
-        create_topics(bootstrap, (*topics_for(config, flows), labels_topic), partitions=config.source.partitions,
-                      settings=config.kafka)
+        create_topics(bootstrap, tuple(dict.fromkeys((*topics_for(config, flows), labels_topic))),
+                      partitions=config.source.partitions, settings=config.kafka)
         print(f"writing {spec.events:,} ride events (1% malformed, with planted drift) to {config.source.topic!r}",
               file=sys.stderr)
         stats = produce_to_kafka(spec, bootstrap, config.source.topic, labels_topic, rate=None,
@@ -82,13 +101,16 @@ def run_demo(args: argparse.Namespace) -> int:
             counters = FlowCounters()  # per flow: each flow decodes (and counts) the same events
             per_flow.append(counters)
             print(f"running flow {name!r}: {FLOWS[name].summary}", file=sys.stderr)
-            source = KafkaInput(bootstrap, [config.source.topic], stop_at_end=True, settings=config.kafka)
+            source = KafkaInput(bootstrap, FLOWS[name].input_topics(config), stop_at_end=True, settings=config.kafka)
             flow = FLOWS[name].build(config, source, KafkaOutput(bootstrap, config.kafka), counters)
             with ProgressPrinter(flow_progress(counters)):
                 run_flow(flow)
         counters = combined_counters(per_flow)
         summary = "\n".join(filter(None, (flow_summary(counters), samples_summary(counters))))
         print("\n" + summary)
+        model_lines, model_stories = demo_model_report(bootstrap, config, *concept_drift_ms(spec))
+        if model_lines:
+            print("\n" + "\n".join(model_lines))
         produced = stats.events
         accounted = counters.get("valid") + counters.total("rejected.")
         print(f"\nproduced {produced:,} events; valid + rejected = {accounted:,}"
@@ -97,7 +119,8 @@ def run_demo(args: argparse.Namespace) -> int:
         if drift:
             print("\n" + "\n".join(drift))
         (out_dir / "summary.json").write_bytes(orjson.dumps(
-            {"produced": produced, "labels": stats.labels, "counters": counters.snapshot(), "drift": drift},
+            {"produced": produced, "labels": stats.labels, "counters": counters.snapshot(), "drift": drift,
+             "models": model_stories},
             option=orjson.OPT_INDENT_2,
         ))
         print(f"summary written to {out_dir / 'summary.json'}")

@@ -1,7 +1,9 @@
 """File input and output for `driftline replay`: the same flows, over JSONL files.
 
 `JsonlInput` yields each line of a file as a `RawMessage` (partition 0, offset = line
-number, starting at 0), exactly like a one-partition topic, and resumes from a line number.
+number, starting at 0), exactly like a one-partition topic, and resumes from a line number;
+`JsonlTopics` does so for several files, one per topic (events and labels), and
+`JsonlPartitions` for a file per partition of a topic.
 `TopicFiles` writes each `OutMessage` to `<dir>/<topic>.jsonl`, one value per line.
 """
 
@@ -18,9 +20,10 @@ from dataflows.kafka_io import OutMessage, RawMessage
 
 
 class _LineReader(StatefulSourcePartition[RawMessage, int]):
-    def __init__(self, path: Path, topic: str, start_line: int, batch_size: int) -> None:
+    def __init__(self, path: Path, topic: str, start_line: int, batch_size: int, partition: int = 0) -> None:
         self._handle = path.open("rb")
         self._topic = topic
+        self._partition = partition
         self._line = 0
         self._batch_size = batch_size
         while self._line < start_line and self._handle.readline():
@@ -32,7 +35,7 @@ class _LineReader(StatefulSourcePartition[RawMessage, int]):
             line = self._handle.readline()
             if not line:
                 break
-            batch.append(RawMessage(self._topic, 0, self._line, 0, None, line.rstrip(b"\n")))
+            batch.append(RawMessage(self._topic, self._partition, self._line, 0, None, line.rstrip(b"\n")))
             self._line += 1
         if not batch:
             raise StopIteration()
@@ -45,19 +48,44 @@ class _LineReader(StatefulSourcePartition[RawMessage, int]):
         self._handle.close()
 
 
-class JsonlInput(FixedPartitionedSource[RawMessage, int]):
-    """One JSONL file as a one-partition input named like the topic it stands for."""
+class JsonlPartitions(FixedPartitionedSource[RawMessage, int]):
+    """JSONL files as input partitions, keyed by part name `<partition>-<topic>`: a file per
+    partition of a topic, as Kafka would deliver them.
 
-    def __init__(self, path: Path, topic: str, batch_size: int = 2000) -> None:
-        self._path = path
-        self._topic = topic
+    >>> import tempfile
+    >>> JsonlPartitions({"1-rides": Path(tempfile.mktemp()), "0-rides": Path(tempfile.mktemp())}).list_parts()
+    ['0-rides', '1-rides']
+    """
+
+    def __init__(self, files: dict[str, Path], batch_size: int = 2000) -> None:
+        self._files = dict(files)
         self._batch_size = batch_size
 
     def list_parts(self) -> list[str]:
-        return [f"0-{self._topic}"]
+        return sorted(self._files)
 
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _LineReader:
-        return _LineReader(self._path, self._topic, resume_state or 0, self._batch_size)
+        index, topic = for_part.split("-", 1)
+        return _LineReader(self._files[for_part], topic, resume_state or 0, self._batch_size, int(index))
+
+
+class JsonlTopics(JsonlPartitions):
+    """Several JSONL files, each a one-partition input named like its topic (events and labels).
+
+    >>> import tempfile
+    >>> JsonlTopics({"rides": Path(tempfile.mktemp()), "rides.labels": Path(tempfile.mktemp())}).list_parts()
+    ['0-rides', '0-rides.labels']
+    """
+
+    def __init__(self, files: dict[str, Path], batch_size: int = 2000) -> None:
+        super().__init__({f"0-{topic}": path for topic, path in files.items()}, batch_size)
+
+
+class JsonlInput(JsonlTopics):
+    """One JSONL file as a one-partition input named like the topic it stands for."""
+
+    def __init__(self, path: Path, topic: str, batch_size: int = 2000) -> None:
+        super().__init__({topic: path}, batch_size)
 
 
 class _TopicFilesPartition(StatelessSinkPartition[OutMessage]):

@@ -14,6 +14,7 @@ from dataflows.drift_flow import build_drift_flow
 from dataflows.features_flow import build_features_flow
 from dataflows.ingest import build_ingest_flow
 from dataflows.kafka_io import OutMessage
+from dataflows.model_flow import build_model_flow, label_topics, model_output_topics
 from features.config import Config
 
 FlowBuilder = Callable[[Config, Source, Sink[OutMessage], FlowCounters], Dataflow]
@@ -28,6 +29,8 @@ class FlowSpec:
     build: FlowBuilder
     output_topics: Callable[[Config], tuple[str, ...]]
     enabled: Callable[[Config], bool]
+    # The topics it reads: the events topic, and for some flows more (the model flow's labels).
+    input_topics: Callable[[Config], tuple[str, ...]] = lambda config: (config.source.topic,)
 
 
 FLOWS: dict[str, FlowSpec] = {
@@ -56,6 +59,15 @@ FLOWS: dict[str, FlowSpec] = {
             *(t for m in config.monitors for t in (m.summaries_topic, m.events_topic))))),
         enabled=lambda config: bool(config.monitors),
     ),
+    "model": FlowSpec(
+        name="model",
+        summary="online River models, predict then learn from delayed labels: predictions.<model>, "
+                "model.metrics, model.snapshots, error drift to drift.events",
+        build=build_model_flow,
+        output_topics=model_output_topics,
+        enabled=lambda config: bool(config.models),
+        input_topics=lambda config: (config.source.topic, *label_topics(config)),
+    ),
 }
 
 
@@ -70,7 +82,8 @@ def topics_for(config: Config, flows: list[str]) -> tuple[str, ...]:
     """
     topics = [config.source.topic]
     for name in flows:
-        topics.extend(t for t in FLOWS[name].output_topics(config) if t not in topics)
+        spec = FLOWS[name]
+        topics.extend(t for t in (*spec.input_topics(config), *spec.output_topics(config)) if t not in topics)
     return tuple(topics)
 
 

@@ -69,6 +69,18 @@ def make_batch_decoder(
     return decode_batch
 
 
+def writes_dead_letters(config: Config, flow_name: str) -> bool:
+    """Whether the flow `flow_name` writes the events' dead letters (see `ingest`).
+
+    >>> from features.config import parse_config
+    >>> config = parse_config({"source": {"topic": "rides"},
+    ...     "schema": {"entity": "a", "event_time": "ts", "fields": {"a": "string"}}})
+    >>> writes_dead_letters(config, "ingest"), writes_dead_letters(config, "model")
+    (True, False)
+    """
+    return flow_name in ("ingest", config.dead_letter_flow)
+
+
 def ingest(flow: Dataflow, config: Config, source: Source, counters: FlowCounters,
            flow_name: str) -> tuple[Stream[Event], Stream[OutMessage]]:
     """Add the ingestion stage to `flow`: returns (valid events, dead-letter messages).
@@ -81,7 +93,7 @@ def ingest(flow: Dataflow, config: Config, source: Source, counters: FlowCounter
     decoded = op.flat_map_batch("decode", raw, make_batch_decoder(config, counters))
     split = op.branch("split_rejected", decoded, lambda item: type(item) is Event)
     dead_letters = split.falses
-    if flow_name not in ("ingest", config.dead_letter_flow):
+    if not writes_dead_letters(config, flow_name):
         dead_letters = op.filter("dead_letters_owned_elsewhere", dead_letters, lambda _m: False)
     return split.trues, dead_letters
 

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from dataflows.counters import FlowCounters
-from dataflows.file_io import JsonlInput, TopicFiles
+from dataflows.file_io import JsonlTopics, TopicFiles
 from dataflows.flows import FLOWS, default_flows
 from dataflows.ingest import combined_counters
 from dataflows.progress import ProgressPrinter
@@ -21,11 +21,16 @@ from features.config import load_config
 
 
 def replay(config_path: Path, input_path: Path, output_dir: Path, flows: list[str] | None = None,
-           quiet: bool = False) -> FlowCounters:
-    """Run the flows over `input_path`; returns the counters. Output files are replaced."""
+           quiet: bool = False, labels_path: Path | None = None) -> FlowCounters:
+    """Run the flows over `input_path`; returns the counters. Output files are replaced.
+
+    `labels_path` is read as the labels topic of the flows that read one (the model flow).
+    """
     config = load_config(config_path)
     if not input_path.is_file():
         raise FileNotFoundError(f"replay input {input_path} does not exist")
+    if labels_path is not None and not labels_path.is_file():
+        raise FileNotFoundError(f"replay labels {labels_path} do not exist")
     names = flows or default_flows(config)
     output_dir.mkdir(parents=True, exist_ok=True)
     for name in names:
@@ -35,7 +40,10 @@ def replay(config_path: Path, input_path: Path, output_dir: Path, flows: list[st
     for name in names:
         counters = FlowCounters()  # per flow: each flow decodes (and counts) the same events
         per_flow.append(counters)
-        flow = FLOWS[name].build(config, JsonlInput(input_path, config.source.topic), TopicFiles(output_dir), counters)
+        files = {config.source.topic: input_path}
+        if labels_path is not None:
+            files.update((topic, labels_path) for topic in FLOWS[name].input_topics(config)[1:])
+        flow = FLOWS[name].build(config, JsonlTopics(files), TopicFiles(output_dir), counters)
         if quiet:
             run_flow(flow)
         else:

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 
 from dataflows.counters import FlowCounters
+from dataflows.model_report import model_counter_lines
 from dataflows.progress import RateMeter
 
 
@@ -60,4 +61,5 @@ def flow_summary(counters: FlowCounters) -> str:
         if counters.get("drift.late_after_close"):
             lines.append(f"  drift: events of an idle partition's published windows, left out "
                          f"{counters.get('drift.late_after_close'):,}")
+    lines += model_counter_lines(counters)
     return "\n".join(lines)

@@ -30,6 +30,7 @@ from features.feature_config import FeatureSet, parse_feature_sets
 from features.kafka_settings import KafkaSettings, parse_kafka_settings
 from features.sample_config import SampleSet, parse_sample_sets
 from features.monitor_config import Monitor, parse_monitors
+from features.model_config import ModelSpec, parse_models
 from features.schema import EventSchema, parse_schema
 
 
@@ -56,6 +57,7 @@ class Config:
     kafka: KafkaSettings = KafkaSettings()
     sample_sets: tuple[SampleSet, ...] = ()
     monitors: tuple[Monitor, ...] = ()
+    models: tuple[ModelSpec, ...] = ()
 
     @property
     def dead_letter_flow(self) -> str:
@@ -71,10 +73,12 @@ class Config:
             return "features"
         if self.monitors:
             return "drift"
+        if self.models:
+            return "model"
         return "ingest"
 
 
-_TOP_KEYS = {"source", "schema", "feature_sets", "kafka", "sample_sets", "monitors"}
+_TOP_KEYS = {"source", "schema", "feature_sets", "kafka", "sample_sets", "monitors", "models"}
 _SOURCE_KEYS = {"topic", "dead_letter_topic", "late_topic", "partitions", "max_event_bytes", "max_future", "lateness"}
 
 
@@ -104,14 +108,16 @@ def parse_config(document: Mapping[str, Any], path: Path | None = None) -> Confi
     reject_unknown_keys(document, _TOP_KEYS, "")
     schema = parse_schema(read_table(document, "schema", "", required=True))
     base_dir = path.parent if path is not None else None
+    source = parse_source(read_table(document, "source", "", required=True))
     return Config(
-        source=parse_source(read_table(document, "source", "", required=True)),
+        source=source,
         schema=schema,
         feature_sets=parse_feature_sets(document.get("feature_sets"), schema, base_dir),
         path=path,
         kafka=parse_kafka_settings(read_table(document, "kafka", "", required=False)),
         sample_sets=parse_sample_sets(document.get("sample_sets"), schema),
         monitors=parse_monitors(document.get("monitors"), schema, base_dir),
+        models=parse_models(document.get("models"), schema, source.topic),
     )
 
 

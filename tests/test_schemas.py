@@ -18,6 +18,8 @@ SCHEMAS = {
     "driftline.sample/1": "sample.json",
     "driftline.drift_event/1": "drift_event.json",
     "driftline.window_summary/1": "window_summary.json",
+    "driftline.prediction/1": "prediction.json",
+    "driftline.model_metrics/1": "model_metrics.json",
 }
 
 

@@ -1,0 +1,285 @@
+"""The model flow against River's bare predict-and-learn loop, and 1 vs 2 workers with segments.
+
+Usage: .venv/bin/python bench/bench_model.py [--events 30000] [--seed 1] [--partitions 4] [--repeat 3]
+       [--kind hoeffding_tree_classifier] [--params '{"grace_period": 100}']
+
+One run, on the same synthetic ride stream (the generator's events and delayed labels,
+written to JSONL files), prints:
+
+- bare: the River model (`--kind`, `--params`: by default `HoeffdingTreeClassifier`,
+  grace_period 100; the flow's inputs) predicting
+  and learning each event in order, its label at hand (pre-parsed dicts, no I/O): the floor;
+- flow: the model flow (`dataflows.model_flow`) over the files (events keyed by area and
+  labels keyed by ride id, split into --partitions files each as a Kafka producer would), one worker: JSON
+  decoding and validation of events and labels, lateness, the label join by ride id,
+  event-time ordering, predict, log and wait, prequential metrics, ADWIN, snapshots, every
+  output message encoded (a null sink: no Kafka);
+- read + parse: the same files through Bytewax and `orjson.loads`, nothing else: what any
+  flow pays before its own work (bare + this is the floor a flow over Kafka-like input has);
+- the same with `segment_by = "area"` (one tree per area): the bare loop over per-area trees,
+  the flow on 1 worker, and on 2 workers as two processes of a Bytewax cluster (workers are
+  threads of one process otherwise, sharing the GIL).
+
+Flow times are `run_flow` inside each process (imports and config parsing excluded), the
+fastest of --repeat interleaved runs (the machine is shared); ratios are flow / bare by wall
+time and by CPU time (which waiting for a busy core does not inflate), and 2 workers / 1
+worker, all measured in this run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import orjson
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+INPUTS = ("price", "distance_km", "surge", "eta_min", "payment")
+
+
+def config_text(segmented: bool, kind: str, params: dict) -> str:
+    segment = 'segment_by = "area"\n' if segmented else ""
+    return f"""
+[source]
+topic = "rides"
+lateness = "10s"
+[schema]
+entity = "area"
+event_time = "ts"
+time_format = "epoch_ms"
+[schema.fields]
+ride_id = "string"
+area = "string"
+price = "float"
+distance_km = "float"
+surge = {{ type = "float", nullable = true }}
+eta_min = "float"
+payment = {{ type = "category", values = ["card", "cash", "wallet"] }}
+[[models]]
+name = "cancel"
+kind = "{kind}"
+params = {{ {", ".join(f"{k} = {json.dumps(v)}" for k, v in params.items())} }}
+inputs = {json.dumps(list(INPUTS))}
+labels = {{ topic = "rides.labels", key = "ride_id", field = "cancelled", ttl = "10m" }}
+metrics_window = "1m"
+snapshot_every = "5m"
+{segment}"""
+
+
+# ---------------------------------------------------------------- a flow in this process
+
+
+def run_worker(config: Path, directory: Path, process_id: int | None, addresses: str | None,
+               floor: bool = False) -> None:
+    """Run the model flow (null sink) over the partition files in `directory`; print its run
+    time and counts as JSON. With `floor`: only read and parse every message (orjson)."""
+    import bytewax.operators as op
+    from bytewax.dataflow import Dataflow
+
+    from bytewax.outputs import DynamicSink, StatelessSinkPartition
+
+    from dataflows.counters import FlowCounters
+    from dataflows.file_io import JsonlPartitions
+    from dataflows.model_flow import build_model_flow
+    from dataflows.runner import Execution, run_flow
+    from features.config import load_config
+    from features.model_segment import SegmentModel
+
+    class Null(StatelessSinkPartition):
+        def write_batch(self, items: Iterable[object]) -> None:
+            for _ in items:
+                pass
+
+    class NullSink(DynamicSink):
+        def build(self, step_id: str, worker_index: int, worker_count: int) -> Null:
+            return Null()
+
+    cfg = load_config(config)
+    SegmentModel(cfg.models[0], None)  # imports River's modules before the clock starts
+    counters = FlowCounters()
+    files = {f"{path.stem.rsplit('.', 1)[1]}-{path.stem.rsplit('.', 1)[0]}": path for path in directory.glob("*.jsonl")}
+    if floor:
+        flow = Dataflow("floor")
+        parsed = op.flat_map_batch("parse", op.input("in", flow, JsonlPartitions(files)),
+                                   lambda batch: [orjson.loads(m.value) for m in batch])
+        op.output("out", parsed, NullSink())
+    else:
+        flow = build_model_flow(cfg, JsonlPartitions(files), NullSink(), counters)
+    execution = Execution(workers=1, process_id=process_id,
+                          addresses=tuple(addresses.split(";")) if addresses else None)
+    started, cpu = time.perf_counter(), time.process_time()
+    run_flow(flow, execution)
+    print(json.dumps({"seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu,
+                      "predictions": counters.get("model.predictions"),
+                      "valid": counters.get("valid"), "labels": counters.get("model.labels_used")}))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def flow_case(config: Path, directory: Path, processes: int, floor: bool = False) -> dict:
+    """Run the flow as `processes` processes of one cluster; the slowest process's time."""
+    args = [sys.executable, __file__, "--worker", str(config), str(directory), *(["--floor"] if floor else [])]
+    if processes > 1:
+        addresses = ";".join(f"127.0.0.1:{_free_port()}" for _ in range(processes))
+        commands = [args + ["--process-id", str(i), "--addresses", addresses] for i in range(processes)]
+    else:
+        commands = [args]
+    running = [subprocess.Popen(c, stdout=subprocess.PIPE, text=True) for c in commands]
+    results = []
+    for process in running:
+        out, _ = process.communicate(timeout=3600)
+        if process.returncode != 0:
+            raise RuntimeError(f"worker failed with exit code {process.returncode}")
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    return {"seconds": max(r["seconds"] for r in results), "cpu_seconds": sum(r["cpu_seconds"] for r in results),
+            "predictions": sum(r["predictions"] for r in results), "valid": sum(r["valid"] for r in results),
+            "busiest": max(r["predictions"] for r in results),
+            "labels": sum(r["labels"] for r in results)}
+
+
+def split_partitions(events: Path, labels: Path, directory: Path, partitions: int) -> None:
+    """Write the events keyed by area and the labels keyed by ride id into `partitions` files
+    each, as a producer's hash partitioner would (each partition in stream order)."""
+    import zlib
+
+    directory.mkdir()
+    for path, topic, key in ((events, "rides", "area"), (labels, "rides.labels", "ride_id")):
+        handles = [(directory / f"{topic}.{p}.jsonl").open("wb") for p in range(partitions)]
+        for line in path.read_bytes().splitlines():
+            handles[zlib.crc32(orjson.loads(line)[key].encode()) % partitions].write(line + b"\n")
+        for handle in handles:
+            handle.close()
+
+
+# ---------------------------------------------------------------- River alone
+
+
+def load_examples(events: Path, labels: Path) -> list[tuple[str, dict, bool]]:
+    """(area, input vector, label) per valid event, in stream order."""
+    label_of = {}
+    for line in labels.read_bytes().splitlines():
+        doc = orjson.loads(line)
+        label_of[doc["ride_id"]] = doc["cancelled"]
+    examples = []
+    for line in events.read_bytes().splitlines():
+        doc = orjson.loads(line)
+        x = {k: doc[k] for k in INPUTS if doc.get(k) is not None}
+        examples.append((doc["area"], x, label_of[doc["ride_id"]]))
+    return examples
+
+
+def bare_case(examples: list[tuple[str, dict, bool]], segmented: bool, kind: str, params: dict) -> dict:
+    """Wall and CPU seconds for River's predict_proba_one + learn_one over every example, in order."""
+    from features.model_config import build_estimator
+
+    models: dict[str | None, object] = {}
+    started, cpu = time.perf_counter(), time.process_time()
+    for area, x, y in examples:
+        key = area if segmented else None
+        model = models.get(key)
+        if model is None:
+            model = models[key] = build_estimator(kind, params)  # as the flow builds it
+        model.predict_proba_one(x)
+        model.learn_one(x, y)
+    return {"seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu}
+
+
+def best(runs: list[dict]) -> dict:
+    """The fastest of repeated runs (the machine is shared: slower runs waited for a core)."""
+    return {"seconds": min(r["seconds"] for r in runs), "cpu_seconds": min(r["cpu_seconds"] for r in runs),
+            **{k: v for k, v in runs[0].items() if k not in ("seconds", "cpu_seconds")}}
+
+
+# ---------------------------------------------------------------- main
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=30_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--partitions", type=int, default=4, help="partitions of the events and labels topics")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each case; the fastest counts")
+    parser.add_argument("--kind", default="hoeffding_tree_classifier", help="the model, as in [[models]] kind")
+    parser.add_argument("--params", default='{"grace_period": 100}', help="its params, as JSON")
+    parser.add_argument("--worker", nargs=2, metavar=("CONFIG", "DIR"), help=argparse.SUPPRESS)
+    parser.add_argument("--floor", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--process-id", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--addresses", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        run_worker(*(Path(p) for p in args.worker), args.process_id, args.addresses, args.floor)
+        return 0
+
+    params = json.loads(args.params)
+    from dataflows.generator import StreamSpec
+    from dataflows.produce import write_jsonl
+
+    with tempfile.TemporaryDirectory(prefix="bench-model-") as tmp:
+        directory = Path(tmp)
+        events, labels = directory / "events.jsonl", directory / "labels.jsonl"
+        # No late events: every event is predicted by the flow, as by the bare loop.
+        write_jsonl(StreamSpec(events=args.events, seed=args.seed, late_fraction=0.0, very_late_fraction=0.0),
+                    events, labels)
+        examples = load_examples(events, labels)
+        parts = directory / "parts"
+        split_partitions(events, labels, parts, args.partitions)
+        rows = []
+        n = len(examples)
+        for segmented in (False, True):
+            config = directory / f"config-{segmented}.toml"
+            config.write_text(config_text(segmented, args.kind, params))
+            label = "per area" if segmented else "one model"
+            bares, ones, twos, floors = [], [], [], []
+            for _ in range(args.repeat):  # interleaved, so a busy moment does not favour one case
+                bares.append(bare_case(examples, segmented, args.kind, params))
+                if not segmented:
+                    floors.append(flow_case(config, parts, processes=1, floor=True))
+                ones.append(flow_case(config, parts, processes=1))
+                if segmented:
+                    twos.append(flow_case(config, parts, processes=2))
+            bare, one = best(bares), best(ones)
+            assert one["predictions"] == n == one["labels"], (one, n)
+            rows.append((f"River bare predict + learn, {label}", n / bare["seconds"], 1.0, 1.0))
+            if not segmented:
+                read = best(floors)
+                rows.append(("read + parse events and labels only (Bytewax, orjson)", n / read["seconds"],
+                             bare["seconds"] / read["seconds"], bare["cpu_seconds"] / read["cpu_seconds"]))
+                rows.append(("River bare + read and parse (sum of the two)", n / (bare["seconds"] + read["seconds"]),
+                             bare["seconds"] / (bare["seconds"] + read["seconds"]),
+                             bare["cpu_seconds"] / (bare["cpu_seconds"] + read["cpu_seconds"])))
+            rows.append((f"driftline model flow, {label}, 1 worker", n / one["seconds"],
+                         bare["seconds"] / one["seconds"], bare["cpu_seconds"] / one["cpu_seconds"]))
+            if segmented:
+                two = best(twos)
+                assert two["predictions"] == n
+                rows.append((f"driftline model flow, {label}, 2 workers (2 processes)", n / two["seconds"],
+                             bare["seconds"] / two["seconds"], None))
+                speedup = one["seconds"] / two["seconds"]
+                busiest = two["busiest"] / n
+        print(f"\n{n:,} events with their labels, {args.kind} {params}, {len(INPUTS)} inputs,"
+              f" {args.partitions} partitions per topic, best of {args.repeat}\n")
+        print(f"{'case':<58} {'events/s':>10} {'÷ bare':>8} {'÷ bare (CPU time)':>18}")
+        for name, rate, ratio, cpu_ratio in rows:
+            cpu = f"{cpu_ratio:>18.2f}" if cpu_ratio is not None else f"{'':>18}"
+            print(f"{name:<58} {rate:>10,.0f} {ratio:>8.2f} {cpu}")
+        print(f"\nspeed-up from 1 to 2 workers with segments: {speedup:.2f}x (the busier process made "
+              f"{busiest:.0%} of the predictions: areas are Zipf-distributed and hashed to shards)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

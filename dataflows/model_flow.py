@@ -1,0 +1,361 @@
+"""The model flow: events and delayed labels -> online River models, predict then learn.
+
+Three keyed steps, so the predict/learn sequence of every model is the same in a Kafka
+run, a replay and with any number of workers:
+
+1. per input partition (events and labels topics): lateness in partition order
+   (`PartitionClocks`; late events and labels are counted, not used), then routing by join
+   key to one of `JOIN_SHARDS` join shards per model, with the partition's progress;
+2. per join shard (`LabelRouter`): the segment of each event's key, so a label, which
+   carries only the key, reaches its segment; labels that came before their event wait
+   for it. Each shard sends its items and its watermark to every model shard;
+3. per model shard (a hash of the segment into `MODEL_SHARDS`, or one shard without
+   `segment_by`): `OrderedRelease` puts events and labels in event-time order once every
+   join shard's watermark has passed them, and each segment's `SegmentModel` predicts,
+   scores and learns. The state (models, waiting predictions) is Bytewax state: recovery
+   restores it.
+
+Outputs: `predictions.<model>` (keyed by the join key, so it is co-partitioned with the
+labels), `model.metrics` (window metrics and promotions, keyed by the model),
+`model.snapshots` (keyed by the model), error drift on `drift.events` (keyed by the column),
+and rejected labels on `<labels topic>.dlq`.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow, Stream
+from bytewax.inputs import FixedPartitionedSource
+from bytewax.operators import StatefulBatchLogic
+from bytewax.outputs import Sink
+
+from dataflows.counters import FlowCounters
+from dataflows.ingest import wall_clock_ms
+from dataflows.model_inputs import input_decoder
+from dataflows.kafka_io import OutMessage
+from features.config import Config
+from features.config_values import ConfigError
+from features.feature_engine import PartitionClocks
+from features.label_router import LabelRouter
+from features.messages import encode
+from features.model_config import ModelSpec
+from features.model_messages import (
+    error_drift_event,
+    metrics_message,
+    prediction_message,
+    promotion_message,
+    snapshot_messages,
+)
+from features.model_runner import input_vector
+from features.model_segment import ErrorDrift, Promotion, SegmentModel, Snapshot, WindowMetrics
+from features.stream_order import NEVER, OrderedRelease
+
+# Fixed for the life of a deployment: recovery snapshots are keyed by shard.
+JOIN_SHARDS = 8
+MODEL_SHARDS = 16
+EVENT, LABEL = 0, 1  # ranks: at equal times an event is predicted before a label is learned
+
+# (rank, time, join key, segment, (entity, input vector) or label value)
+Item = tuple[int, int, str, str | None, Any]
+
+
+def _shard(text: str, shards: int) -> int:
+    return zlib.crc32(text.encode()) % shards
+
+
+def model_shard_key(spec: ModelSpec, segment: str | None) -> str:
+    """The model-shard key of a segment (a stable hash: the same in every process and run).
+
+    >>> from features.model_config import LabelSpec
+    >>> spec = ModelSpec("m", "k", "classification", ("x",), LabelSpec("l", "id", "y"))
+    >>> model_shard_key(spec, None)
+    'm/s0'
+    """
+    return f"{spec.name}/s{_shard(segment, MODEL_SHARDS) if spec.segment_by else 0}"
+
+
+def model_shard_keys(spec: ModelSpec) -> list[str]:
+    """Every model-shard key of a model."""
+    return [f"{spec.name}/s{i}" for i in range(MODEL_SHARDS if spec.segment_by else 1)]
+
+
+class _PartitionLogic(StatefulBatchLogic[Any, tuple[str, Any], PartitionClocks]):
+    """One input partition: lateness, then each item to its join shard, with the partition's progress."""
+
+    def __init__(self, clocks: PartitionClocks, config: Config, counters: FlowCounters) -> None:
+        self.clocks = clocks
+        self.config = config
+        self.counters = counters
+
+    def on_batch(self, values: list[tuple[str, Any]]) -> tuple[list[tuple[str, Any]], bool]:
+        config = self.config
+        behind = self.clocks.behind
+        groups: dict[str, list[Item]] = {}
+        dead = [item for _part, item in values if type(item) is OutMessage]
+        if dead:  # dead letters, keyed "" by the decoder: passed on to the sink
+            values = [v for v in values if type(v[1]) is not OutMessage]
+            if not values:
+                return dead, StatefulBatchLogic.RETAIN
+        part = values[0][0]
+        topic = part.split("-", 1)[1]
+        is_label = topic != config.source.topic
+        late_events = late_labels = 0
+        for item in (item for _part, item in values):
+            if behind(item) is not None:
+                if is_label:
+                    late_labels += 1
+                else:
+                    late_events += 1
+                continue
+            if is_label:
+                for spec in config.models:
+                    if spec.labels.topic == topic:
+                        key = f"{spec.name}/j{_shard(item.key, JOIN_SHARDS)}"
+                        groups.setdefault(key, []).append((LABEL, item.time_ms, item.key, None, item.value))
+                continue
+            fields = item.fields
+            for spec in config.models:
+                join_key = str(fields[spec.labels.key])
+                segment = str(fields[spec.segment_by]) if spec.segment_by else None
+                key = f"{spec.name}/j{_shard(join_key, JOIN_SHARDS)}"
+                # Only what the model needs travels on (between processes, it is pickled).
+                vector = input_vector(fields, spec.inputs)
+                groups.setdefault(key, []).append((EVENT, item.time_ms, join_key, segment, (item.entity, vector)))
+        if late_events or late_labels:
+            self.counters.add({"model.late_events": late_events, "model.late_labels": late_labels})
+        high = max(self.clocks.high.values(), default=None)
+        out = []
+        for spec in config.models:
+            if is_label and spec.labels.topic != topic:
+                continue
+            for j in range(JOIN_SHARDS):
+                key = f"{spec.name}/j{j}"
+                out.append((key, (key, groups.get(key, []), part, high)))
+        return [*dead, *out], StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> PartitionClocks:
+        return self.clocks
+
+
+class _JoinState:
+    """A join shard's state: its key, the router, and the largest time seen per input partition."""
+
+    def __init__(self, spec: ModelSpec, partitions: int, lateness_ms: int) -> None:
+        self.key = ""
+        self.router = LabelRouter(spec.labels.ttl_ms)
+        self.highs: dict[str, int] = {}
+        self.partitions = partitions
+        self.lateness = lateness_ms
+
+
+class _JoinLogic(StatefulBatchLogic[Any, tuple[str, Any], _JoinState]):
+    """One join shard of one model: events and labels to their model shard, with a watermark."""
+
+    def __init__(self, state: _JoinState, spec: ModelSpec, counters: FlowCounters) -> None:
+        self.state = state
+        self.spec = spec
+        self.counters = counters
+        self.shard_keys = model_shard_keys(spec)
+
+    def on_batch(self, values: list[tuple[str, list[Item], str, int | None]]) -> tuple[list[tuple[str, Any]], bool]:
+        state, spec = self.state, self.spec
+        router, highs = state.router, state.highs
+        out: dict[str, list[Item]] = {key: [] for key in self.shard_keys}
+        for key, items, part, high in values:
+            state.key = key
+            for item in items:
+                rank, t, join_key, segment, payload = item
+                if rank == EVENT:
+                    target = out[model_shard_key(spec, segment)]
+                    target.append(item)
+                    for label_time, label in router.event(join_key, t, segment):
+                        target.append((LABEL, label_time, join_key, segment, label))
+                else:
+                    found, segment = router.label(join_key, t, payload)
+                    if found:
+                        out[model_shard_key(spec, segment)].append((LABEL, t, join_key, segment, payload))
+            if high is not None and high > highs.get(part, NEVER):
+                highs[part] = high
+        watermark = NEVER
+        if len(highs) >= state.partitions:
+            watermark = min(highs.values()) - state.lateness
+            dropped = router.expire(watermark)
+            if dropped:
+                self.counters.add({"model.labels_unmatched": dropped})
+        return [(key, (state.key, items, watermark)) for key, items in out.items()], StatefulBatchLogic.RETAIN
+
+    def on_eof(self) -> tuple[list[tuple[str, Any]], bool]:
+        dropped = sum(len(labels) for labels in self.state.router.waiting.values())
+        if dropped:
+            self.counters.add({"model.labels_unmatched": dropped})
+        self.state.router.waiting.clear()
+        return [], StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> _JoinState:
+        return self.state
+
+
+class _ShardState:
+    """A model shard's state: the ordering buffer and the models of its segments."""
+
+    def __init__(self) -> None:
+        self.order = OrderedRelease(JOIN_SHARDS)
+        self.segments: dict[str | None, SegmentModel] = {}
+        self.last_ms: dict[str | None, int] = {}
+
+
+class _ModelLogic(StatefulBatchLogic[Any, list[OutMessage], _ShardState]):
+    """One model shard: events and labels in event-time order through each segment's model."""
+
+    def __init__(self, state: _ShardState, spec: ModelSpec, counters: FlowCounters,
+                 clock_ms: Callable[[], int]) -> None:
+        import river
+
+        self.state = state
+        self.spec = spec
+        self.counters = counters
+        self.clock_ms = clock_ms
+        self.river_version = river.__version__
+
+    def _run(self, items: list[Item]) -> list[OutMessage]:
+        spec, state = self.spec, self.state
+        segments, last = state.segments, state.last_ms
+        now = self.clock_ms()
+        out: list[OutMessage] = []
+        predictions = labels = 0
+        for rank, t, key, segment, payload in items:
+            model = segments.get(segment)
+            if model is None:
+                model = segments[segment] = SegmentModel(spec, segment)
+            last[segment] = t
+            if rank == EVENT:
+                results = model.on_event(key, t, payload[1])
+                served = results.pop()
+                out.append(OutMessage(spec.topic, key.encode(),
+                                      encode(prediction_message(spec.name, segment, served, payload[0], now))))
+                predictions += 1
+            else:
+                results = model.on_label(key, t, payload)
+                labels += 1
+            if results:
+                self._encode(segment, results, now, out)
+        if predictions or labels:
+            self.counters.add({"model.predictions": predictions, "model.labels_used": labels})
+        return out
+
+    def _encode(self, segment: str | None, results: list[Any], now: int, out: list[OutMessage]) -> None:
+        spec = self.spec
+        name_key = spec.name.encode()
+        counts: dict[str, int] = {}
+        for r in results:
+            kind = type(r)
+            if kind is WindowMetrics:
+                msg, topic, key = metrics_message(spec.name, segment, spec.task, r, now), spec.metrics_topic, name_key
+                counts["model.windows"] = counts.get("model.windows", 0) + 1
+                counts["model.expired"] = counts.get("model.expired", 0) + r.expired
+            elif kind is Promotion:
+                msg, topic, key = promotion_message(spec.name, segment, r, now), spec.metrics_topic, name_key
+                counts["model.promotions"] = counts.get("model.promotions", 0) + 1
+            elif kind is Snapshot:
+                out.extend(OutMessage(spec.snapshots_topic, name_key, encode(part))
+                           for part in snapshot_messages(spec.name, segment, r, self.river_version, now))
+                counts["model.snapshots"] = counts.get("model.snapshots", 0) + 1
+                continue
+            elif kind is ErrorDrift:
+                msg = error_drift_event(spec.name, segment, spec.task, r, now)
+                topic, key = spec.drift_topic, msg["column"].encode()
+                counts["model.error_drifts"] = counts.get("model.error_drifts", 0) + 1
+            else:
+                raise TypeError(f"unexpected model output {r!r}")
+            out.append(OutMessage(topic, key, encode(msg)))
+        if counts:
+            self.counters.add(counts)
+
+    def on_batch(self, values: list[tuple[str, list[Item], int]]) -> tuple[list[list[OutMessage]], bool]:
+        started = time.perf_counter()
+        order = self.state.order
+        for sender, items, watermark in values:
+            order.push_all([(item[1], item[0], item[2], item) for item in items])
+            order.mark(sender, watermark)
+        out = self._run(order.release())
+        watermark = order.watermark
+        if watermark > NEVER:
+            now = self.clock_ms()
+            for segment, model in self.state.segments.items():
+                if watermark >= model.due_ms:
+                    results = model.advance(watermark)
+                    if results:
+                        self._encode(segment, results, now, out)
+        self.counters.observe("stage.model", (time.perf_counter() - started,))
+        return [out], StatefulBatchLogic.RETAIN
+
+    def on_eof(self) -> tuple[list[list[OutMessage]], bool]:
+        out = self._run(self.state.order.flush())
+        now = self.clock_ms()
+        for segment, model in self.state.segments.items():
+            self._encode(segment, model.flush(self.state.last_ms.get(segment, 0)), now, out)
+        return [out], StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> _ShardState:
+        return self.state
+
+
+def label_topics(config: Config) -> tuple[str, ...]:
+    """The labels topics the configured models read, in config order, without repeats."""
+    return tuple(dict.fromkeys(spec.labels.topic for spec in config.models))
+
+
+def model_output_topics(config: Config) -> tuple[str, ...]:
+    """Every topic the model flow writes."""
+    topics = [config.source.dead_letter_topic, *(f"{t}.dlq" for t in label_topics(config))]
+    for spec in config.models:
+        topics += [spec.topic, spec.metrics_topic, spec.snapshots_topic, spec.drift_topic]
+    return tuple(dict.fromkeys(topics))
+
+
+def build_model_flow(config: Config, source: FixedPartitionedSource, sink: Sink[OutMessage],
+                     counters: FlowCounters, clock_ms: Callable[[], int] = wall_clock_ms) -> Dataflow:
+    """Ingestion + labels + online models, reading `source` (the events topic and the labels
+    topics) and writing every output message to `sink`."""
+    if not config.models:
+        raise ConfigError("models", "at least one [[models]] entry", None,
+                          "add a model (see README, Online models).")
+    parts = source.list_parts()
+    events_topic = config.source.topic
+    flow = Dataflow("driftline_model")
+    raw = op.input("inputs", flow, source)
+    decoded = op.flat_map_batch("decode", raw, input_decoder(config, counters, clock_ms))
+
+    def partition_builder(resume: PartitionClocks | None) -> _PartitionLogic:
+        return _PartitionLogic(resume or PartitionClocks(config.source.lateness_ms), config, counters)
+
+    routed = op.stateful_batch("route", decoded, partition_builder)
+    split = op.branch("split_dead_letters", routed, lambda item: type(item[1]) is OutMessage)
+    outputs: list[Stream[OutMessage]] = [op.key_rm("dead_letters", split.trues)]
+    by_join_shard = op.map("rekey_join", split.falses, lambda item: item[1])
+    for spec in config.models:
+        count = sum(1 for p in parts if p.split("-", 1)[1] in (events_topic, spec.labels.topic))
+        mine = op.filter(f"{spec.name}_join_in", by_join_shard,
+                         lambda item, prefix=spec.name + "/": item[0].startswith(prefix))
+
+        def join_builder(resume: _JoinState | None, spec: ModelSpec = spec, count: int = count) -> _JoinLogic:
+            return _JoinLogic(resume or _JoinState(spec, count, config.source.lateness_ms), spec, counters)
+
+        joined = op.stateful_batch(f"{spec.name}_join", mine, join_builder)
+        joined = op.map(f"{spec.name}_rekey_model", joined, lambda item: item[1])
+
+        def model_builder(resume: _ShardState | None, spec: ModelSpec = spec) -> _ModelLogic:
+            return _ModelLogic(resume or _ShardState(), spec, counters, clock_ms)
+
+        modelled = op.stateful_batch(f"{spec.name}_models", joined, model_builder)
+        # Each model shard emits one list of messages per batch: flattened per batch, not per item.
+        outputs.append(op.flat_map_batch(f"{spec.name}_out", modelled,
+                                         lambda batch: [m for _key, messages in batch for m in messages]))
+    op.output("out", op.merge("all_out", *outputs), sink)
+    return flow
+

@@ -1,0 +1,64 @@
+"""Which segment a label belongs to: labels carry only the join key, events also the segment.
+
+A `LabelRouter` serves one shard of join keys. It remembers the segment of each event's key
+for two TTLs of event time (so a label beyond the TTL still reaches its segment, which counts
+it as late), and holds a label whose event has not arrived yet (topics are read side by
+side, so a label can come first) until the event comes or the watermark passes the label.
+
+>>> router = LabelRouter(ttl_ms=1_000)
+>>> router.label("r1", 500, "label of r1")  # no event yet: it waits
+(False, None)
+>>> router.event("r1", 400, "area-1")
+[(500, 'label of r1')]
+>>> router.label("r1", 600, "again")
+(True, 'area-1')
+>>> router.expire(3_000), router.label("r1", 3_500, "too late")
+(0, (False, None))
+>>> router.expire(4_000)
+1
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+
+class LabelRouter:
+    """Join key -> segment for recent events, and labels waiting for their events."""
+
+    def __init__(self, ttl_ms: int) -> None:
+        self.ttl = ttl_ms
+        # key -> (event time, segment); an OrderedDict, as a dict emptied from the front makes
+        # `next(iter(d))` scan the holes
+        self.segments: OrderedDict[str, tuple[int, str | None]] = OrderedDict()
+        self.waiting: dict[str, list[tuple[int, Any]]] = {}  # key -> [(label time, label)]
+
+    def event(self, key: str, time_ms: int, segment: str | None) -> list[tuple[int, Any]]:
+        """Record an event's segment; returns the (time, label) pairs that were waiting for it."""
+        self.segments.pop(key, None)  # re-insert: the dict stays in arrival order
+        self.segments[key] = (time_ms, segment)
+        waiting = self.waiting.pop(key, None)
+        return waiting or []
+
+    def label(self, key: str, time_ms: int, label: Any) -> tuple[bool, str | None]:
+        """(True, segment) when the key's event is known; else the label waits: (False, None)."""
+        known = self.segments.get(key)
+        if known is not None:
+            return True, known[1]
+        self.waiting.setdefault(key, []).append((time_ms, label))
+        return False, None
+
+    def expire(self, watermark: int) -> int:
+        """Forget events older than two TTLs before the watermark, and drop waiting labels the
+        watermark has passed (their events can no longer come); returns the labels dropped."""
+        segments, horizon = self.segments, watermark - 2 * self.ttl
+        while segments:
+            key = next(iter(segments))
+            if segments[key][0] >= horizon:
+                break  # arrival order is nearly time order: stragglers go a little later
+            del segments[key]
+        dropped = 0
+        for key in [k for k, labels in self.waiting.items() if labels[-1][0] < watermark]:
+            dropped += len(self.waiting.pop(key))
+        return dropped

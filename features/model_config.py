@@ -1,0 +1,301 @@
+"""Online models in the config: which River estimator, on which inputs, joined to which labels.
+
+```toml
+[[models]]
+name = "cancel"
+kind = "hoeffding_tree_classifier"     # or an import path, e.g. "river.linear_model.LogisticRegression"
+params = { grace_period = 100 }
+inputs = ["price", "distance_km", "surge", "eta_min", "payment"]
+preprocessing = { scale = true, one_hot = ["payment"] }
+labels = { topic = "rides.labels", key = "ride_id", field = "cancelled", ttl = "10m" }
+segment_by = "area"                    # optional: one model per area
+metrics_window = "5m"
+challenger = { start = "on_drift" }    # a fresh copy of the champion after error drift
+promotion = { window = 500, margin = 0.02 }
+snapshot_every = "5m"
+```
+
+>>> from features.schema import parse_schema
+>>> schema = parse_schema({"entity": "area", "event_time": "ts", "fields": {
+...     "ride_id": "string", "area": "string", "price": "float"}})
+>>> spec = parse_model({"name": "m", "kind": "hoeffding_tree_classifier", "inputs": ["price"],
+...     "labels": {"topic": "rides.labels", "key": "ride_id", "field": "cancelled"}}, schema, "models[0]")
+>>> spec.topic, spec.task, type(build_estimator(spec.kind, spec.params)).__name__
+('predictions.m', 'classification', 'HoeffdingTreeClassifier')
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from features.config_values import (
+    ConfigError,
+    join_key,
+    read_bool,
+    read_choice,
+    read_duration_ms,
+    read_float,
+    read_int,
+    read_str,
+    read_str_list,
+    read_table,
+    reject_unknown_keys,
+)
+from features.schema import EventSchema
+
+KINDS = {
+    "hoeffding_tree_classifier": "river.tree.HoeffdingTreeClassifier",
+    "hoeffding_adaptive_tree_classifier": "river.tree.HoeffdingAdaptiveTreeClassifier",
+    "hoeffding_tree_regressor": "river.tree.HoeffdingTreeRegressor",
+}
+CHALLENGER_STARTS = ("on_drift", "always")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+_MODEL_KEYS = {"name", "kind", "params", "inputs", "preprocessing", "labels", "segment_by", "metrics_window",
+               "challenger", "promotion", "snapshot_every", "adwin_delta", "max_pending", "topic",
+               "metrics_topic", "snapshots_topic", "drift_topic"}
+
+
+@dataclass(frozen=True)
+class LabelSpec:
+    """Where a model's labels come from and how they join its predictions.
+
+    `key` names the event field and the label field holding the join key; a label joins
+    the prediction with the same key made at most `ttl_ms` of event time before it.
+    """
+
+    topic: str
+    key: str
+    field: str
+    time_field: str = "ts"
+    ttl_ms: int = 600_000
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """River preprocessing in front of the estimator: standard scaling and one-hot encoding."""
+
+    scale: tuple[str, ...] = ()
+    one_hot: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ChallengerSpec:
+    """A challenger trained on the same stream: started with the champion or after error drift."""
+
+    kind: str
+    params: dict[str, Any] = field(default_factory=dict, hash=False)
+    start: str = "on_drift"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One `[[models]]` entry, checked against the schema."""
+
+    name: str
+    kind: str
+    task: str  # "classification" or "regression"
+    inputs: tuple[str, ...]
+    labels: LabelSpec
+    params: dict[str, Any] = field(default_factory=dict, hash=False)
+    preprocessing: Preprocessing = Preprocessing()
+    segment_by: str | None = None
+    metrics_window_ms: int = 300_000
+    challenger: ChallengerSpec | None = None
+    promotion_window: int = 500
+    promotion_margin: float = 0.02
+    snapshot_every_ms: int = 300_000
+    adwin_delta: float = 0.002
+    max_pending: int = 200_000
+    topic: str = ""
+    metrics_topic: str = "model.metrics"
+    snapshots_topic: str = "model.snapshots"
+    drift_topic: str = "drift.events"
+
+
+def estimator_class(kind: str) -> type:
+    """The River estimator class a kind names (a short name or an import path).
+
+    >>> estimator_class("river.linear_model.LogisticRegression").__name__
+    'LogisticRegression'
+    """
+    path = KINDS.get(kind, kind)
+    module_name, _, class_name = path.rpartition(".")
+    if not module_name:
+        raise ValueError(f"{kind!r} is neither a known kind nor a module.Class import path")
+    try:
+        found = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"cannot import {path}: {exc}") from None
+    if not isinstance(found, type):
+        raise ValueError(f"{path} is not a class")
+    return found
+
+
+def build_estimator(kind: str, params: Mapping[str, Any]) -> Any:
+    """A fresh estimator. Estimators with a `seed` parameter get seed 0 unless one is given,
+    so a replay and a Kafka run train identical models.
+
+    >>> build_estimator("hoeffding_adaptive_tree_classifier", {}).seed
+    0
+    """
+    cls = estimator_class(kind)
+    arguments = dict(params)
+    if "seed" in inspect.signature(cls).parameters and "seed" not in arguments:
+        arguments["seed"] = 0
+    return cls(**arguments)
+
+
+def task_of(estimator: Any) -> str | None:
+    """"classification" or "regression" for a River estimator, None for anything else.
+
+    >>> from river import tree
+    >>> task_of(tree.HoeffdingTreeRegressor()), task_of(object())
+    ('regression', None)
+    """
+    from river import base
+
+    if isinstance(estimator, base.Classifier):
+        return "classification"
+    if isinstance(estimator, base.Regressor):
+        return "regression"
+    return None
+
+
+def _estimator(table: Mapping[str, Any], prefix: str, default_kind: str | None = None,
+               default_params: Mapping[str, Any] | None = None) -> tuple[str, dict[str, Any], str]:
+    if "kind" in table or default_kind is None:  # a challenger without a kind copies the champion
+        kind, params = read_str(table, "kind", prefix, example="hoeffding_tree_classifier"), {}
+    else:
+        kind, params = default_kind, dict(default_params or {})
+    params.update(read_table(table, "params", prefix))
+    try:
+        estimator = build_estimator(kind, params)
+    except ValueError as exc:
+        raise ConfigError(join_key(prefix, "kind"), f"one of {', '.join(KINDS)} or a River import path", kind,
+                          f"{exc}; check the spelling.") from None
+    except TypeError as exc:
+        raise ConfigError(join_key(prefix, "params"), f"parameters of {KINDS.get(kind, kind)}", params,
+                          f"{exc}; see the estimator's River documentation.") from None
+    task = task_of(estimator)
+    if task is None:
+        raise ConfigError(join_key(prefix, "kind"), "a River classifier or regressor", kind,
+                          "name a class deriving from river.base.Classifier or river.base.Regressor.")
+    return kind, params, task
+
+
+def _fields(table: Mapping[str, Any], key: str, prefix: str, schema: EventSchema) -> tuple[str, ...]:
+    names = read_str_list(table, key, prefix, default=())
+    for name in names:
+        if name not in schema.field_names:
+            raise ConfigError(join_key(prefix, key), f"declared fields ({', '.join(schema.field_names)})", name,
+                              f"declare `{name}` under [schema.fields] or remove it.")
+    return names
+
+
+def parse_labels(table: Mapping[str, Any], schema: EventSchema, prefix: str, source_topic: str) -> LabelSpec:
+    """The `labels` table: topic, join key, label field, label time field, TTL."""
+    reject_unknown_keys(table, {"topic", "key", "field", "time_field", "ttl"}, prefix)
+    key = read_str(table, "key", prefix, example="ride_id")
+    if key not in schema.field_names or schema.field(key).nullable:
+        raise ConfigError(join_key(prefix, "key"), "a declared non-nullable event field", key,
+                          "name the event field that labels carry too, e.g. key = \"ride_id\".")
+    ttl = read_duration_ms(table, "ttl", prefix, default="10m")
+    if ttl <= 0:
+        raise ConfigError(join_key(prefix, "ttl"), "a duration above zero", ttl, 'write e.g. ttl = "10m".')
+    return LabelSpec(topic=read_str(table, "topic", prefix, default=f"{source_topic}.labels"), key=key,
+                     field=read_str(table, "field", prefix, example="cancelled"),
+                     time_field=read_str(table, "time_field", prefix, default="ts"), ttl_ms=ttl)
+
+
+def parse_model(table: Mapping[str, Any], schema: EventSchema, prefix: str, source_topic: str = "events") -> ModelSpec:
+    """One `[[models]]` entry."""
+    reject_unknown_keys(table, _MODEL_KEYS, prefix)
+    name = read_str(table, "name", prefix, example="cancel")
+    if not _NAME.match(name):
+        raise ConfigError(join_key(prefix, "name"), "letters, digits, _ . - (starting with a letter)", name,
+                          "rename the model; the name is part of topic names and message ids.")
+    kind, params, task = _estimator(table, prefix)
+    inputs = _fields(table, "inputs", prefix, schema)
+    if not inputs:
+        raise ConfigError(join_key(prefix, "inputs"), "a non-empty list of event fields", table.get("inputs"),
+                          'write inputs = ["price", "eta_min"].')
+    pre_prefix = join_key(prefix, "preprocessing")
+    pre_table = read_table(table, "preprocessing", prefix)
+    reject_unknown_keys(pre_table, {"scale", "one_hot"}, pre_prefix)
+    numeric = tuple(n for n in inputs if schema.field(n).is_numeric)
+    if isinstance(pre_table.get("scale"), bool):
+        scale = numeric if read_bool(pre_table, "scale", pre_prefix) else ()
+    else:
+        scale = _fields(pre_table, "scale", pre_prefix, schema)
+    one_hot = _fields(pre_table, "one_hot", pre_prefix, schema)
+    for key, names in (("scale", scale), ("one_hot", one_hot)):
+        stray = [n for n in names if n not in inputs]
+        if stray:
+            raise ConfigError(join_key(pre_prefix, key), "fields listed in inputs", stray, "add them to inputs.")
+    if set(scale) - set(numeric):
+        raise ConfigError(join_key(pre_prefix, "scale"), "numeric fields", sorted(set(scale) - set(numeric)),
+                          "scale only float or int fields; one-hot encode categories.")
+    segment_by = table.get("segment_by")
+    if segment_by is not None:
+        segment_by = read_str(table, "segment_by", prefix)
+        if segment_by not in schema.field_names or schema.field(segment_by).nullable:
+            raise ConfigError(join_key(prefix, "segment_by"), "a declared non-nullable field", segment_by,
+                              "segment by an identifier such as the entity field.")
+    challenger = None
+    if "challenger" in table:
+        c_prefix = join_key(prefix, "challenger")
+        c_table = read_table(table, "challenger", prefix)
+        reject_unknown_keys(c_table, {"kind", "params", "start"}, c_prefix)
+        c_kind, c_params, c_task = _estimator(c_table, c_prefix, default_kind=kind, default_params=params)
+        if c_task != task:
+            raise ConfigError(join_key(c_prefix, "kind"), f"a {task} estimator like the champion", c_kind,
+                              "pick an estimator for the same task.")
+        challenger = ChallengerSpec(c_kind, c_params, read_choice(c_table, "start", c_prefix, CHALLENGER_STARTS,
+                                                                  default="on_drift"))
+    promo_prefix = join_key(prefix, "promotion")
+    promotion = read_table(table, "promotion", prefix)
+    reject_unknown_keys(promotion, {"window", "margin"}, promo_prefix)
+    durations = {}
+    for key, default in (("metrics_window", "5m"), ("snapshot_every", "5m")):
+        durations[key] = read_duration_ms(table, key, prefix, default=default)
+        if durations[key] <= 0:
+            raise ConfigError(join_key(prefix, key), "a duration above zero", durations[key], f'write {key} = "5m".')
+    return ModelSpec(
+        name=name, kind=kind, task=task, inputs=inputs,
+        labels=parse_labels(read_table(table, "labels", prefix, required=True), schema,
+                            join_key(prefix, "labels"), source_topic),
+        params=params, preprocessing=Preprocessing(scale, one_hot), segment_by=segment_by,
+        metrics_window_ms=durations["metrics_window"], challenger=challenger,
+        promotion_window=read_int(promotion, "window", promo_prefix, default=500, minimum=1),
+        promotion_margin=read_float(promotion, "margin", promo_prefix, default=0.02, low=0.0),
+        snapshot_every_ms=durations["snapshot_every"],
+        adwin_delta=read_float(table, "adwin_delta", prefix, default=0.002, low=1e-12, high=1.0),
+        max_pending=read_int(table, "max_pending", prefix, default=200_000, minimum=1),
+        topic=read_str(table, "topic", prefix, default=f"predictions.{name}"),
+        metrics_topic=read_str(table, "metrics_topic", prefix, default="model.metrics"),
+        snapshots_topic=read_str(table, "snapshots_topic", prefix, default="model.snapshots"),
+        drift_topic=read_str(table, "drift_topic", prefix, default="drift.events"),
+    )
+
+
+def parse_models(raw: Any, schema: EventSchema, source_topic: str) -> tuple[ModelSpec, ...]:
+    """The `[[models]]` array (absent: no models)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(t, dict) for t in raw):
+        raise ConfigError("models", "an array of tables ([[models]])", raw, "write each model as a [[models]] section.")
+    models = tuple(parse_model(t, schema, f"models[{i}]", source_topic) for i, t in enumerate(raw))
+    seen: set[str] = set()
+    for i, model in enumerate(models):
+        if model.name in seen:
+            raise ConfigError(f"models[{i}].name", "a unique model name", model.name, "rename one of the two models.")
+        if model.labels.topic == source_topic:
+            raise ConfigError(f"models[{i}].labels.topic", "a topic other than the events topic", source_topic,
+                              'labels arrive on their own topic, e.g. "<events topic>.labels".')
+        seen.add(model.name)
+    return models

@@ -1,0 +1,196 @@
+"""Messages of the model flow: predictions, window metrics, promotions, snapshots, error drift.
+
+Each has a `schema` and a deterministic `id` (see `features.messages`); JSON Schemas are in
+`deploy/schemas/`. Class names become JSON object keys: booleans as "true"/"false".
+
+>>> from features.model_segment import Served
+>>> msg = prediction_message("cancel", None, Served("r1", 0, 1, {True: 0.25, False: 0.75}, False,
+...                          {"price": 9.5}), "area-1", 5)
+>>> msg["id"], msg["probabilities"], msg["prediction"]
+('cancel/r1', {'true': 0.25, 'false': 0.75}, False)
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from features.messages import iso_utc
+from features.model_segment import ErrorDrift, Promotion, Served, Snapshot, WindowMetrics
+
+PREDICTION_SCHEMA = "driftline.prediction/1"
+METRICS_SCHEMA = "driftline.model_metrics/1"
+PROMOTION_SCHEMA = "driftline.model_promotion/1"
+SNAPSHOT_SCHEMA = "driftline.model_snapshot/1"
+DRIFT_EVENT_SCHEMA = "driftline.drift_event/1"
+
+
+def class_name(value: Any) -> str:
+    """A class label as a JSON object key.
+
+    >>> class_name(True), class_name("cash"), class_name(3)
+    ('true', 'cash', '3')
+    """
+    if type(value) is bool:
+        return "true" if value else "false"
+    return str(value)
+
+
+def segment_id(model: str, segment: str | None) -> str:
+    """`model` or `model@segment`: the model part of ids and drift-event columns.
+
+    >>> segment_id("cancel", None), segment_id("cancel", "area-01")
+    ('cancel', 'cancel@area-01')
+    """
+    return model if segment is None else f"{model}@{segment}"
+
+
+def event_time_iso(ms: int) -> str:
+    """`iso_utc` for times that rarely repeat (one per event): cached per second, not per ms.
+
+    >>> event_time_iso(1767225600123) == iso_utc(1767225600123)
+    True
+    """
+    return iso_utc(ms - ms % 1000)[:-4] + f"{ms % 1000:03d}Z"
+
+
+def _window(start_ms: int, end_ms: int) -> dict[str, Any]:
+    return {"start": iso_utc(start_ms), "end": iso_utc(end_ms), "start_ms": start_ms, "end_ms": end_ms}
+
+
+def prediction_message(model: str, segment: str | None, served: Served, entity: str,
+                       emitted_at_ms: int) -> dict[str, Any]:
+    """One served prediction, with the exact input vector the model saw."""
+    proba = served.proba
+    return {
+        "schema": PREDICTION_SCHEMA,
+        "id": f"{model}/{served.key}",
+        "model": model,
+        "segment": segment,
+        "version": served.version,
+        "key": served.key,
+        "entity": entity,
+        "event_time": event_time_iso(served.time_ms),
+        "event_time_ms": served.time_ms,
+        "prediction": served.value,
+        "probabilities": None if proba is None else {class_name(c): p for c, p in proba.items()},
+        "inputs": served.x,
+        "emitted_at": iso_utc(emitted_at_ms),
+    }
+
+
+def metrics_message(model: str, segment: str | None, task: str, w: WindowMetrics,
+                    emitted_at_ms: int) -> dict[str, Any]:
+    """The prequential metrics of one window of label time."""
+    return {
+        "schema": METRICS_SCHEMA,
+        "id": f"{segment_id(model, segment)}/{w.end_ms}",
+        "model": model,
+        "segment": segment,
+        "version": w.version,
+        "task": task,
+        "window": _window(w.start_ms, w.end_ms),
+        "metrics": w.metrics,
+        "counts": {"predictions": w.predictions, "labelled": w.labelled, "expired": w.expired,
+                   "unlabelled": w.unlabelled},
+        "prequential": w.prequential,
+        "challenger": w.challenger,
+        "emitted_at": iso_utc(emitted_at_ms),
+    }
+
+
+def promotion_message(model: str, segment: str | None, p: Promotion, emitted_at_ms: int) -> dict[str, Any]:
+    """A challenger replaced the champion."""
+    return {
+        "schema": PROMOTION_SCHEMA,
+        "id": f"{segment_id(model, segment)}/promotion/{p.to_version}",
+        "model": model,
+        "segment": segment,
+        "from_version": p.from_version,
+        "to_version": p.to_version,
+        "kind": p.kind,
+        "at": iso_utc(p.time_ms),
+        "at_ms": p.time_ms,
+        "metric": p.metric,
+        "champion": p.champion_score,
+        "challenger": p.challenger_score,
+        "window": p.window,
+        "margin": p.margin,
+        "emitted_at": iso_utc(emitted_at_ms),
+    }
+
+
+SNAPSHOT_PART_BYTES = 384 * 1024  # of pickle per message: 512 KiB of base64, under Kafka's 1 MB default
+
+
+def snapshot_messages(model: str, segment: str | None, s: Snapshot, river_version: str,
+                      emitted_at_ms: int, part_bytes: int = SNAPSHOT_PART_BYTES) -> list[dict[str, Any]]:
+    """The champion, pickled and base64-encoded, for `driftline model export`, in as many
+    messages (`part` 0 .. `parts` - 1) as keep each under the broker's message size limit.
+
+    >>> from features.model_segment import Snapshot
+    >>> parts = snapshot_messages("m", None, Snapshot(60_000, 1, "k", 5, b"x" * 10, {}), "0.26", 0, part_bytes=4)
+    >>> [(p["id"], p["part"], p["parts"], p["pickle_b64"]) for p in parts]
+    [('m/60000/0', 0, 3, 'eHh4eA=='), ('m/60000/1', 1, 3, 'eHh4eA=='), ('m/60000/2', 2, 3, 'eHg=')]
+    """
+    data = s.model_pickle
+    count = max(1, -(-len(data) // part_bytes))
+    return [{
+        "schema": SNAPSHOT_SCHEMA,
+        "id": f"{segment_id(model, segment)}/{s.as_of_ms}/{i}",
+        "model": model,
+        "segment": segment,
+        "version": s.version,
+        "kind": s.kind,
+        "as_of": iso_utc(s.as_of_ms),
+        "as_of_ms": s.as_of_ms,
+        "examples_learned": s.learned,
+        "metrics": s.metrics,
+        "river_version": river_version,
+        "part": i,
+        "parts": count,
+        "pickle_bytes": len(data),
+        "pickle_b64": base64.b64encode(data[i * part_bytes:(i + 1) * part_bytes]).decode("ascii"),
+        "emitted_at": iso_utc(emitted_at_ms),
+    } for i in range(count)]
+
+
+def _error_summary(count: int, mean: float, std: float | None) -> dict[str, Any]:
+    return {"count": count, "mean": mean, "std": std, "q05": None, "q25": None, "q50": None, "q75": None,
+            "q95": None, "null_rate": 0.0}
+
+
+def error_drift_event(model: str, segment: str | None, task: str, d: ErrorDrift,
+                      emitted_at_ms: int) -> dict[str, Any]:
+    """ADWIN's change in the served predictions' error, in the drift flow's event format.
+
+    `reference` is the old regime (the part of ADWIN's window it dropped), `current` the new
+    one; `statistic` and `effect_size` are the change in mean error; the window runs from the
+    first label of the new regime to the detection.
+    """
+    column = segment_id(model, segment)
+    error = "error rate" if task == "classification" else "mean absolute error"
+    began_ms = d.began[1] if d.began is not None else d.time_ms
+    change = d.after[1] - d.before[1]
+    return {
+        "schema": DRIFT_EVENT_SCHEMA,
+        "id": f"model/{column}/adwin/adwin/{d.time_ms}",
+        "monitor": "model",
+        "column": column,
+        "kind": "error_rate",
+        "test": "adwin",
+        "statistic": abs(change),
+        "p_value": None,
+        "effect_size": change,
+        "threshold": d.delta,
+        "scale": "adwin",
+        "scale_ms": max(1, d.time_ms - began_ms),
+        "window": _window(began_ms, d.time_ms),
+        "began": None if d.began is None else _window(d.began[0], d.began[1]),
+        "reference": _error_summary(*d.before),
+        "current": _error_summary(*d.after),
+        "severity": "warning" if change > 0 else "info",
+        "detail": (f"{column}: {error} {d.before[1]:.3g} -> {d.after[1]:.3g} (ADWIN, delta={d.delta:g}, "
+                   f"{d.before[0]} labels before, {d.after[0]} after), model version {d.version}"),
+        "emitted_at": iso_utc(emitted_at_ms),
+    }

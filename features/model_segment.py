@@ -1,0 +1,393 @@
+"""One model for one segment on the stream: predict, wait for the label, score, then learn.
+
+`SegmentModel` is fed events and labels in event-time order (the flow orders them):
+
+- `on_event` predicts with the champion (and the challenger, if any) and keeps the
+  prediction with the exact input vector, keyed by the join key ("log and wait");
+- `on_label` joins the label to the waiting prediction made at most `ttl` before it,
+  scores the served prediction (prequential evaluation), feeds the error to ADWIN, then
+  teaches both models the stored input vector; a late, duplicate or unknown label is counted;
+- time passing closes metrics windows, expires predictions whose label did not come within
+  the TTL (and evicts the oldest beyond `max_pending`, counted as expired), and takes
+  periodic snapshots of the champion.
+
+A challenger replaces the champion when its mean score over the last `promotion_window`
+labelled examples that both predicted beats the champion's by `promotion_margin`.
+
+>>> from features.model_config import LabelSpec, ModelSpec
+>>> spec = ModelSpec("m", "hoeffding_tree_classifier", "classification", ("x",), LabelSpec("l", "k", "y"))
+>>> seg = SegmentModel(spec, None)
+>>> out = seg.on_event("a", 1_000, {"x": 1.0}); out[-1].version, out[-1].value
+(1, None)
+>>> _ = seg.on_label("a", 2_000, True); seg.labelled, seg.champion.learned
+(1, 1)
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from features.model_config import ModelSpec
+from features.model_metrics import PairedScores, WindowScores
+from features.model_runner import ModelRunner
+
+_INF = 2**63
+
+
+class Served(NamedTuple):
+    """A prediction made for one event (a tuple: one is made per event)."""
+
+    key: str
+    time_ms: int
+    version: int
+    proba: dict[Any, float] | None
+    value: Any
+    x: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class WindowMetrics:
+    """The metrics of one window [start, end) of label time, and what happened to predictions."""
+
+    start_ms: int
+    end_ms: int
+    version: int
+    metrics: dict[str, float | None]
+    predictions: int
+    labelled: int
+    expired: int
+    unlabelled: int  # still waiting for a label at the window's end
+    prequential: dict[str, float | int | None]
+    challenger: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """The challenger became the champion."""
+
+    time_ms: int
+    from_version: int
+    to_version: int
+    metric: str
+    champion_score: float
+    challenger_score: float
+    window: int
+    margin: float
+    kind: str
+
+
+@dataclass(frozen=True)
+class ErrorDrift:
+    """ADWIN found a change in the served predictions' error: old regime vs new."""
+
+    time_ms: int
+    version: int
+    began: tuple[int, int] | None  # (last label time of the old regime, first of the new)
+    before: tuple[int, float, float | None]  # (count, mean error, std)
+    after: tuple[int, float, float | None]
+    delta: float
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The champion, pickled, as of `as_of_ms`."""
+
+    as_of_ms: int
+    version: int
+    kind: str
+    learned: int
+    model_pickle: bytes
+    metrics: dict[str, float | int | None]
+
+
+class SegmentModel:
+    """The online model of one (model, segment); its whole state pickles into Bytewax recovery."""
+
+    def __init__(self, spec: ModelSpec, segment: str | None) -> None:
+        from river.drift import ADWIN
+
+        self.spec = spec
+        self.segment = segment
+        self.classify = spec.task == "classification"
+        self.serials = 1
+        self.champion = self._runner(spec.kind, spec.params)
+        self.version = 1
+        self.challenger: ModelRunner | None = None
+        self.challenger_since: int | None = None
+        if spec.challenger is not None and spec.challenger.start == "always":
+            self._start_challenger(None)
+        # key -> (time, x, champion serial, champion output, challenger serial, challenger output)
+        # OrderedDicts: a plain dict emptied from the front makes `next(iter(d))` scan the holes.
+        self.pending: OrderedDict[str, tuple[int, dict[str, Any], int, tuple[Any, Any], int,
+                                             tuple[Any, Any] | None]] = OrderedDict()
+        # Recently labelled (True) or expired (False) keys, kept one TTL to tell a duplicate or
+        # late label from an unknown one.
+        self.resolved: OrderedDict[str, tuple[int, bool]] = OrderedDict()
+        self.adwin = ADWIN(delta=spec.adwin_delta)
+        self.error_n, self.error_sum = 0, 0.0  # ADWIN's window: its own properties cost more than this
+        self.label_times: deque[int] = deque(maxlen=4096)  # where ADWIN's cut falls in time
+        self.paired = PairedScores(spec.promotion_window)
+        self.window_start: int | None = None
+        self.scores = WindowScores()
+        self.window_counts = [0, 0, 0]  # predictions, labelled, expired
+        self.next_snapshot: int | None = None
+        self.snapshot_learned = 0
+        self.due_ms = -_INF  # the earliest event time at which `advance` has something to do
+        self.labelled = 0
+        self.scored = 0  # labelled predictions that predicted something
+        self.score_sum = 0.0  # correct predictions, or minus the absolute errors
+        self.expired = 0
+        self.duplicate_labels = 0
+        self.late_labels = 0
+        self.unmatched_labels = 0
+
+    # --- models -------------------------------------------------------------------------------
+
+    def _runner(self, kind: str, params: dict[str, Any]) -> ModelRunner:
+        runner = ModelRunner.build(kind, params, self.spec.preprocessing, self.spec.inputs, self.spec.task,
+                                   self.serials)
+        self.serials += 1
+        return runner
+
+    def _start_challenger(self, time_ms: int | None) -> None:
+        challenger = self.spec.challenger
+        assert challenger is not None
+        self.challenger = self._runner(challenger.kind, challenger.params)
+        self.challenger_since = time_ms
+        self.paired = PairedScores(self.spec.promotion_window)
+
+    def _score(self, output: tuple[Any, Any], y: Any) -> float:
+        if self.classify:
+            return 1.0 if output[1] == y else 0.0
+        return -abs(output[1] - y) if output[1] is not None else -math.inf
+
+    # --- the stream ---------------------------------------------------------------------------
+
+    def on_event(self, key: str, time_ms: int, x: dict[str, Any]) -> list[Any]:
+        """Predict for one event; returns due outputs, the `Served` prediction last."""
+        out = self.advance(time_ms) if time_ms >= self.due_ms else []
+        self._due(time_ms + self.spec.labels.ttl_ms + 1)
+        champion, challenger = self.champion, self.challenger
+        served = champion.predict(x)
+        pending = self.pending
+        if key in pending:  # a repeated event: the newer prediction waits, in time order
+            del pending[key]
+        pending[key] = (time_ms, x, champion.serial, served,
+                        challenger.serial if challenger is not None else 0,
+                        challenger.predict(x) if challenger is not None else None)
+        if len(pending) > self.spec.max_pending:
+            oldest = next(iter(pending))
+            del pending[oldest]
+            self._resolve(oldest, time_ms, False)
+            self._count_expired()
+        if self.window_start is None:
+            self._open_window(time_ms)
+        self.window_counts[0] += 1
+        out.append(Served(key, time_ms, self.version, served[0], served[1], x))
+        return out
+
+    def on_label(self, key: str, time_ms: int, y: Any) -> list[Any]:
+        """Join a label to its waiting prediction, score it, then learn; returns due outputs."""
+        out = self.advance(time_ms) if time_ms >= self.due_ms else []
+        entry = self.pending.pop(key, None)
+        if entry is None:
+            resolved = self.resolved.get(key)
+            if resolved is None or resolved[0] + self.spec.labels.ttl_ms < time_ms:
+                self.unmatched_labels += 1
+            elif resolved[1]:
+                self.duplicate_labels += 1
+            else:
+                self.late_labels += 1
+            return out
+        self._resolve(key, time_ms, True)
+        _t, x, champion_serial, served, challenger_serial, challenged = entry
+        if not self.classify:
+            y = float(y)
+        if self.window_start is None:
+            self._open_window(time_ms)
+        self.window_counts[1] += 1
+        self.labelled += 1
+        score = self._score(served, y)
+        if served[1] is not None:  # as River's progressive validation: no prediction, no score
+            self.scored += 1
+            self.score_sum += score
+            if self.classify:
+                self.scores.add_classification(y, served[1], served[0] or {})
+            else:
+                self.scores.add_regression(y, served[1])
+            self._watch_error(time_ms, 1.0 - score if self.classify else -score, out)
+        champion, challenger = self.champion, self.challenger
+        if challenger is not None and challenged is not None and challenger_serial == challenger.serial \
+                and champion_serial == champion.serial:
+            self.paired.add(score, self._score(challenged, y))
+        champion.learn(x, y)
+        if challenger is not None:
+            challenger.learn(x, y)
+            self._maybe_promote(time_ms, out)
+        return out
+
+    def _watch_error(self, time_ms: int, error: float, out: list[Any]) -> None:
+        adwin = self.adwin
+        adwin.update(error)
+        self.label_times.append(time_ms)
+        self.error_n += 1
+        self.error_sum += error
+        if not adwin.drift_detected:
+            return
+        kept, kept_mean = int(adwin.width), float(adwin.estimation)
+        dropped = self.error_n - kept
+        dropped_mean = (self.error_sum - kept_mean * kept) / dropped if dropped > 0 else kept_mean
+        self.error_n, self.error_sum = kept, kept_mean * kept
+        times = self.label_times
+        began = (times[-kept - 1], times[-kept]) if kept < len(times) else None
+
+        def std(m: float) -> float | None:
+            return math.sqrt(max(m * (1 - m), 0.0)) if self.classify else None
+
+        out.append(ErrorDrift(time_ms, self.version, began, (dropped, dropped_mean, std(dropped_mean)),
+                              (kept, kept_mean, std(kept_mean)), self.spec.adwin_delta))
+        if self.spec.challenger is not None and self.challenger is None:
+            self._start_challenger(time_ms)
+
+    def _maybe_promote(self, time_ms: int, out: list[Any]) -> None:
+        paired = self.paired
+        if not paired.full:
+            return
+        champion_mean, challenger_mean = paired.means()
+        if challenger_mean - champion_mean <= self.spec.promotion_margin:
+            return
+        assert self.challenger is not None and self.spec.challenger is not None
+        out.append(Promotion(time_ms, self.version, self.version + 1, "accuracy" if self.classify else "mae",
+                             champion_mean if self.classify else -champion_mean,
+                             challenger_mean if self.classify else -challenger_mean,
+                             self.spec.promotion_window, self.spec.promotion_margin, self.challenger.kind))
+        self.champion, self.challenger, self.challenger_since = self.challenger, None, None
+        self.version += 1
+        self.paired = PairedScores(self.spec.promotion_window)
+        self.adwin = type(self.adwin)(delta=self.spec.adwin_delta)  # the new champion's errors from here
+        self.error_n, self.error_sum = 0, 0.0
+        if self.spec.challenger.start == "always":
+            self._start_challenger(time_ms)
+
+    # --- time ---------------------------------------------------------------------------------
+
+    def _due(self, time_ms: int) -> None:
+        """Something will be due at `time_ms` (`advance` recomputes the exact time)."""
+        if time_ms < self.due_ms:
+            self.due_ms = time_ms
+
+    def _resolve(self, key: str, time_ms: int, labelled: bool) -> None:
+        self.resolved[key] = (time_ms, labelled)
+
+    def _compute_due(self) -> int:
+        due = _INF
+        if self.pending:
+            due = next(iter(self.pending.values()))[0] + self.spec.labels.ttl_ms + 1
+        if self.window_start is not None:
+            due = min(due, self.window_start + self.spec.metrics_window_ms)
+        if self.next_snapshot is not None:
+            due = min(due, self.next_snapshot)
+        return due
+
+    def advance(self, now_ms: int) -> list[Any]:
+        """Let event time reach `now_ms`: close windows, expire predictions, take snapshots.
+
+        Everything is done in time order (a window closes before the expiries that follow its
+        end), so the results do not depend on how often this is called.
+        """
+        out: list[Any] = []
+        ttl = self.spec.labels.ttl_ms
+        if self.next_snapshot is None:
+            self.next_snapshot = (now_ms // self.spec.snapshot_every_ms + 1) * self.spec.snapshot_every_ms
+        while True:
+            close = self.window_start + self.spec.metrics_window_ms if self.window_start is not None else _INF
+            snap = self.next_snapshot
+            expire = next(iter(self.pending.values()))[0] + ttl + 1 if self.pending else _INF
+            first = min(close, snap, expire)
+            if first > now_ms:
+                break
+            if close == first:
+                out.append(self._close_window())
+            elif snap == first:
+                snapshot = self._snapshot(snap)
+                if snapshot is not None:
+                    out.append(snapshot)
+                # Nothing is learned before the next window close, expiry or `now`: skip the
+                # boundaries until then (they would find nothing new).
+                size = self.spec.snapshot_every_ms
+                self.next_snapshot = max(snap + size, min(close, expire, now_ms) // size * size)
+            else:
+                key = next(iter(self.pending))
+                del self.pending[key]
+                self._resolve(key, expire, False)
+                if self.window_start is None:
+                    self._open_window(expire)
+                self._count_expired()
+        resolved = self.resolved  # forgotten when convenient: a lookup checks the age anyway
+        while resolved:
+            key = next(iter(resolved))
+            if resolved[key][0] + ttl >= now_ms:
+                break
+            del resolved[key]
+        self.due_ms = self._compute_due()
+        return out
+
+    def _count_expired(self) -> None:
+        self.expired += 1
+        self.window_counts[2] += 1
+
+    def _open_window(self, time_ms: int) -> None:
+        size = self.spec.metrics_window_ms
+        self.window_start = time_ms // size * size
+        self._due(self.window_start + size)
+
+    def _close_window(self) -> WindowMetrics:
+        assert self.window_start is not None
+        start, end = self.window_start, self.window_start + self.spec.metrics_window_ms
+        metrics = self.scores.classification() if self.classify else self.scores.regression()
+        predictions, labelled, expired = self.window_counts
+        challenger = None
+        if self.challenger is not None:
+            champion_mean, challenger_mean = self.paired.means()
+            challenger = {"kind": self.challenger.kind, "since_ms": self.challenger_since,
+                          "compared": len(self.paired.champion), "champion_score": champion_mean,
+                          "challenger_score": challenger_mean}
+        result = WindowMetrics(start, end, self.version, metrics, predictions, labelled, expired,
+                               len(self.pending), self.prequential(), challenger)
+        self.window_start = None
+        self.scores = WindowScores()
+        self.window_counts = [0, 0, 0]
+        return result
+
+    def prequential(self) -> dict[str, float | int | None]:
+        """Totals since the start: labelled, expired, and accuracy (or MAE) of the served predictions
+        that predicted something (a model that has learned nothing predicts None)."""
+        mean = self.score_sum / self.scored if self.scored else None
+        name = "accuracy" if self.classify else "mae"
+        return {"labelled": self.labelled, "expired": self.expired,
+                name: (mean if self.classify or mean is None else -mean)}
+
+    def _snapshot(self, as_of_ms: int) -> Snapshot | None:
+        if self.champion.learned == self.snapshot_learned:
+            return None  # nothing new to save
+        self.snapshot_learned = self.champion.learned
+        return self.snapshot(as_of_ms)
+
+    def snapshot(self, as_of_ms: int) -> Snapshot:
+        """The champion, pickled, with its version and metrics."""
+        return Snapshot(as_of_ms, self.version, self.champion.kind, self.champion.learned,
+                        pickle.dumps(self.champion.model, protocol=pickle.HIGHEST_PROTOCOL), self.prequential())
+
+    def flush(self, as_of_ms: int) -> list[Any]:
+        """The inputs ended: close the open window and snapshot the champion as of `as_of_ms`."""
+        out: list[Any] = []
+        if self.window_start is not None:
+            out.append(self._close_window())
+        snapshot = self._snapshot(as_of_ms)
+        if snapshot is not None:
+            out.append(snapshot)
+        return out
