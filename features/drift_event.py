@@ -79,6 +79,9 @@ class DriftEvent:
     current: dict[str, Any]
     severity: str
     detail: str
+    failing: int | None = None  # expectations: failing values (estimated on a sketch), values checked
+    checked: int | None = None
+    examples: tuple[str, ...] = ()  # expectations: up to five failing values or extremes
 
     @property
     def id(self) -> str:
@@ -86,8 +89,9 @@ class DriftEvent:
         return f"{self.monitor}/{self.column}/{self.test}/{format_duration(self.scale_ms)}/{self.end_ms}"
 
     def to_message(self, emitted_at_ms: int) -> dict[str, Any]:
-        """The `driftline.drift_event/1` message."""
-        return {
+        """The `driftline.drift_event/1` message (`failing`, `checked`, `examples` only on
+        expectation events)."""
+        message = {
             "schema": DRIFT_EVENT_SCHEMA, "id": self.id, "monitor": self.monitor,
             "column": self.column, "kind": self.kind, "test": self.test,
             "statistic": _number(self.statistic), "p_value": _number(self.p_value),
@@ -99,6 +103,9 @@ class DriftEvent:
             "severity": self.severity, "detail": self.detail,
             "emitted_at": iso_utc(emitted_at_ms),
         }
+        if self.failing is not None:
+            message.update(failing=self.failing, checked=self.checked, examples=list(self.examples))
+        return message
 
 
 def _clock(ms: int) -> str:
