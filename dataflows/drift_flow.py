@@ -10,7 +10,8 @@ Two stateful steps after ingestion:
 2. keyed by monitor, a `WindowCloser` merges the partitions' partials once the stream's
    watermark (the slowest partition's) passes a window's end, and the monitor's
    `DriftEngine` tests the base window and the scale windows it closes against the
-   reference and applies the alert policy.
+   reference and applies the alert policy; its `ExpectationMonitor` checks the base
+   window's expectations and schema versions (`features.expectation_monitor`).
 
 Late events are counted; they are written to `<topic>.late` only when this flow owns the
 dead letters (`Config.dead_letter_flow`), so each late event is written once.
@@ -37,10 +38,10 @@ from features.config_values import ConfigError
 from features.drift_engine import DriftEngine
 from features.drift_event import summary_message
 from features.drift_reference import Reference, load_monitor_references
-from features.drift_windows import Partial, PartitionWindows, Sample, WindowCloser
+from features.drift_windows import Closed, Partial, PartitionWindows, WindowCloser
+from features.expectation_monitor import ExpectationMonitor, hold_back
 from features.events import Event
 from features.messages import encode, late_event_message
-from features.window_summary import WindowSummary
 
 # (monitor, partition, the partition's watermark, the partials it closed)
 Progress = tuple[str, int, int, list[Partial]]
@@ -94,6 +95,7 @@ class MonitorState:
 
     closer: WindowCloser
     engine: DriftEngine
+    expectations: ExpectationMonitor
 
 
 class _MonitorLogic(StatefulBatchLogic[Progress, OutMessage, "MonitorState | None"]):
@@ -107,20 +109,27 @@ class _MonitorLogic(StatefulBatchLogic[Progress, OutMessage, "MonitorState | Non
         self.counters = counters
         self.clock_ms = clock_ms
 
-    def _emit(self, windows: list[tuple[WindowSummary, Sample | None]]) -> list[OutMessage]:
+    def _emit(self, windows: list[Closed]) -> list[OutMessage]:
         started = time.perf_counter()
         now = self.clock_ms()
         assert self.state is not None
         m = self.state.engine.monitor
         out = []
         events = 0
-        for summary, sample in windows:
-            result = self.state.engine.add(summary, sample)
+        for summary, sample, checks in windows:
+            engine = self.state.engine
+            quiet = dict(engine.state.quiet_until)
+            result = engine.add(summary, sample)
+            checked = self.state.expectations.check(summary, checks)
+            alerts = [*checked.events, *result.events]
+            if checked.schema_event is not None:  # a schema-version change: its window's alerts are held back
+                hold_back(quiet, engine.state)
+                alerts = [checked.schema_event]
             for w in result.summaries:
                 out += [OutMessage(m.summaries_topic, f"{m.name}/{c}".encode(), encode(summary_message(m.name, c, w, now)))
                         for c in m.columns]
-            out += [OutMessage(m.events_topic, e.column.encode(), encode(e.to_message(now))) for e in result.events]
-            events += len(result.events)
+            out += [OutMessage(m.events_topic, e.column.encode(), encode(e.to_message(now))) for e in alerts]
+            events += len(alerts)
         if windows:
             self.counters.add({"drift_summaries_out": len(out) - events, "drift_events_out": events,
                                f"drift_events_out.{m.name}": events})
@@ -168,7 +177,8 @@ def drift_stage(events: Stream[Event], config: Config, counters: FlowCounters, p
     late: Stream[OutMessage] = split.trues  # type: ignore[assignment]
 
     def new_state(name: str) -> MonitorState:
-        return MonitorState(WindowCloser(monitors[name], partitions), DriftEngine(monitors[name], references.get(name)))
+        return MonitorState(WindowCloser(monitors[name], partitions), DriftEngine(monitors[name], references.get(name)),
+                            ExpectationMonitor(monitors[name]))
 
     def monitor_builder(resume: MonitorState | None) -> _MonitorLogic:
         if resume is not None:

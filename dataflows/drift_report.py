@@ -1,7 +1,8 @@
 """What the drift flow found, for people: the demo's detection summary and reading drift events.
 
 `planted_vs_found` matches the generator's planted changes with the first drift event on
-their column and says when each was detected and where it was localised; the demo prints it.
+their column and says when each was detected and where it was localised; `expectation_lines`
+lists the expectations that alerted and the schema-version changes; the demo prints both.
 
 >>> from dataflows.generator import StreamSpec, parse_change
 >>> spec = StreamSpec(events=12_000, seed=1, changes=(parse_change("shift:price:start=6000:scale=1.3"),))
@@ -82,12 +83,32 @@ def planted_vs_found(spec: StreamSpec, events: list[dict[str, Any]]) -> list[str
         schema = [x for x in found if x["kind"] == "schema" and value is not None and value in x.get("detail", "")]
         if schema and schema[0] is not e:
             text += f"; new category {value!r} reported at {_clock(schema[0]['window']['end_ms'])}"
+        expected = [x for x in found if x["kind"] == "expectation"]
+        if expected and expected[0] is not e:
+            text += f"; expectation {expected[0]['test']} violated in the window ending {_clock(expected[0]['window']['end_ms'])}"
         lines.append(text)
     return lines
+
+
+def expectation_lines(events: list[dict[str, Any]]) -> list[str]:
+    """One line per expectation that alerted (and per schema-version change): how many
+    windows, the first one and what it saw.
+
+    >>> e = {"kind": "expectation", "test": "range", "column": "km", "severity": "critical",
+    ...      "window": {"end_ms": 420_000}, "detail": "km: 0.0% in [0, 100], expected >= 99.9%"}
+    >>> expectation_lines([e])
+    ['expectation range on km: 1 window(s), first ending 00:07:00 (critical): km: 0.0% in [0, 100], expected >= 99.9%']
+    """
+    firsts: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for e in sorted(events, key=lambda e: e["window"]["end_ms"]):
+        if e["kind"] == "expectation" or e["test"] == "schema_version":
+            firsts.setdefault((e["kind"], e["test"], e["column"]), []).append(e)
+    return [f"{kind} {test} on {column}: {len(es)} window(s), first ending {_clock(es[0]['window']['end_ms'])} "
+            f"({es[0]['severity']}): {es[0]['detail']}" for (kind, test, column), es in firsts.items()]
 
 
 def demo_drift_lines(bootstrap: str, events_topics: list[str], spec: StreamSpec) -> list[str]:
     """The demo's drift section: how many drift events, and what became of each planted change."""
     events = [e for topic in dict.fromkeys(events_topics) for e in read_topic(bootstrap, topic)]
     lines = [f"drift events: {len(events)} on {', '.join(dict.fromkeys(events_topics))}"]
-    return lines + [f"  {line}" for line in planted_vs_found(spec, events)]
+    return lines + [f"  {line}" for line in planted_vs_found(spec, events) + expectation_lines(events)]

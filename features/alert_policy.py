@@ -57,6 +57,11 @@ DEFAULT_CRITICAL: dict[str, float] = {
     "wasserstein": 1.0, "chi2": 0.2, "new_category": 0.05, "vanished_category": 0.05,
     "mmd": 0.5, "missing": 0.9,
 }
+# Expectations (features.expectation_monitor): the effect size is the share of failing values
+# proven beyond what `mostly` allows; any proven excess is a warning, 10 points a critical.
+EXPECTATION_TESTS = ("range", "in", "regex", "not_null", "type", "compare")
+DEFAULT_THRESHOLDS.update(dict.fromkeys(EXPECTATION_TESTS, 1e-9))
+DEFAULT_CRITICAL.update(dict.fromkeys(EXPECTATION_TESTS, 0.1))
 
 
 @dataclass(frozen=True)

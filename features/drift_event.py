@@ -14,6 +14,9 @@ prints. `summary_message` is one column's base-window summary for `drift.summari
 ('inputs/price/ks/5m/1767226200000', '5m', '2026-01-01T00:06:00.000Z')
 >>> describe_message(m)
 '2026-01-01 00:10 WARNING inputs/price covariate ks=0.21 p=1.2e-09 effect=0.18 (threshold 0.05) at 5m window [00:05, 00:10) began [00:05, 00:06)'
+>>> describe_message({**m, "kind": "expectation", "test": "range", "statistic": 0.912, "threshold": 0.95,
+...                   "failing": 88, "checked": 1000, "began": None})
+'2026-01-01 00:10 WARNING inputs/price expectation range 91.2% ok (expected >= 95%) failing=88/1000 at 5m window [00:05, 00:10)'
 """
 
 from __future__ import annotations
@@ -79,6 +82,9 @@ class DriftEvent:
     current: dict[str, Any]
     severity: str
     detail: str
+    failing: int | None = None  # expectations: failing values (estimated on a sketch), values checked
+    checked: int | None = None
+    examples: tuple[str, ...] = ()  # expectations: up to five failing values or extremes
 
     @property
     def id(self) -> str:
@@ -86,8 +92,9 @@ class DriftEvent:
         return f"{self.monitor}/{self.column}/{self.test}/{format_duration(self.scale_ms)}/{self.end_ms}"
 
     def to_message(self, emitted_at_ms: int) -> dict[str, Any]:
-        """The `driftline.drift_event/1` message."""
-        return {
+        """The `driftline.drift_event/1` message (`failing`, `checked`, `examples` only on
+        expectation events)."""
+        message = {
             "schema": DRIFT_EVENT_SCHEMA, "id": self.id, "monitor": self.monitor,
             "column": self.column, "kind": self.kind, "test": self.test,
             "statistic": _number(self.statistic), "p_value": _number(self.p_value),
@@ -99,6 +106,9 @@ class DriftEvent:
             "severity": self.severity, "detail": self.detail,
             "emitted_at": iso_utc(emitted_at_ms),
         }
+        if self.failing is not None:
+            message.update(failing=self.failing, checked=self.checked, examples=list(self.examples))
+        return message
 
 
 def _clock(ms: int) -> str:
@@ -110,9 +120,12 @@ def describe_message(m: dict[str, Any]) -> str:
     window, began = m["window"], m.get("began")
     parts = [iso_utc(window["end_ms"])[:16].replace("T", " "), m["severity"].upper(),
              f"{m['monitor']}/{m['column']}", m["kind"], f"{m['test']}={_short(m['statistic'])}"]
-    if m.get("p_value") is not None:
+    if m.get("failing") is not None:  # an expectation: the complying share, the failing count
+        parts[-1] = (f"{m['test']} {100 * m['statistic']:.1f}% ok (expected >= {100 * m['threshold']:g}%) "
+                     f"failing={m['failing']}/{m['checked']}")
+    elif m.get("p_value") is not None:
         parts.append(f"p={_short(m['p_value'])}")
-    if m.get("effect_size") is not None:
+    if m.get("effect_size") is not None and m.get("failing") is None:
         threshold = f" (threshold {_short(m['threshold'])})" if m.get("threshold") is not None else ""
         parts.append(f"effect={_short(m['effect_size'])}{threshold}")
     parts.append(f"at {m['scale']} window [{_clock(window['start_ms'])}, {_clock(window['end_ms'])})")

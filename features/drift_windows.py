@@ -24,7 +24,7 @@ At the end of a bounded input (`flush`) every open window closes.
 >>> [(p.summary.start_ms, p.summary.event_count) for p in partials], len(late)
 ([(0, 1)], 1)
 >>> closer = WindowCloser(m, partitions=1)
->>> [w.event_count for w, _ in closer.add(0, part.watermark(0), partials)]
+>>> [w.event_count for w, _, _ in closer.add(0, part.watermark(0), partials)]
 [1]
 """
 
@@ -44,11 +44,15 @@ from features.monitor_config import Monitor
 from features.samplers import UniformReservoir
 from features import categorical_summary, numeric_summary
 from features.numeric_summary import NumericSummary
+from features.window_checks import WindowChecks
+from features.window_checks import merge as merge_checks
 from features.window_summary import ColumnSummary, WindowAccumulator, WindowSummary
 
 _NEVER = -(2**62)
 IDLE_PARTITION_MS = 30_000  # wall-clock time after which a silent partition stops holding windows open
 Sample = UniformReservoir[Row]
+# A closed base window: its summary, its sample of rows (multivariate monitors), its checks.
+Closed = tuple[WindowSummary, "Sample | None", "WindowChecks | None"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,7 @@ class Partial:
     partition: int
     summary: WindowSummary
     sample: Sample | None
+    checks: WindowChecks | None = None  # per-event expectations and schema versions
 
 
 def _seed(*parts: object) -> int:
@@ -104,7 +109,7 @@ class PartitionWindows:
     def __init__(self, monitors: Sequence[Monitor], lateness_ms: int) -> None:
         self.monitors = tuple(monitors)
         self.clocks = PartitionClocks(lateness_ms)
-        self.open: dict[tuple[str, int, int], tuple[WindowAccumulator, Sample | None]] = {}
+        self.open: dict[tuple[str, int, int], tuple[WindowAccumulator, Sample | None, WindowChecks | None]] = {}
 
     def watermark(self, partition: int) -> int:
         """The partition's watermark: its largest event time less the lateness."""
@@ -139,9 +144,14 @@ class PartitionWindows:
             if monitor.multivariate is not None:
                 sample = UniformReservoir[Row](monitor.multivariate.sample, _seed(*key))
             acc = WindowAccumulator(start, start + monitor.window_ms, monitor.numeric, monitor.categorical)
-            self.open[key] = (acc, sample)
-        acc, sample = self.open[key]
+            checks = None
+            if monitor.expectations or monitor.version_field:
+                checks = WindowChecks.empty(monitor.expectations, monitor.version_field, monitor.schema_version)
+            self.open[key] = (acc, sample, checks)
+        acc, sample, checks = self.open[key]
         fields = [e.fields for e in events]
+        if checks is not None:
+            checks.add(fields)
         columns: dict[str, object] = {c: numeric_batch([f.get(c) for f in fields]) for c in monitor.numeric}
         columns.update({c: [f.get(c) for f in fields] for c in monitor.categorical})
         acc.add_columns(columns, event_count=len(fields))  # type: ignore[arg-type]
@@ -152,11 +162,11 @@ class PartitionWindows:
         out = []
         for key in sorted(self.open):
             name, partition, start = key
-            acc, sample = self.open[key]
+            acc, sample, checks = self.open[key]
             if due(partition, acc.end_ms):
                 # The accumulator is dropped: its summaries can be handed over without a copy.
                 out.append(Partial(name, partition, WindowSummary(acc.start_ms, acc.end_ms, acc.event_count,
-                                                                  acc.columns), sample))
+                                                                  acc.columns), sample, checks))
                 del self.open[key]
         return out
 
@@ -216,7 +226,7 @@ class WindowCloser:
         self.first_report = now_ms
 
     def add(self, partition: int, watermark: int, partials: Sequence[Partial],
-            now_ms: int | None = None) -> list[tuple[WindowSummary, Sample | None]]:
+            now_ms: int | None = None) -> list[Closed]:
         """Take a partition's progress (its watermark) and the partials it closed; returns
         the base windows the stream's watermark now closes, in time order."""
         for p in partials:
@@ -232,7 +242,7 @@ class WindowCloser:
         stream = self.stream_watermark(now_ms)
         return self._close(lambda end: end <= stream)
 
-    def _close(self, due: Callable[[int], bool]) -> list[tuple[WindowSummary, Sample | None]]:
+    def _close(self, due: Callable[[int], bool]) -> list[Closed]:
         out = []
         for start in sorted(self.pending):
             if not due(start + self.monitor.window_ms):
@@ -240,9 +250,11 @@ class WindowCloser:
             parts = sorted(self.pending.pop(start), key=lambda p: p.partition)
             self.closed_until = max(self.closed_until, start + self.monitor.window_ms)
             summary = combine([p.summary for p in parts])
-            out.append((summary, merge_samples([p.sample for p in parts], _seed(self.monitor.name, start))))
+            checks = [p.checks for p in parts if p.checks is not None]
+            out.append((summary, merge_samples([p.sample for p in parts], _seed(self.monitor.name, start)),
+                        merge_checks(checks) if checks else None))
         return out
 
-    def flush(self) -> list[tuple[WindowSummary, Sample | None]]:
+    def flush(self) -> list[Closed]:
         """Every pending window (the input has ended)."""
         return self._close(lambda end: True)

@@ -83,6 +83,17 @@ def percent(fraction: float, mostly: float) -> str:
     return text
 
 
+def required(mostly: float, checked: int) -> int:
+    """How many of `checked` values must comply: mostly x checked rounded up, computed so that
+    a decimal `mostly` is not betrayed by binary floating point (0.07 x 100 is
+    7.000000000000001 in floats, which would demand 8 of 100).
+
+    >>> required(0.07, 100), required(0.95, 101), required(1.0, 3)
+    (7, 96, 3)
+    """
+    return math.ceil(round(mostly * checked, 6))
+
+
 def result_from_bounds(spec: Any, text: str, checked: int, failing: float,
                        failing_lo: float, failing_hi: float, observed: str,
                        examples: Iterable[str] = ()) -> ExpectationResult:
@@ -90,11 +101,12 @@ def result_from_bounds(spec: Any, text: str, checked: int, failing: float,
     which between failing_lo and failing_hi failed (`failing` estimated)."""
     lo, hi = math.floor(max(0.0, failing_lo)), math.ceil(min(checked, failing_hi))
     estimate = min(max(round(failing), lo), hi)
+    need = required(spec.mostly, checked)
     if checked == 0:
         verdict: Verdict = "pass"  # nothing to check: vacuously met, as in Great Expectations
-    elif checked - hi >= spec.mostly * checked:
+    elif checked - hi >= need:
         verdict = "pass"
-    elif checked - lo < spec.mostly * checked:
+    elif checked - lo < need:
         verdict = "fail"
     else:
         verdict = "uncertain"

@@ -19,6 +19,7 @@ thresholds = { psi = 0.2 }            # effect size of a warning, per test
 critical = { psi = 0.5 }              # effect size of a critical alert, per test
 policy = { fdr = 0.01, consecutive = 2, immediate_p = 1e-6, cooldown = "1h", min_severity = "warning" }
 multivariate = { sample = 200, permutations = 200 }   # MMD over the numeric columns (optional)
+expectations = [ { column = "price", range = { min = 0, max = 500 }, mostly = 0.99 } ]  # features.expectation_config
 ```
 
 >>> from features.schema import parse_schema
@@ -53,6 +54,7 @@ from features.config_values import (
     read_table,
     reject_unknown_keys,
 )
+from features.expectation_config import Expectation, parse_expectations
 from features.numeric_drift import NUMERIC_TESTS
 from features.schema import EventSchema
 
@@ -64,7 +66,7 @@ CATEGORICAL_TYPES = ("category", "string", "bool", "int")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _KEYS = {"name", "kind", "numeric", "categorical", "window", "scales", "min_count", "reference",
          "numeric_tests", "categorical_tests", "thresholds", "critical", "policy", "multivariate",
-         "events_topic", "summaries_topic"}
+         "events_topic", "summaries_topic", "expectations"}
 _POLICY_KEYS = {"fdr", "consecutive", "immediate_p", "cooldown", "min_severity"}
 
 
@@ -109,6 +111,9 @@ class Monitor:
     multivariate: MultivariateSpec | None = None
     events_topic: str = "drift.events"
     summaries_topic: str = "drift.summaries"
+    expectations: tuple[Expectation, ...] = ()
+    version_field: str | None = None  # [schema] version_field: the events' schema version
+    schema_version: int = 1  # [schema] version: the version of events without that field
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -256,6 +261,8 @@ def parse_monitor(table: Mapping[str, Any], schema: EventSchema, prefix: str,
         multivariate=multivariate,
         events_topic=read_str(table, "events_topic", prefix, default="drift.events"),
         summaries_topic=read_str(table, "summaries_topic", prefix, default="drift.summaries"),
+        expectations=parse_expectations(table.get("expectations"), prefix, numeric, categorical, schema),
+        version_field=schema.version_field, schema_version=schema.version,
     )
 
 

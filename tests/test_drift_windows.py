@@ -43,9 +43,9 @@ def test_windows_do_not_depend_on_partitioning_or_batches(rows: list, batch: int
     events = [Event("e", t, {"x": x, "c": c}, partition=p) for t, x, c, p in rows]
     one = run([Event(e.entity, e.time_ms, e.fields, partition=0) for e in events], 1, 1000)
     three = run(events, 3, batch)
-    assert [w.start_ms for w, _ in one] == [w.start_ms for w, _ in three]
-    assert [w.start_ms for w, _ in one] == sorted({t - t % MIN for t, *_ in rows})
-    for (a, _), (b, _) in zip(one, three):
+    assert [w.start_ms for w, *_ in one] == [w.start_ms for w, *_ in three]
+    assert [w.start_ms for w, *_ in one] == sorted({t - t % MIN for t, *_ in rows})
+    for (a, *_), (b, *_) in zip(one, three):
         assert a.event_count == b.event_count
         xa, xb = a.columns["x"], b.columns["x"]
         assert (xa.count, xa.nulls, xa.min, xa.max) == (xb.count, xb.nulls, xb.min, xb.max)
@@ -65,9 +65,9 @@ def test_windows_close_with_the_slowest_partition_and_late_events_stay_out() -> 
     assert closer.add(0, part.watermark(0), partials) == []  # partition 1 has not spoken yet
     partials, _ = part.add([Event("b", 80_000, {"x": 2.0, "c": "b"}, partition=1)])
     closed = closer.add(1, part.watermark(1), partials)
-    assert [(w.start_ms, w.event_count) for w, _ in closed] == [(0, 1)]
+    assert [(w.start_ms, w.event_count) for w, *_ in closed] == [(0, 1)]
     restored = pickle.loads(pickle.dumps((part, closer)))
-    assert [w.event_count for w, _ in restored[1].flush()] == [] and len(restored[0].flush()) == 2
+    assert [w.event_count for w, *_ in restored[1].flush()] == [] and len(restored[0].flush()) == 2
 
 
 def test_combine_refuses_different_windows() -> None:
@@ -82,7 +82,7 @@ def test_an_idle_partition_stops_holding_windows_open_after_the_idle_time() -> N
     partials, _ = p0.add([Event("a", t, {"x": 1.0, "c": "a"}, partition=0) for t in (1_000, 70_000)])
     assert closer.add(0, p0.watermark(0), partials, now_ms=0) == []  # partition 1 awaited
     more, _ = p0.add([Event("a", 71_000, {"x": 1.0, "c": "a"}, partition=0)])
-    assert [w.start_ms for w, _ in closer.add(0, p0.watermark(0), more, now_ms=31_000)] == [0]
+    assert [w.start_ms for w, *_ in closer.add(0, p0.watermark(0), more, now_ms=31_000)] == [0]
     # The idle partition wakes up with an event of the published window: counted, left out.
     late, _ = p1.add([Event("b", 2_000, {"x": 1.0, "c": "b"}, partition=1), Event("b", 90_000, {}, partition=1)])
     assert closer.add(1, p1.watermark(1), late, now_ms=32_000) == [] and closer.late_after_close == 1
