@@ -109,6 +109,10 @@ def _build_parser() -> argparse.ArgumentParser:
 
     add_samples_parser(sub)
 
+    from dataflows.report_cli import add_report_parser
+
+    add_report_parser(sub)
+
     reference = sub.add_parser("reference", help="build a drift reference from a file of training events")
     reference_sub = reference.add_subparsers(dest="reference_command", required=True, metavar="ACTION")
     build = reference_sub.add_parser("build", help="summarise a JSONL file once for every monitor of the config")
@@ -247,6 +251,12 @@ def _cmd_reference(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from dataflows.report_cli import report_command
+
+    return report_command(args)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from dataflows.demo import run_demo
 
@@ -254,7 +264,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {"broker": _cmd_broker, "run": _cmd_run, "replay": _cmd_replay, "produce": _cmd_produce, "tail": _cmd_tail,
-             "demo": _cmd_demo, "samples": _cmd_samples, "topics": _cmd_topics, "reference": _cmd_reference}
+             "demo": _cmd_demo, "samples": _cmd_samples, "topics": _cmd_topics, "reference": _cmd_reference,
+             "report": _cmd_report}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -211,6 +211,37 @@ def unique(messages: Iterable[Message]) -> list[Message]:
     return list(seen.values())
 
 
+def message_time_ms(msg: Message) -> int | None:
+    """The event time a message is about: its window's end, a promotion's time or a late
+    event's time (None for dead letters, whose time is what they failed to carry).
+
+    >>> message_time_ms({"window": {"start_ms": 0, "end_ms": 60_000}}), message_time_ms({"at_ms": 5})
+    (60000, 5)
+    """
+    if isinstance(msg.get("window"), Mapping):
+        return int(msg["window"]["end_ms"])
+    if "at_ms" in msg:
+        return int(msg["at_ms"])
+    if isinstance(msg.get("event_time"), str):
+        return _iso_ms(msg["event_time"])
+    return None
+
+
+def within(messages: Iterable[Message], since_ms: int | None, until_ms: int | None) -> list[Message]:
+    """The messages about event time in [since_ms, until_ms] (a window must end inside it);
+    messages without an event time are kept.
+
+    >>> [m["id"] for m in within([{"id": "a", "at_ms": 5}, {"id": "b", "at_ms": 50}, {"id": "c"}], 10, None)]
+    ['b', 'c']
+    """
+    out = []
+    for msg in messages:
+        t = message_time_ms(msg)
+        if t is None or ((since_ms is None or t >= since_ms) and (until_ms is None or t <= until_ms)):
+            out.append(msg)
+    return out
+
+
 def build_report(monitors: Sequence[Monitor], topics: Mapping[str, Sequence[Message]], names: TopicNames,
                  references: Mapping[str, WindowSummary] | None = None) -> ReportData:
     """The report of these topics' messages (topic name -> JSON messages); `references` are
@@ -306,7 +337,7 @@ def _points(m: Monitor, column: str, windows: list[WindowSummary], file_referenc
             continue
         result = function(ref, cur)  # type: ignore[arg-type]
         value = result.effect_size if result.effect_size is not None else result.statistic
-        yield StatPoint(start, start + scale_ms, abs(float(value)))
+        yield StatPoint(current.start_ms, current.end_ms, abs(float(value)))
 
 
 def _iso_ms(text: str) -> int:
