@@ -69,12 +69,14 @@ def _table(header: Iterable[str], rows: Iterable[Iterable[str]], attrs: str = ""
     return f"<table{attrs}><tr>{head}</tr>{body}</table>"
 
 
-def _alert_rows(alerts: Iterable[Mapping[str, Any]], link: bool) -> list[list[str]]:
+def _alert_rows(alerts: Iterable[Mapping[str, Any]], sections: frozenset[str] = frozenset()) -> list[list[str]]:
+    """Table rows of alerts, each linking to its section when it has one (`sections`)."""
     rows = []
     for a in alerts:
         began = a.get("began")
         name = escape(f"{a['monitor']}/{a['column']}")
-        target = f'<a href="#{anchor(a["monitor"], a["column"])}">{name}</a>' if link else name
+        section = "models" if a.get("kind") == "error_rate" else anchor(a["monitor"], a["column"])
+        target = f'<a href="#{section}">{name}</a>' if section in sections else name
         rows.append([
             f'<td data-alert-column="{escape(a["column"])}" data-severity="{escape(a["severity"])}" '
             f'data-window-end-ms="{a["window"]["end_ms"]}" data-began-start-ms="{began["start_ms"] if began else ""}">'
@@ -102,7 +104,8 @@ def _overview(data: ReportData) -> str:
              ("late", f"{data.late:,}")]
     cards += [(f"{s} alerts", f"{n:,}") for s, n in data.by_severity.items()]
     card_html = "".join(f'<div class="card"><b>{v}</b>{escape(k)}</div>' for k, v in cards)
-    alerts = (_table(_ALERT_HEADER, _alert_rows(data.alerts, link=True), ' id="alerts"') if data.alerts
+    sections = frozenset([c.anchor for c in data.columns] + ["models"])
+    alerts = (_table(_ALERT_HEADER, _alert_rows(data.alerts, sections), ' id="alerts"') if data.alerts
               else '<p class="muted">no alerts</p>')
     return (f'<section id="overview" data-section="overview"><h2>Overview</h2>'
             f'<p class="verdict">{verdict}</p>'
@@ -139,7 +142,7 @@ def _column_section(rank: int, column: ColumnReport) -> str:
     else:
         distribution = report_plots.categorical_distribution(
             column.reference, column.current, column.new_categories)  # type: ignore[arg-type]
-    alerts = (_table(_ALERT_HEADER, _alert_rows(column.alerts, link=False)) if column.alerts
+    alerts = (_table(_ALERT_HEADER, _alert_rows(column.alerts)) if column.alerts
               else '<p class="muted">no alerts</p>')
     return (f'<section class="column sev-{column.severity}" id="{column.anchor}" data-section="column" '
             f'data-rank="{rank}" data-monitor="{escape(column.monitor)}" data-column="{escape(column.column)}" '

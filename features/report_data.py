@@ -265,6 +265,7 @@ def build_report(monitors: Sequence[Monitor], topics: Mapping[str, Sequence[Mess
             events = sum(health_windows.values())
     model_events = [e for m_topic in {m.events_topic for m in monitors}
                     for e in unique(topics.get(m_topic, ())) if e.get("kind") == "error_rate"]
+    alerts += model_events
     dead = unique(topics.get(names.dead_letters, ()))
     late = unique(topics.get(names.late, ()))
     health, unplaced = _health(health_windows, late, dead, names)
