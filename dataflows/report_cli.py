@@ -126,6 +126,13 @@ def _json_values(values: Iterable[bytes | None]) -> list[Message]:
     return out
 
 
+def demo_report(config: Config, bootstrap: str, out_dir: Path) -> Path | None:
+    """The demo's report of its topics (`<out_dir>/report.html`; None without monitors)."""
+    if not config.monitors:
+        return None
+    return write_report(config, kafka_reader(bootstrap, config), out_dir / "report.html")
+
+
 def report_command(args: argparse.Namespace) -> int:
     """Run `driftline report`."""
     config = load_config(args.config)

@@ -130,6 +130,9 @@ def drift_over_time(column: ColumnReport) -> str:
         ax.plot(_times([alert["window"]["end_ms"]]), [1.0], marker="v", markersize=10, linestyle="none",
                 color=SEVERITY_COLOURS[alert["severity"]], transform=ax.get_xaxis_transform(), clip_on=False)
     ax.set_ylim(bottom=0)
+    level = max(column.threshold, column.critical if math.isfinite(column.critical) else 0.0)
+    if level > 0 and top > 20 * level:  # a huge effect (a unit change) would flatten the levels to the axis
+        ax.set_yscale("symlog", linthresh=level)
     ax.set_ylabel(f"|{column.test}| effect")
     ax.set_title("drift over time (markers: alerts; shaded: where each began)", loc="left")
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
