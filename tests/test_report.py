@@ -250,3 +250,29 @@ def _error_drift(end_ms: int) -> dict:
             "began": {"start": "", "end": "", "start_ms": end_ms - 40_000, "end_ms": end_ms - 30_000},
             "reference": {"count": 1000, "mean": 0.1, "std": 0.3}, "current": {"count": 200, "mean": 0.3, "std": 0.46},
             "severity": "warning", "detail": "cancel: error rose from 0.1 to 0.3", "emitted_at": "2026-11-23T12:00:00.000Z"}
+
+
+@pytest.mark.integration
+def test_kafka_topics_give_the_report_of_the_replay_files(replayed: dict, broker, topic_prefix: str,
+                                                          tmp_path: Path) -> None:
+    from dataflows.broker import create_topics
+    from tests.kafka_helpers import produce
+
+    source = f"{topic_prefix}.rides"
+    config = CONFIG.replace('topic = "rides"', f'topic = "{source}"').replace(
+        'name = "inputs"', f'name = "inputs"\nevents_topic = "{topic_prefix}.drift.events"\n'
+                           f'summaries_topic = "{topic_prefix}.drift.summaries"')
+    (tmp_path / "kafka.toml").write_text(config)
+    files = {"drift.summaries": f"{topic_prefix}.drift.summaries", "drift.events": f"{topic_prefix}.drift.events",
+             "rides.dlq": f"{source}.dlq", "rides.late": f"{source}.late"}
+    create_topics(broker.bootstrap, list(files.values()), partitions=2)
+    for name, topic in files.items():
+        lines = (replayed["dir"] / "out" / f"{name}.jsonl").read_bytes().splitlines()
+        produce(broker.bootstrap, topic, [(str(i % 7).encode(), line) for i, line in enumerate(lines)])
+    out = tmp_path / "kafka.html"
+    assert main(["report", "--bootstrap", broker.bootstrap, "--config", str(tmp_path / "kafka.toml"),
+                 "--output", str(out), "--model-metrics-topic", f"{topic_prefix}.model.metrics"]) == 0
+    page, replay_page = Page(out.read_text()), replayed["page"]
+    for attr in ("data-rank", "data-alert-column"):
+        assert [sorted(a.items()) for a in page.with_attr(attr)] == [sorted(a.items()) for a in replay_page.with_attr(attr)]
+    assert "no model metrics" in out.read_text()
