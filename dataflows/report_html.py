@@ -65,7 +65,7 @@ def _number(value: Any) -> str:
 
 def _table(header: Iterable[str], rows: Iterable[Iterable[str]], attrs: str = "") -> str:
     head = "".join(f"<th>{h}</th>" for h in header)
-    body = "".join("<tr>" + "".join(rows_cell for rows_cell in row) + "</tr>" for row in rows)
+    body = "".join("<tr>" + "".join(row) + "</tr>" for row in rows)
     return f"<table{attrs}><tr>{head}</tr>{body}</table>"
 
 

@@ -55,6 +55,17 @@ def _times(ms: Sequence[int]) -> list[datetime]:
     return [datetime.fromtimestamp(m / 1000, tz=timezone.utc).replace(tzinfo=None) for m in ms]
 
 
+def _held(windows: Sequence[tuple[int, int, float]]) -> tuple[list[datetime], list[float]]:
+    """Line points holding each window's value from its start to its end (a gap between
+    windows shows as a slope, not as a value).
+
+    >>> xs, ys = _held([(0, 1_000, 2.0)]); [x.second for x in xs], ys
+    ([0, 1], [2.0, 2.0])
+    """
+    xs = [t for start, end, _ in windows for t in (start, end)]
+    return _times(xs), [v for _, _, v in windows for _ in (0, 1)]
+
+
 def _time_axis(ax: Axes) -> None:
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S"))
     ax.set_xlabel("event time (UTC)")
@@ -112,10 +123,8 @@ def drift_over_time(column: ColumnReport) -> str:
     for i, series in enumerate(column.series):
         if not series.points:
             continue
-        # each window's value held across the window (gaps between windows stay visible)
-        xs = [t for p in series.points for t in (p.start_ms, p.end_ms)]
-        ys = [p.value for p in series.points for _ in (0, 1)]
-        ax.plot(_times(xs), ys, color=SCALE_COLOURS[i % 4], linewidth=1.4, label=f"{column.test} at {series.label}")
+        xs, ys = _held([(p.start_ms, p.end_ms, p.value) for p in series.points])
+        ax.plot(xs, ys, color=SCALE_COLOURS[i % 4], linewidth=1.4, label=f"{column.test} at {series.label}")
     ax.axhline(column.threshold, color=SEVERITY_COLOURS["warning"], linestyle="--", linewidth=1,
                label=f"warning {column.threshold:g}")
     top = max([p.value for s in column.series for p in s.points] + [column.threshold])
@@ -141,18 +150,19 @@ def drift_over_time(column: ColumnReport) -> str:
 
 
 def flow_health(points: Sequence[HealthPoint]) -> str:
-    """Events summarised per window, and late events and dead letters per window."""
+    """Events per second of each window (summarised: valid, on time), and late events and
+    dead letters per window."""
     fig, (top, bottom) = _figure(10.5, 3.4, rows=2)
     starts = _times([p.start_ms for p in points])
     width = (points[0].end_ms - points[0].start_ms) / 86_400_000 if points else 0.0
-    top.bar(starts, [p.events for p in points], width, align="edge", color="#868e96")
-    top.set_ylabel("events / window")
-    top.set_title("feature-flow health", loc="left")
-    bottom.step(starts, [p.late for p in points], where="post", color="#1971c2", label="late")
-    bottom.step(starts, [p.dead_letters for p in points], where="post", color="#c92a2a", label="dead letters")
+    top.bar(starts, [p.events * 1000 / (p.end_ms - p.start_ms) for p in points], width, align="edge", color="#868e96")
+    top.set_ylabel("events/s")
+    bottom.plot(*_held([(p.start_ms, p.end_ms, p.late) for p in points]), color="#1971c2", label="late")
+    bottom.plot(*_held([(p.start_ms, p.end_ms, p.dead_letters) for p in points]), color="#c92a2a",
+                label="dead letters")
     bottom.set_ylabel("per window")
     bottom.set_ylim(bottom=0)
-    bottom.legend(loc="upper left", frameon=False, ncols=2)
+    bottom.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     _time_axis(bottom)
     return _svg(fig)
 
