@@ -115,6 +115,10 @@ def _build_parser() -> argparse.ArgumentParser:
 
     add_expectations_parser(sub)
 
+    from dataflows.report_cli import add_report_parser
+
+    add_report_parser(sub)
+
     reference = sub.add_parser("reference", help="build a drift reference from a file of training events")
     reference_sub = reference.add_subparsers(dest="reference_command", required=True, metavar="ACTION")
     build = reference_sub.add_parser("build", help="summarise a JSONL file once for every monitor of the config")
@@ -283,6 +287,12 @@ def _cmd_expectations(args: argparse.Namespace) -> int:
     return expectations_command(args)
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from dataflows.report_cli import report_command
+
+    return report_command(args)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from dataflows.demo import run_demo
 
@@ -291,7 +301,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 _COMMANDS = {"broker": _cmd_broker, "run": _cmd_run, "replay": _cmd_replay, "produce": _cmd_produce, "tail": _cmd_tail,
              "demo": _cmd_demo, "samples": _cmd_samples, "topics": _cmd_topics, "reference": _cmd_reference,
-             "model": _cmd_model, "expectations": _cmd_expectations}
+             "model": _cmd_model, "expectations": _cmd_expectations, "report": _cmd_report}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

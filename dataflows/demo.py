@@ -25,6 +25,7 @@ from dataflows.ingest import combined_counters
 from dataflows.model_report import demo_model_report
 from dataflows.produce import produce_to_kafka
 from dataflows.progress import ProgressPrinter
+from dataflows.report_cli import demo_report
 from dataflows.runner import run_flow
 from dataflows.samples_flow import samples_summary
 from dataflows.status_lines import flow_progress, flow_summary
@@ -124,6 +125,9 @@ def run_demo(args: argparse.Namespace) -> int:
             option=orjson.OPT_INDENT_2,
         ))
         print(f"summary written to {out_dir / 'summary.json'}")
+        report = demo_report(config, bootstrap, out_dir)
+        if report is not None:
+            print(f"drift report written to {report} (open it in a browser)")
         return 0 if accounted == produced else 1
 
 
