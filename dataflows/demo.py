@@ -90,7 +90,7 @@ def run_demo(args: argparse.Namespace) -> int:
     out_dir: Path = args.output_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     with _broker(args.bootstrap) as bootstrap:
-        create_topics(bootstrap, tuple(dict.fromkeys((*topics_for(config, flows), labels_topic))),
+        create_topics(bootstrap, (*topics_for(config, flows), labels_topic),
                       partitions=config.source.partitions, settings=config.kafka)
         print(f"writing {spec.events:,} ride events (1% malformed, with planted drift) to {config.source.topic!r}",
               file=sys.stderr)

@@ -77,7 +77,7 @@ def to_toml(document: dict) -> str:
     for section in ("source", "schema"):
         lines.append(f"[{section}]")
         lines += [f"{k} = {value(v)}" for k, v in document[section].items()]
-    for table in ("feature_sets", "sample_sets"):
+    for table in ("feature_sets", "sample_sets", "monitors", "models"):
         for entry in document.get(table, ()):
             lines.append(f"[[{table}]]")
             lines += [f"{k} = {value(v)}" for k, v in entry.items()]

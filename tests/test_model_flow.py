@@ -21,7 +21,7 @@ from dataflows.produce import produce_to_kafka, write_jsonl
 from dataflows.replay import replay
 from dataflows.runner import Execution, run_flow
 from features.config import Config, parse_config
-from tests.flow_fixtures import strip
+from tests.flow_fixtures import strip, to_toml
 from tests.kafka_helpers import consume_json, produce
 
 pytestmark = pytest.mark.integration
@@ -164,25 +164,3 @@ def same_models(one: list[dict], other: list[dict]) -> None:
     for key in first:
         a, b = pickle.loads(first[key]), pickle.loads(second[key])
         assert [a.predict_proba_one(x) for x in probes] == [b.predict_proba_one(x) for x in probes]
-
-
-def to_toml(document: dict) -> str:
-    """The config document as TOML (inline tables only)."""
-
-    def value(v: object) -> str:
-        if isinstance(v, dict):
-            return "{ " + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + " }"
-        if isinstance(v, list):
-            return "[" + ", ".join(value(x) for x in v) + "]"
-        if isinstance(v, str):
-            return orjson.dumps(v).decode()
-        return str(v).lower() if isinstance(v, bool) else repr(v)
-
-    lines = []
-    for section in ("source", "schema"):
-        lines.append(f"[{section}]")
-        lines += [f"{k} = {value(v)}" for k, v in document[section].items()]
-    for model in document["models"]:
-        lines.append("[[models]]")
-        lines += [f"{k} = {value(v)}" for k, v in model.items()]
-    return "\n".join(lines) + "\n"

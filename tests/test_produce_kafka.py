@@ -88,3 +88,12 @@ def test_the_produce_command_creates_the_topics_and_paces_the_stream(
     assert len(read_topic(broker.bootstrap, topic)) == 300
     assert len(read_topic(broker.bootstrap, f"{topic}.labels")) == 300
     assert len(list_partitions(broker.bootstrap, topic)) == 2
+
+
+def test_create_topics_asks_once_for_a_topic_named_twice(broker: RunningBroker, topic_prefix: str) -> None:
+    # A model flow's input topics include the labels topic the demo also names; a duplicate
+    # in one CreateTopics request broke the broker's response.
+    name = f"{topic_prefix}twice"
+    create_topics(broker.bootstrap, [name, f"{name}.labels", name], partitions=2)
+    assert len(list_partitions(broker.bootstrap, name)) == 2
+    assert len(list_partitions(broker.bootstrap, f"{name}.labels")) == 2
