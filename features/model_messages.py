@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from features.drift_event import DriftEvent, window_dict
 from features.messages import iso_utc
 from features.model_segment import ErrorDrift, Promotion, Served, Snapshot, WindowMetrics
 
@@ -22,7 +23,6 @@ PREDICTION_SCHEMA = "driftline.prediction/1"
 METRICS_SCHEMA = "driftline.model_metrics/1"
 PROMOTION_SCHEMA = "driftline.model_promotion/1"
 SNAPSHOT_SCHEMA = "driftline.model_snapshot/1"
-DRIFT_EVENT_SCHEMA = "driftline.drift_event/1"
 
 
 def class_name(value: Any) -> str:
@@ -52,10 +52,6 @@ def event_time_iso(ms: int) -> str:
     True
     """
     return iso_utc(ms - ms % 1000)[:-4] + f"{ms % 1000:03d}Z"
-
-
-def _window(start_ms: int, end_ms: int) -> dict[str, Any]:
-    return {"start": iso_utc(start_ms), "end": iso_utc(end_ms), "start_ms": start_ms, "end_ms": end_ms}
 
 
 def prediction_message(model: str, segment: str | None, served: Served, entity: str,
@@ -89,7 +85,7 @@ def metrics_message(model: str, segment: str | None, task: str, w: WindowMetrics
         "segment": segment,
         "version": w.version,
         "task": task,
-        "window": _window(w.start_ms, w.end_ms),
+        "window": window_dict(w.start_ms, w.end_ms),
         "metrics": w.metrics,
         "counts": {"predictions": w.predictions, "labelled": w.labelled, "expired": w.expired,
                    "unlabelled": w.unlabelled},
@@ -162,35 +158,23 @@ def _error_summary(count: int, mean: float, std: float | None) -> dict[str, Any]
 
 def error_drift_event(model: str, segment: str | None, task: str, d: ErrorDrift,
                       emitted_at_ms: int) -> dict[str, Any]:
-    """ADWIN's change in the served predictions' error, in the drift flow's event format.
+    """ADWIN's change in the served predictions' error, as a drift event of the drift flow
+    (`features.drift_event.DriftEvent`, kind `error_rate`, monitor `model`).
 
     `reference` is the old regime (the part of ADWIN's window it dropped), `current` the new
-    one; `statistic` and `effect_size` are the change in mean error; the window runs from the
-    first label of the new regime to the detection.
+    one; `statistic` and `effect_size` are the change in mean error; the window (and so the
+    scale) runs from the first label of the new regime to the detection.
     """
     column = segment_id(model, segment)
     error = "error rate" if task == "classification" else "mean absolute error"
     began_ms = d.began[1] if d.began is not None else d.time_ms
     change = d.after[1] - d.before[1]
-    return {
-        "schema": DRIFT_EVENT_SCHEMA,
-        "id": f"model/{column}/adwin/adwin/{d.time_ms}",
-        "monitor": "model",
-        "column": column,
-        "kind": "error_rate",
-        "test": "adwin",
-        "statistic": abs(change),
-        "p_value": None,
-        "effect_size": change,
-        "threshold": d.delta,
-        "scale": "adwin",
-        "scale_ms": max(1, d.time_ms - began_ms),
-        "window": _window(began_ms, d.time_ms),
-        "began": None if d.began is None else _window(d.began[0], d.began[1]),
-        "reference": _error_summary(*d.before),
-        "current": _error_summary(*d.after),
-        "severity": "warning" if change > 0 else "info",
-        "detail": (f"{column}: {error} {d.before[1]:.3g} -> {d.after[1]:.3g} (ADWIN, delta={d.delta:g}, "
-                   f"{d.before[0]} labels before, {d.after[0]} after), model version {d.version}"),
-        "emitted_at": iso_utc(emitted_at_ms),
-    }
+    event = DriftEvent(
+        monitor="model", column=column, kind="error_rate", test="adwin", statistic=abs(change), p_value=None,
+        effect_size=change, threshold=d.delta, scale_ms=max(1, d.time_ms - began_ms), start_ms=began_ms,
+        end_ms=d.time_ms, began=None if d.began is None else (d.began[0], d.began[1]),
+        reference=_error_summary(*d.before), current=_error_summary(*d.after),
+        severity="warning" if change > 0 else "info",
+        detail=(f"{column}: {error} {d.before[1]:.3g} -> {d.after[1]:.3g} (ADWIN, delta={d.delta:g}, "
+                f"{d.before[0]} labels before, {d.after[0]} after), model version {d.version}"))
+    return event.to_message(emitted_at_ms)
