@@ -20,6 +20,7 @@ dead letters (`Config.dead_letter_flow`), so each late event is written once.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -116,6 +117,7 @@ class _MonitorLogic(StatefulBatchLogic[Progress, OutMessage, "MonitorState | Non
         m = self.state.engine.monitor
         out = []
         events = 0
+        severities: Counter[str] = Counter()
         for summary, sample, checks in windows:
             engine = self.state.engine
             quiet = dict(engine.state.quiet_until)
@@ -130,9 +132,11 @@ class _MonitorLogic(StatefulBatchLogic[Progress, OutMessage, "MonitorState | Non
                         for c in m.columns]
             out += [OutMessage(m.events_topic, e.column.encode(), encode(e.to_message(now))) for e in alerts]
             events += len(alerts)
+            severities.update(e.severity for e in alerts)
         if windows:
             self.counters.add({"drift_summaries_out": len(out) - events, "drift_events_out": events,
-                               f"drift_events_out.{m.name}": events})
+                               f"drift_events_out.{m.name}": events,
+                               **{f"drift_alerts.{s}": n for s, n in severities.items()}})
             self.counters.observe("stage.drift", (time.perf_counter() - started,))
         return out
 

@@ -15,6 +15,9 @@ tests) in one process do not collide.
 | `driftline_samples_out_total` | counter | `sample_set` (sample messages written) |
 | `driftline_drift_summaries_out_total` | counter | |
 | `driftline_drift_events_out_total` | counter | `monitor` |
+| `driftline_drift_alerts_total` | counter | `severity` (drift, expectation and model error-drift events) |
+| `driftline_model_events_total` | counter | `event` (`predictions`, `labels_used`, `expired`, `promotions`, `error_drifts`, ...) |
+| `driftline_model_metric` | gauge | `model`, `segment`, `metric` (the last metrics window's value, e.g. accuracy) |
 | `driftline_stage_seconds` | histogram | `stage` (time to process one batch) |
 | `driftline_emit_lag_seconds` | histogram | (wall clock at emit - window end, event time) |
 | `driftline_consumer_lag` | gauge | `topic`, `partition` (messages behind the end) |
@@ -39,7 +42,11 @@ _LABELLED = {"rejected.": ("driftline_events_rejected", "Events dead-lettered, b
                                    "Values outside a declared vocabulary (kept; a drift signal).", "field"),
              "features_out.": ("driftline_features_out", "Feature messages written, by feature set.", "feature_set"),
              "samples_out.": ("driftline_samples_out", "Sample messages written, by sample set.", "sample_set"),
-             "drift_events_out.": ("driftline_drift_events_out", "Drift events written, by monitor.", "monitor")}
+             "drift_events_out.": ("driftline_drift_events_out", "Drift events written, by monitor.", "monitor"),
+             "drift_alerts.": ("driftline_drift_alerts", "Drift events written, by severity.", "severity"),
+             "model.": ("driftline_model_events", "Online-model counts (predictions, labels, expiries, ...).",
+                        "event")}
+MODEL_METRIC = "model_metric"  # gauge names: model_metric|<model>|<segment or ->|<metric>
 
 
 class FlowCollector(Collector):
@@ -78,11 +85,16 @@ class FlowCollector(Collector):
                                     buckets=_buckets(lag), sum_value=lag.sum)
         consumer_lag = GaugeMetricFamily("driftline_consumer_lag", "Messages between the read position and the end.",
                                          labels=["topic", "partition"])
+        model_metric = GaugeMetricFamily("driftline_model_metric", "The last metrics window's value, per model.",
+                                         labels=["model", "segment", "metric"])
         for key, value in self.counters.gauges().items():
             if key.startswith("consumer_lag."):
                 topic, _, partition = key[len("consumer_lag."):].rpartition(".")
                 consumer_lag.add_metric([topic, partition], value)
+            elif key.startswith(MODEL_METRIC + "|"):
+                model_metric.add_metric(key.split("|")[1:], value)
         yield consumer_lag
+        yield model_metric
 
 
 def _buckets(histogram: Histogram) -> list[tuple[str, float]]:

@@ -38,6 +38,7 @@ from dataflows.counters import FlowCounters
 from dataflows.ingest import wall_clock_ms
 from dataflows.model_inputs import input_decoder
 from dataflows.kafka_io import OutMessage
+from dataflows.metrics import MODEL_METRIC
 from features.config import Config
 from features.config_values import ConfigError
 from features.feature_engine import PartitionClocks
@@ -258,6 +259,9 @@ class _ModelLogic(StatefulBatchLogic[Any, list[OutMessage], _ShardState]):
                 msg, topic, key = metrics_message(spec.name, segment, spec.task, r, now), spec.metrics_topic, name_key
                 counts["model.windows"] = counts.get("model.windows", 0) + 1
                 counts["model.expired"] = counts.get("model.expired", 0) + r.expired
+                for metric, value in r.metrics.items():
+                    if value is not None:
+                        self.counters.set_gauge(f"{MODEL_METRIC}|{spec.name}|{segment or '-'}|{metric}", value)
             elif kind is Promotion:
                 msg, topic, key = promotion_message(spec.name, segment, r, now), spec.metrics_topic, name_key
                 counts["model.promotions"] = counts.get("model.promotions", 0) + 1
@@ -270,6 +274,8 @@ class _ModelLogic(StatefulBatchLogic[Any, list[OutMessage], _ShardState]):
                 msg = error_drift_event(spec.name, segment, spec.task, r, now)
                 topic, key = spec.drift_topic, msg["column"].encode()
                 counts["model.error_drifts"] = counts.get("model.error_drifts", 0) + 1
+                severity = f"drift_alerts.{msg['severity']}"
+                counts[severity] = counts.get(severity, 0) + 1
             else:
                 raise TypeError(f"unexpected model output {r!r}")
             out.append(OutMessage(topic, key, encode(msg)))

@@ -72,3 +72,18 @@ def test_metrics_endpoint_matches_the_run(broker: RunningBroker, topic_prefix: s
     assert len(lags) == 3 and sum(lags) == 0
     assert metrics[("driftline_stage_seconds_count", (("stage", "decode"),))] >= 1
     assert metrics[("driftline_emit_lag_seconds_count", ())] >= 1
+
+
+def test_drift_alerts_by_severity_and_model_metrics_are_exposed() -> None:
+    from dataflows.counters import FlowCounters
+    from dataflows.metrics import MODEL_METRIC, FlowCollector
+
+    counters = FlowCounters()
+    counters.add({"drift_alerts.critical": 2, "drift_alerts.warning": 1, "model.predictions": 40})
+    counters.set_gauge(f"{MODEL_METRIC}|cancel|-|accuracy", 0.93)
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in FlowCollector(counters).collect() for s in family.samples}
+    assert samples[("driftline_drift_alerts_total", (("severity", "critical"),))] == 2
+    assert samples[("driftline_drift_alerts_total", (("severity", "warning"),))] == 1
+    assert samples[("driftline_model_events_total", (("event", "predictions"),))] == 40
+    assert samples[("driftline_model_metric", (("metric", "accuracy"), ("model", "cancel"), ("segment", "-")))] == 0.93
