@@ -267,10 +267,12 @@ def _cmd_reference(args: argparse.Namespace) -> int:
 
 
 def _cmd_model(args: argparse.Namespace) -> int:
+    from dataflows.kafka_clients import command_settings
     from dataflows.model_export import ExportError, export_model
 
     try:
-        snapshot = export_model(args.bootstrap, args.topic, args.model, args.output, args.segment)
+        snapshot = export_model(args.bootstrap, args.topic, args.model, args.output, args.segment,
+                                command_settings(None))
     except (ExportError, RuntimeError) as exc:
         print(f"driftline: {exc}", file=sys.stderr)
         return 1

@@ -116,7 +116,8 @@ def run_demo(args: argparse.Namespace) -> int:
         accounted = counters.get("valid") + counters.total("rejected.")
         print(f"\nproduced {produced:,} events; valid + rejected = {accounted:,}"
               f" ({'nothing lost' if accounted == produced else 'MISMATCH'})")
-        drift = demo_drift_lines(bootstrap, [m.events_topic for m in config.monitors], spec) if "drift" in flows else []
+        drift = demo_drift_lines(bootstrap, [m.events_topic for m in config.monitors], spec,
+                                 config.kafka) if "drift" in flows else []
         if drift:
             print("\n" + "\n".join(drift))
         (out_dir / "summary.json").write_bytes(orjson.dumps(

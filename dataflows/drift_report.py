@@ -15,40 +15,12 @@ shift:price:start=6000:scale=1.3:add=0.0 (planted ~00:00:30): detected by mean (
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-import orjson
-from confluent_kafka import Consumer, KafkaError, TopicPartition
-
 from dataflows.generator import StreamSpec
-from dataflows.kafka_io import list_partitions
+from dataflows.tail import read_json
+from features.kafka_settings import KafkaSettings
 from features.messages import iso_utc
-
-
-def read_topic(bootstrap: str, topic: str, timeout_s: float = 30.0) -> list[dict[str, Any]]:
-    """Every JSON message currently in `topic` (read from the start of each partition)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "driftline-report",
-                         "enable.auto.commit": False, "enable.partition.eof": True})
-    partitions = list_partitions(bootstrap, topic)
-    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-    out: list[dict[str, Any]] = []
-    done: set[int] = set()
-    deadline = time.monotonic() + timeout_s
-    try:
-        while done != set(partitions) and time.monotonic() < deadline:
-            for msg in consumer.consume(1000, 0.5):
-                error = msg.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        done.add(msg.partition())
-                        continue
-                    raise RuntimeError(f"error reading {topic}: {error}")
-                done.discard(msg.partition())
-                out.append(orjson.loads(msg.value()))
-    finally:
-        consumer.close()
-    return out
 
 
 def _clock(ms: int) -> str:
@@ -107,8 +79,9 @@ def expectation_lines(events: list[dict[str, Any]]) -> list[str]:
             f"({es[0]['severity']}): {es[0]['detail']}" for (kind, test, column), es in firsts.items()]
 
 
-def demo_drift_lines(bootstrap: str, events_topics: list[str], spec: StreamSpec) -> list[str]:
+def demo_drift_lines(bootstrap: str, events_topics: list[str], spec: StreamSpec,
+                     settings: KafkaSettings = KafkaSettings()) -> list[str]:
     """The demo's drift section: how many drift events, and what became of each planted change."""
-    events = [e for topic in dict.fromkeys(events_topics) for e in read_topic(bootstrap, topic)]
+    events = [e for topic in dict.fromkeys(events_topics) for _key, e in read_json(bootstrap, topic, settings)]
     lines = [f"drift events: {len(events)} on {', '.join(dict.fromkeys(events_topics))}"]
     return lines + [f"  {line}" for line in planted_vs_found(spec, events) + expectation_lines(events)]

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from dataflows.kafka_io import KafkaInput, RawMessage
+from dataflows.tail import read_json
+from features.kafka_settings import KafkaSettings
 from features.model_messages import SNAPSHOT_SCHEMA
 
 
@@ -25,30 +23,12 @@ class ExportError(RuntimeError):
     """No snapshot matches, or several segments do and none was chosen."""
 
 
-def read_topic(bootstrap: str, topic: str) -> Iterator[RawMessage]:
-    """Every message now in `topic`, partition by partition, up to the end offsets at the start."""
-    source = KafkaInput(bootstrap, [topic], stop_at_end=True)
-    for part in source.list_parts():
-        reader = source.build_part("read", part, None)
-        try:
-            while True:
-                yield from reader.next_batch()
-        except StopIteration:
-            pass
-        finally:
-            reader.close()
-
-
-def read_snapshots(bootstrap: str, topic: str, model: str) -> list[dict[str, Any]]:
+def read_snapshots(bootstrap: str, topic: str, model: str,
+                   settings: KafkaSettings = KafkaSettings()) -> list[dict[str, Any]]:
     """Every snapshot message (part) of `model` now in `topic`."""
-    wanted = model.encode()
-    found: list[dict[str, Any]] = []
-    for msg in read_topic(bootstrap, topic):
-        if msg.key == wanted and msg.value:  # snapshots are keyed by their model
-            doc = orjson.loads(msg.value)
-            if doc.get("schema") == SNAPSHOT_SCHEMA and doc.get("model") == model:
-                found.append(doc)
-    return found
+    wanted = model.encode()  # snapshots are keyed by their model
+    return [doc for key, doc in read_json(bootstrap, topic, settings)
+            if key == wanted and doc.get("schema") == SNAPSHOT_SCHEMA and doc.get("model") == model]
 
 
 def latest_snapshot(parts: list[dict[str, Any]], model: str,
@@ -82,9 +62,10 @@ def latest_snapshot(parts: list[dict[str, Any]], model: str,
     return found[0], data
 
 
-def export_model(bootstrap: str, topic: str, model: str, output: Path, segment: str | None = None) -> dict[str, Any]:
+def export_model(bootstrap: str, topic: str, model: str, output: Path, segment: str | None = None,
+                 settings: KafkaSettings = KafkaSettings()) -> dict[str, Any]:
     """Write the latest snapshot's pickle to `output` (atomically); returns its first message."""
-    message, data = latest_snapshot(read_snapshots(bootstrap, topic, model), model, segment)
+    message, data = latest_snapshot(read_snapshots(bootstrap, topic, model, settings), model, segment)
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(output.name + ".partial")
     partial.write_bytes(data)

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 
 from dataflows.counters import FlowCounters
-from dataflows.model_export import read_topic
+from dataflows.tail import read_json
 from features.config import Config
 from features.messages import iso_utc
 from features.model_messages import METRICS_SCHEMA, PROMOTION_SCHEMA
@@ -119,9 +118,9 @@ def demo_model_report(bootstrap: str, config: Config, drift_at_ms: int,
     for spec in config.models:
         if spec.segment_by is not None:
             continue
-        metrics = [orjson.loads(m.value) for m in read_topic(bootstrap, spec.metrics_topic)
-                   if m.key == spec.name.encode()]
-        drifts = [orjson.loads(m.value) for m in read_topic(bootstrap, spec.drift_topic) if m.key == spec.name.encode()]
+        key = spec.name.encode()
+        metrics = [doc for k, doc in read_json(bootstrap, spec.metrics_topic, config.kafka) if k == key]
+        drifts = [doc for k, doc in read_json(bootstrap, spec.drift_topic, config.kafka) if k == key]
         story = drift_story(spec.name, metrics, drifts, drift_at_ms, until_ms)
         stories.append(story)
         lines += story_lines(story)

@@ -80,6 +80,21 @@ def read_messages(bootstrap: str, topic: str, from_beginning: bool = True, follo
         consumer.close()
 
 
+def read_json(bootstrap: str, topic: str, settings: KafkaSettings = KafkaSettings()) -> list[tuple[bytes | None, dict]]:
+    """Every JSON object now in `topic` as (key, parsed value), partition by partition; values
+    that are not JSON objects (tombstones, foreign bytes) are skipped."""
+    out = []
+    for msg in read_messages(bootstrap, topic, settings=settings):
+        value = msg.value()
+        try:
+            parsed = orjson.loads(value) if value else None
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(parsed, dict):
+            out.append((msg.key(), parsed))
+    return out
+
+
 def tail(bootstrap: str, topic: str, from_beginning: bool = True, follow: bool = False,
          max_messages: int | None = None, compact: bool = False, out: TextIO = sys.stdout,
          settings: KafkaSettings = KafkaSettings()) -> int:
