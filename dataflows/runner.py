@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,8 +47,17 @@ def prepare_recovery_dir(directory: Path, partitions: int) -> bool:
     """
     if directory.is_dir() and any(directory.glob("part-*.sqlite3")):
         return False
-    directory.mkdir(parents=True, exist_ok=True)
-    init_db_dir(directory, partitions)
+    # Built aside, then renamed into place: a process killed while creating the partitions
+    # must not leave a directory whose half-made partitions a restart would try to resume.
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.init-", dir=directory.parent))
+    init_db_dir(staging, partitions)
+    if directory.is_dir() and any(directory.iterdir()):
+        for part in staging.iterdir():  # a directory holding other files: move the parts in
+            os.replace(part, directory / part.name)
+        staging.rmdir()
+    else:
+        os.replace(staging, directory)  # atomic, also over an empty directory
     return True
 
 
