@@ -35,7 +35,8 @@ from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
 
 from dataflows.counters import FlowCounters
-from dataflows.ingest import wall_clock_ms
+from dataflows.features_flow import load_statics
+from dataflows.ingest import wall_clock_ms, writes_dead_letters
 from dataflows.model_inputs import input_decoder
 from dataflows.kafka_io import OutMessage
 from dataflows.metrics import MODEL_METRIC
@@ -52,6 +53,7 @@ from features.model_messages import (
     promotion_message,
     snapshot_messages,
 )
+from features.model_features import FeatureInputs
 from features.model_runner import input_vector
 from features.model_segment import ErrorDrift, Promotion, SegmentModel, Snapshot, WindowMetrics
 from features.stream_order import NEVER, OrderedRelease
@@ -125,8 +127,10 @@ class _PartitionLogic(StatefulBatchLogic[Any, tuple[str, Any], PartitionClocks])
                 segment = str(fields[spec.segment_by]) if spec.segment_by else None
                 key = f"{spec.name}/j{_shard(join_key, JOIN_SHARDS)}"
                 # Only what the model needs travels on (between processes, it is pickled).
-                vector = input_vector(fields, spec.inputs)
-                groups.setdefault(key, []).append((EVENT, item.time_ms, join_key, segment, (item.entity, vector)))
+                vector = input_vector(fields, spec.field_inputs)
+                # Feature inputs are computed at the model shard from the event's fields.
+                payload = (item.entity, vector, fields if spec.features else None)
+                groups.setdefault(key, []).append((EVENT, item.time_ms, join_key, segment, payload))
         if late_events or late_labels:
             self.counters.add({"model.late_events": late_events, "model.late_labels": late_labels})
         high = max(self.clocks.high.values(), default=None)
@@ -202,12 +206,14 @@ class _JoinLogic(StatefulBatchLogic[Any, tuple[str, Any], _JoinState]):
 
 
 class _ShardState:
-    """A model shard's state: the ordering buffer and the models of its segments."""
+    """A model shard's state: the ordering buffer, the models of its segments, and the windows
+    of the feature sets its inputs read (fed every event of the shard)."""
 
-    def __init__(self) -> None:
+    def __init__(self, features: FeatureInputs | None = None) -> None:
         self.order = OrderedRelease(JOIN_SHARDS)
         self.segments: dict[str | None, SegmentModel] = {}
         self.last_ms: dict[str | None, int] = {}
+        self.features = features
 
 
 class _ModelLogic(StatefulBatchLogic[Any, list[OutMessage], _ShardState]):
@@ -226,6 +232,7 @@ class _ModelLogic(StatefulBatchLogic[Any, list[OutMessage], _ShardState]):
     def _run(self, items: list[Item]) -> list[OutMessage]:
         spec, state = self.spec, self.state
         segments, last = state.segments, state.last_ms
+        features = state.features
         now = self.clock_ms()
         out: list[OutMessage] = []
         predictions = labels = 0
@@ -235,7 +242,10 @@ class _ModelLogic(StatefulBatchLogic[Any, list[OutMessage], _ShardState]):
                 model = segments[segment] = SegmentModel(spec, segment)
             last[segment] = t
             if rank == EVENT:
-                results = model.on_event(key, t, payload[1])
+                x = payload[1]
+                if features is not None:
+                    x = {**x, **features.on_event(t, payload[2])}
+                results = model.on_event(key, t, x)
                 served = results.pop()
                 out.append(OutMessage(spec.topic, key.encode(),
                                       encode(prediction_message(spec.name, segment, served, payload[0], now))))
@@ -318,7 +328,8 @@ def label_topics(config: Config) -> tuple[str, ...]:
 
 def model_output_topics(config: Config) -> tuple[str, ...]:
     """Every topic the model flow writes."""
-    topics = [config.source.dead_letter_topic, *(f"{t}.dlq" for t in label_topics(config))]
+    events_dlq = [config.source.dead_letter_topic] if writes_dead_letters(config, "model") else []
+    topics = [*events_dlq, *(f"{t}.dlq" for t in label_topics(config))]
     for spec in config.models:
         topics += [spec.topic, spec.metrics_topic, spec.snapshots_topic, spec.drift_topic]
     return tuple(dict.fromkeys(topics))
@@ -333,6 +344,7 @@ def build_model_flow(config: Config, source: FixedPartitionedSource, sink: Sink[
                           "add a model (see README, Online models).")
     parts = source.list_parts()
     events_topic = config.source.topic
+    statics = load_statics(config.feature_sets) if any(spec.features for spec in config.models) else {}
     flow = Dataflow("driftline_model")
     raw = op.input("inputs", flow, source)
     decoded = op.flat_map_batch("decode", raw, input_decoder(config, counters, clock_ms))
@@ -356,7 +368,8 @@ def build_model_flow(config: Config, source: FixedPartitionedSource, sink: Sink[
         joined = op.map(f"{spec.name}_rekey_model", joined, lambda item: item[1])
 
         def model_builder(resume: _ShardState | None, spec: ModelSpec = spec) -> _ModelLogic:
-            return _ModelLogic(resume or _ShardState(), spec, counters, clock_ms)
+            features = FeatureInputs(config.feature_sets, spec.features, statics) if spec.features else None
+            return _ModelLogic(resume or _ShardState(features), spec, counters, clock_ms)
 
         modelled = op.stateful_batch(f"{spec.name}_models", joined, model_builder)
         # Each model shard emits one list of messages per batch: flattened per batch, not per item.

@@ -109,15 +109,16 @@ def parse_config(document: Mapping[str, Any], path: Path | None = None) -> Confi
     schema = parse_schema(read_table(document, "schema", "", required=True))
     base_dir = path.parent if path is not None else None
     source = parse_source(read_table(document, "source", "", required=True))
+    feature_sets = parse_feature_sets(document.get("feature_sets"), schema, base_dir)
     return Config(
         source=source,
         schema=schema,
-        feature_sets=parse_feature_sets(document.get("feature_sets"), schema, base_dir),
+        feature_sets=feature_sets,
         path=path,
         kafka=parse_kafka_settings(read_table(document, "kafka", "", required=False)),
         sample_sets=parse_sample_sets(document.get("sample_sets"), schema),
         monitors=parse_monitors(document.get("monitors"), schema, base_dir),
-        models=parse_models(document.get("models"), schema, source.topic),
+        models=parse_models(document.get("models"), schema, source.topic, feature_sets),
     )
 
 

@@ -5,7 +5,7 @@
 name = "cancel"
 kind = "hoeffding_tree_classifier"     # or an import path, e.g. "river.linear_model.LogisticRegression"
 params = { grace_period = 100 }
-inputs = ["price", "distance_km", "surge", "eta_min", "payment"]
+inputs = ["price", "distance_km", "surge", "eta_min", "payment", "area_10m.mean_price"]
 preprocessing = { scale = true, one_hot = ["payment"] }
 labels = { topic = "rides.labels", key = "ride_id", field = "cancelled", ttl = "10m" }
 segment_by = "area"                    # optional: one model per area
@@ -46,6 +46,7 @@ from features.config_values import (
     read_table,
     reject_unknown_keys,
 )
+from features.feature_config import FeatureSet
 from features.schema import EventSchema
 
 KINDS = {
@@ -84,6 +85,16 @@ class Preprocessing:
 
 
 @dataclass(frozen=True)
+class FeatureInput:
+    """A model input taken from a feature set: `<set>.<feature>` of the event's entity."""
+
+    name: str  # "<set>.<feature>", the key in the input vector
+    feature_set: str
+    feature: str
+    numeric: bool
+
+
+@dataclass(frozen=True)
 class ChallengerSpec:
     """A challenger trained on the same stream: started with the champion or after error drift."""
 
@@ -99,7 +110,7 @@ class ModelSpec:
     name: str
     kind: str
     task: str  # "classification" or "regression"
-    inputs: tuple[str, ...]
+    inputs: tuple[str, ...]  # every input in the vector: event fields, then feature inputs
     labels: LabelSpec
     params: dict[str, Any] = field(default_factory=dict, hash=False)
     preprocessing: Preprocessing = Preprocessing()
@@ -115,6 +126,13 @@ class ModelSpec:
     metrics_topic: str = "model.metrics"
     snapshots_topic: str = "model.snapshots"
     drift_topic: str = "drift.events"
+    features: tuple[FeatureInput, ...] = ()  # the inputs read from feature sets
+
+    @property
+    def field_inputs(self) -> tuple[str, ...]:
+        """The inputs that are event fields."""
+        from_sets = {f.name for f in self.features}
+        return tuple(name for name in self.inputs if name not in from_sets)
 
 
 def estimator_class(kind: str) -> type:
@@ -212,7 +230,47 @@ def parse_labels(table: Mapping[str, Any], schema: EventSchema, prefix: str, sou
                      time_field=read_str(table, "time_field", prefix, default="ts"), ttl_ms=ttl)
 
 
-def parse_model(table: Mapping[str, Any], schema: EventSchema, prefix: str, source_topic: str = "events") -> ModelSpec:
+def _inputs(table: Mapping[str, Any], prefix: str, schema: EventSchema,
+            feature_sets: tuple[FeatureSet, ...]) -> tuple[tuple[str, ...], tuple[FeatureInput, ...]]:
+    """The `inputs` list: event fields (in order), then `<set>.<feature>` inputs (in order).
+
+    >>> from features.schema import parse_schema
+    >>> from features.feature_config import parse_feature_set
+    >>> schema = parse_schema({"entity": "area", "event_time": "ts", "fields": {"area": "string", "price": "float"}})
+    >>> fs = parse_feature_set({"name": "a1m", "window": {"type": "tumbling", "length": "1m"},
+    ...                         "features": [{"name": "rides", "agg": "count"}]}, schema, "feature_sets[0]")
+    >>> names, features = _inputs({"inputs": ["a1m.rides", "price"]}, "models[0]", schema, (fs,))
+    >>> names, features[0].feature_set, features[0].numeric
+    (('price', 'a1m.rides'), 'a1m', True)
+    """
+    key = join_key(prefix, "inputs")
+    names = read_str_list(table, "inputs", prefix, default=())
+    if not names:
+        raise ConfigError(key, "a non-empty list of event fields or <feature set>.<feature> names",
+                          table.get("inputs"), 'write inputs = ["price", "eta_min"].')
+    fields: list[str] = []
+    features: list[FeatureInput] = []
+    for name in names:
+        if name in fields or name in (f.name for f in features):
+            raise ConfigError(key, "each input once", name, f"remove the second {name!r}.")
+        if name in schema.field_names:
+            fields.append(name)
+            continue
+        found = [(fs, spec) for fs in feature_sets for spec in fs.features if name == f"{fs.name}.{spec.name}"]
+        if not found:
+            sets = ", ".join(fs.name for fs in feature_sets) or "none configured"
+            raise ConfigError(key, f"declared fields ({', '.join(schema.field_names)}) or <feature set>.<feature> "
+                              f"names (feature sets: {sets})", name,
+                              f"declare `{name}` under [schema.fields], or name a feature as \"area_1m.rides\".")
+        fs, spec = found[0]
+        # Every aggregation is a number except first/last of a non-numeric field.
+        numeric = spec.agg not in ("first", "last") or schema.field(spec.field or "").is_numeric
+        features.append(FeatureInput(name, fs.name, spec.name, numeric))
+    return tuple(fields) + tuple(f.name for f in features), tuple(features)
+
+
+def parse_model(table: Mapping[str, Any], schema: EventSchema, prefix: str, source_topic: str = "events",
+                feature_sets: tuple[FeatureSet, ...] = ()) -> ModelSpec:
     """One `[[models]]` entry."""
     reject_unknown_keys(table, _MODEL_KEYS, prefix)
     name = read_str(table, "name", prefix, example="cancel")
@@ -220,19 +278,17 @@ def parse_model(table: Mapping[str, Any], schema: EventSchema, prefix: str, sour
         raise ConfigError(join_key(prefix, "name"), "letters, digits, _ . - (starting with a letter)", name,
                           "rename the model; the name is part of topic names and message ids.")
     kind, params, task = _estimator(table, prefix)
-    inputs = _fields(table, "inputs", prefix, schema)
-    if not inputs:
-        raise ConfigError(join_key(prefix, "inputs"), "a non-empty list of event fields", table.get("inputs"),
-                          'write inputs = ["price", "eta_min"].')
+    inputs, features = _inputs(table, prefix, schema, feature_sets)
     pre_prefix = join_key(prefix, "preprocessing")
     pre_table = read_table(table, "preprocessing", prefix)
     reject_unknown_keys(pre_table, {"scale", "one_hot"}, pre_prefix)
-    numeric = tuple(n for n in inputs if schema.field(n).is_numeric)
+    numeric_features = {f.name for f in features if f.numeric}
+    numeric = tuple(n for n in inputs if n in numeric_features or (n in schema.field_names and schema.field(n).is_numeric))
     if isinstance(pre_table.get("scale"), bool):
         scale = numeric if read_bool(pre_table, "scale", pre_prefix) else ()
     else:
-        scale = _fields(pre_table, "scale", pre_prefix, schema)
-    one_hot = _fields(pre_table, "one_hot", pre_prefix, schema)
+        scale = read_str_list(pre_table, "scale", pre_prefix, default=())
+    one_hot = read_str_list(pre_table, "one_hot", pre_prefix, default=())
     for key, names in (("scale", scale), ("one_hot", one_hot)):
         stray = [n for n in names if n not in inputs]
         if stray:
@@ -246,6 +302,12 @@ def parse_model(table: Mapping[str, Any], schema: EventSchema, prefix: str, sour
         if segment_by not in schema.field_names or schema.field(segment_by).nullable:
             raise ConfigError(join_key(prefix, "segment_by"), "a declared non-nullable field", segment_by,
                               "segment by an identifier such as the entity field.")
+        entities = {fs.entity for fs in feature_sets if any(f.feature_set == fs.name for f in features)}
+        if entities - {segment_by}:
+            raise ConfigError(join_key(prefix, "segment_by"), f"the entity field of the feature sets the inputs read "
+                              f"({', '.join(sorted(entities))})", segment_by,
+                              "a segment's model must see every event of the entities whose features it reads: "
+                              f"segment by {sorted(entities)[0]!r}, or drop segment_by.")
     challenger = None
     if "challenger" in table:
         c_prefix = join_key(prefix, "challenger")
@@ -280,16 +342,18 @@ def parse_model(table: Mapping[str, Any], schema: EventSchema, prefix: str, sour
         metrics_topic=read_str(table, "metrics_topic", prefix, default="model.metrics"),
         snapshots_topic=read_str(table, "snapshots_topic", prefix, default="model.snapshots"),
         drift_topic=read_str(table, "drift_topic", prefix, default="drift.events"),
+        features=features,
     )
 
 
-def parse_models(raw: Any, schema: EventSchema, source_topic: str) -> tuple[ModelSpec, ...]:
+def parse_models(raw: Any, schema: EventSchema, source_topic: str,
+                 feature_sets: tuple[FeatureSet, ...] = ()) -> tuple[ModelSpec, ...]:
     """The `[[models]]` array (absent: no models)."""
     if raw is None:
         return ()
     if not isinstance(raw, list) or not all(isinstance(t, dict) for t in raw):
         raise ConfigError("models", "an array of tables ([[models]])", raw, "write each model as a [[models]] section.")
-    models = tuple(parse_model(t, schema, f"models[{i}]", source_topic) for i, t in enumerate(raw))
+    models = tuple(parse_model(t, schema, f"models[{i}]", source_topic, feature_sets) for i, t in enumerate(raw))
     seen: set[str] = set()
     for i, model in enumerate(models):
         if model.name in seen:

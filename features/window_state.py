@@ -106,6 +106,18 @@ class _WindowState(ABC):
             values.update(extra)
         return FeatureRow(self.spec.name, entity, start, end, values, acc[0], kind, as_of)
 
+    def empty_row(self, entity: str, start: int, end: int) -> FeatureRow:
+        """The row of a window `[start, end)` without events: `count`, `sum` and `rate` 0, the
+        rest null (and the entity's static values).
+
+        >>> from features.feature_config import FeatureSet, FeatureSpec, WindowSpec
+        >>> fs = FeatureSet("s", "area", "features.s", WindowSpec("tumbling", 60_000, 60_000),
+        ...                 (FeatureSpec("n", "count"), FeatureSpec("m", "mean", "price")))
+        >>> TumblingState(fs).empty_row("a1", 0, 60_000).values
+        {'n': 0, 'm': None}
+        """
+        return self._row(entity, start, end, self.agg_new())
+
     def _wants_update(self, entity: str, t: int) -> bool:
         last = self.last_update.get(entity)
         if last is not None and t - last < self.spec.update_every_ms:

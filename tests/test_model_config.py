@@ -69,3 +69,43 @@ def test_model_names_are_unique() -> None:
     with pytest.raises(ConfigError) as caught:
         parse(model(), model())
     assert caught.value.key == "models[1].name"
+
+
+FEATURE_SETS = [
+    {"name": "area_1m", "window": {"type": "tumbling", "length": "1m"},
+     "features": [{"name": "rides", "agg": "count"}, {"name": "last_payment", "agg": "last", "field": "payment"}]},
+    {"name": "by_payment", "entity": "payment", "window": {"type": "last_n", "n": 5},
+     "features": [{"name": "median_price", "agg": "median", "field": "price"}]},
+]
+
+
+def parse_with_sets(*models: dict):
+    return parse_config({**BASE, "feature_sets": FEATURE_SETS, "models": list(models)})
+
+
+def test_feature_inputs_follow_the_event_fields() -> None:
+    spec = parse_with_sets(model(inputs=["area_1m.rides", "price", "area_1m.last_payment", "payment"],
+                                 preprocessing={"scale": True, "one_hot": ["area_1m.last_payment"]},
+                                 segment_by="area")).models[0]
+    assert spec.inputs == ("price", "payment", "area_1m.rides", "area_1m.last_payment")
+    assert spec.field_inputs == ("price", "payment")
+    assert [(f.feature_set, f.feature, f.numeric) for f in spec.features] == [
+        ("area_1m", "rides", True), ("area_1m", "last_payment", False)]
+    assert spec.preprocessing.scale == ("price", "area_1m.rides")  # numeric feature inputs are scaled too
+
+
+@pytest.mark.parametrize("changes, key, words", [
+    ({"inputs": ["area_1m.ridez"]}, "models[0].inputs", "area_1m, by_payment"),
+    ({"inputs": ["area_5m.rides"]}, "models[0].inputs", "<feature set>.<feature>"),
+    ({"inputs": ["price", "price"]}, "models[0].inputs", "each input once"),
+    ({"inputs": ["area_1m.rides"], "preprocessing": {"scale": ["area_1m.last_payment"]}},
+     "models[0].preprocessing.scale", "inputs"),
+    ({"inputs": ["area_1m.last_payment"], "preprocessing": {"scale": ["area_1m.last_payment"]}},
+     "models[0].preprocessing.scale", "numeric"),
+    # A segment's model must see every event of the entities whose features it reads.
+    ({"inputs": ["by_payment.median_price"], "segment_by": "area"}, "models[0].segment_by", "payment"),
+])
+def test_bad_feature_inputs_name_the_key(changes: dict, key: str, words: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_with_sets(model(**changes))
+    assert caught.value.key == key and words in str(caught.value)

@@ -1,0 +1,163 @@
+"""Feature-set values as model inputs: point-in-time correct against a brute-force computation,
+and equal to what the features flow writes for the window each prediction read."""
+
+from __future__ import annotations
+
+import bisect
+import math
+import pickle
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dataflows.generator import StreamSpec
+from dataflows.produce import write_jsonl
+from dataflows.replay import replay
+from features.feature_config import FeatureSet, FeatureSpec, WindowSpec
+from features.model_config import FeatureInput
+from features.model_features import FeatureInputs
+from tests.flow_fixtures import to_toml
+
+MINUTE = 60_000
+SETS = (
+    FeatureSet("t1m", "area", "features.t1m", WindowSpec("tumbling", MINUTE, MINUTE),
+               (FeatureSpec("n", "count"), FeatureSpec("total", "sum", "price"))),
+    FeatureSet("h3m", "area", "features.h3m", WindowSpec("hopping", 3 * MINUTE, MINUTE),
+               (FeatureSpec("n", "count"), FeatureSpec("top", "max", "price"))),
+    FeatureSet("last3", "area", "features.last3", WindowSpec("last_n", n=3, step_ms=MINUTE),
+               (FeatureSpec("median", "median", "price"), FeatureSpec("last", "last", "price"))),
+    FeatureSet("sess", "area", "features.sess", WindowSpec("session", gap_ms=30_000),
+               (FeatureSpec("n", "count"),)),
+)
+INPUTS = tuple(FeatureInput(f"{fs.name}.{f.name}", fs.name, f.name, True) for fs in SETS for f in fs.features)
+
+
+def expected(history: list[tuple[int, str, float]], t: int, area: str) -> dict[str, float]:
+    """What an event of `area` at `t` should read, computed from the raw events before it."""
+    mine = [(ts, p) for ts, a, p in history if a == area]
+    out: dict[str, float] = {}
+    b = t - t % MINUTE
+    in_minute = [p for ts, p in mine if b - MINUTE <= ts < b]
+    out["t1m.n"], out["t1m.total"] = len(in_minute), sum(in_minute)
+    in_3m = [p for ts, p in mine if b - 3 * MINUTE <= ts < b]
+    out["h3m.n"] = len(in_3m)
+    if in_3m:
+        out["h3m.top"] = max(in_3m)
+    # last_n emits at each minute boundary that follows an event: the latest such boundary <= t.
+    boundaries = [(ts // MINUTE + 1) * MINUTE for ts, _ in mine]
+    emitted = [bd for bd in boundaries if bd <= t]
+    if emitted:
+        boundary = max(emitted)
+        last = [p for ts, p in mine if ts < boundary][-3:]  # arrival order among equal times
+        out["last3.median"], out["last3.last"] = statistics.median(last), last[-1]
+    # Sessions closed by t: gaps of at least 30 s between consecutive events (in time order).
+    times = sorted(ts for ts, _ in mine)
+    sessions, start = [], 0
+    for i in range(1, len(times) + 1):
+        if i == len(times) or times[i] - times[i - 1] >= 30_000:
+            sessions.append((times[i - 1] + 30_000, i - start))
+            start = i
+    closed = [s for s in sessions if s[0] <= t]
+    if closed:
+        out["sess.n"] = closed[-1][1]
+    return out
+
+
+events_strategy = st.lists(
+    st.tuples(st.integers(0, 12 * MINUTE), st.sampled_from(["a", "b", "c"]),
+              st.floats(0, 100, allow_nan=False).map(lambda p: round(p, 2))),
+    max_size=120,
+).map(lambda evs: sorted(evs, key=lambda e: e[0]))  # the model shard sees event-time order
+
+
+@settings(max_examples=150, deadline=None)
+@given(events_strategy)
+def test_each_event_reads_what_was_known_at_its_time(events: list[tuple[int, str, float]]) -> None:
+    inputs = FeatureInputs(SETS, INPUTS)
+    for i, (t, area, price) in enumerate(events):
+        got = inputs.on_event(t, {"area": area, "price": price})
+        want = expected(events[:i], t, area)
+        assert got.keys() == want.keys(), (t, area, got, want)
+        for name, value in want.items():
+            assert math.isclose(got[name], value, rel_tol=1e-9, abs_tol=1e-9), (name, got, want)
+
+
+@settings(max_examples=50, deadline=None)
+@given(events_strategy, st.integers(0, 120))
+def test_state_pickled_midway_reads_the_same(events: list[tuple[int, str, float]], cut: int) -> None:
+    whole, halves = FeatureInputs(SETS, INPUTS), FeatureInputs(SETS, INPUTS)
+    got_whole = [whole.on_event(t, {"area": a, "price": p}) for t, a, p in events]
+    got_halves = [halves.on_event(t, {"area": a, "price": p}) for t, a, p in events[:cut]]
+    resumed = pickle.loads(pickle.dumps(halves))  # as a Bytewax recovery snapshot restores it
+    got_halves += [resumed.on_event(t, {"area": a, "price": p}) for t, a, p in events[cut:]]
+    assert got_whole == got_halves
+
+
+RIDES_CONFIG = {
+    "source": {"topic": "rides", "lateness": "10s"},
+    "schema": {"entity": "area", "event_time": "ts", "time_format": "epoch_ms", "fields": {
+        "ride_id": "string", "area": "string", "price": "float", "distance_km": "float",
+        "surge": {"type": "float", "nullable": True}, "eta_min": "float",
+        "payment": {"type": "category", "values": ["card", "cash", "wallet"]}}},
+    "feature_sets": [
+        {"name": "area_1m", "window": {"type": "tumbling", "length": "1m"},
+         "features": [{"name": "rides", "agg": "count"}, {"name": "p90_eta", "agg": "quantile", "field": "eta_min",
+                                                           "q": 0.9}]},
+        {"name": "area_10m", "window": {"type": "hopping", "length": "10m", "step": "1m"},
+         "features": [{"name": "mean_price", "agg": "mean", "field": "price"}]},
+        {"name": "area_last10", "window": {"type": "last_n", "n": 10, "every": "1m"},
+         "features": [{"name": "median_price", "agg": "median", "field": "price"}]},
+    ],
+    "models": [{"name": "cancel", "kind": "hoeffding_tree_classifier", "segment_by": "area",
+                "inputs": ["price", "eta_min", "area_1m.rides", "area_1m.p90_eta", "area_10m.mean_price",
+                           "area_last10.median_price"],
+                "labels": {"topic": "rides.labels", "key": "ride_id", "field": "cancelled", "ttl": "5m"}}],
+}
+
+
+def test_predictions_read_the_windows_the_features_flow_wrote(tmp_path: Path) -> None:
+    """A replay of both flows: every prediction's feature inputs are the values of the window the
+    features flow wrote for its entity that ended last at or before the event (tumbling and
+    hopping: the one ending at the last minute boundary, or an empty window)."""
+    events, labels, config = tmp_path / "events.jsonl", tmp_path / "labels.jsonl", tmp_path / "config.toml"
+    write_jsonl(StreamSpec(events=6000, seed=11, malformed_fraction=0.01), events, labels)
+    config.write_text(to_toml(RIDES_CONFIG))
+    out = tmp_path / "out"
+    counters = replay(config, events, out, flows=["features", "model"], quiet=True, labels_path=labels)
+    rows: dict[str, dict[str, list[tuple[int, dict]]]] = {}
+    for fs in RIDES_CONFIG["feature_sets"]:
+        per: dict[str, list[tuple[int, dict]]] = defaultdict(list)
+        for line in (out / f"features.{fs['name']}.jsonl").read_bytes().splitlines():
+            m = orjson.loads(line)
+            per[m["entity"]].append((m["window"]["end_ms"], m["values"]))
+        rows[fs["name"]] = {e: sorted(v, key=lambda r: r[0]) for e, v in per.items()}
+    predictions = [orjson.loads(line) for line in (out / "predictions.cancel.jsonl").read_bytes().splitlines()]
+    assert len(predictions) == counters.get("model.predictions") > 5000
+    nonzero = 0
+    for p in predictions:
+        t, entity = p["event_time_ms"], p["entity"]
+        boundary = t - t % MINUTE
+        want: dict[str, float] = {"area_1m.rides": 0}
+        for end, values in rows["area_1m"].get(entity, []):
+            if end == boundary:
+                want = {"area_1m.rides": values["rides"], "area_1m.p90_eta": values["p90_eta"]}
+        for end, values in rows["area_10m"].get(entity, []):
+            if end == boundary:
+                want["area_10m.mean_price"] = values["mean_price"]
+        last = rows["area_last10"].get(entity, [])
+        i = bisect.bisect_right([end for end, _ in last], t)
+        if i:
+            want["area_last10.median_price"] = last[i - 1][1]["median_price"]
+        got = {k: v for k, v in p["inputs"].items() if "." in k}
+        assert got.keys() == want.keys(), (p, want)
+        # Float sums may differ in the last bits: the features flow adds events in arrival
+        # order, the model flow in event-time order.
+        assert all(math.isclose(got[k], want[k], rel_tol=1e-9) for k in got), (p, want)
+        nonzero += got["area_1m.rides"] > 0
+    assert nonzero > len(predictions) // 3  # not a comparison of empty windows only
+    # The vector: event fields first, then the feature inputs, as configured.
+    assert list(predictions[-1]["inputs"])[:2] == ["price", "eta_min"]
