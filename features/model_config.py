@@ -26,6 +26,7 @@ snapshot_every = "5m"
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import re
@@ -128,7 +129,7 @@ class ModelSpec:
     drift_topic: str = "drift.events"
     features: tuple[FeatureInput, ...] = ()  # the inputs read from feature sets
 
-    @property
+    @functools.cached_property  # read per event
     def field_inputs(self) -> tuple[str, ...]:
         """The inputs that are event fields."""
         from_sets = {f.name for f in self.features}
