@@ -124,8 +124,9 @@ class _ShardLogic(StatefulBatchLogic[ShardItem, OutMessage, ShardEngine]):
     def on_batch(self, values: list[ShardItem]) -> tuple[list[OutMessage], bool]:
         started = time.perf_counter()
         results: list[Any] = []
+        now = self.clock_ms()
         for events, verdicts, progress in values:
-            results.extend(self.engine.process(events, self.default_entity, progress, verdicts))
+            results.extend(self.engine.process(events, self.default_entity, progress, verdicts, now))
         out = self._encode(results)
         self.counters.observe("stage.features", (time.perf_counter() - started,))
         return out, StatefulBatchLogic.RETAIN
@@ -161,7 +162,8 @@ def feature_stage(events: Stream[Event], config: Config, counters: FlowCounters,
                   clock_ms: Callable[[], int] = wall_clock_ms) -> list[Stream[OutMessage]]:
     """Add the feature computation; one stateful step per entity field. Returns its output streams.
 
-    `partitions` is the number of input partitions: the stream watermark waits for all of them.
+    `partitions` is the number of input partitions: the stream watermark waits for all of
+    them, except partitions silent for 30 s of wall time (`PartitionProgress`).
     """
     statics = load_statics(config.feature_sets)
     topics = {fs.name: fs.topic for fs in config.feature_sets}
@@ -182,6 +184,8 @@ def feature_stage(events: Stream[Event], config: Config, counters: FlowCounters,
         keyed = op.map(f"{step}_key", sharded, lambda item: item[1])  # (partition, (shard, x)) -> (shard, x)
 
         def builder(resume: ShardEngine | None, sets: list[FeatureSet] = sets, default: bool = default) -> _ShardLogic:
+            if resume is not None:
+                resume.progress.resumed(clock_ms())
             engine = resume or ShardEngine(sets, config.source.lateness_ms, statics, partitions)
             return _ShardLogic(engine, default, config, topics, counters, clock_ms)
 

@@ -124,12 +124,16 @@ class _SetWindows(StatefulBatchLogic[PaneItem, OutMessage, SampleWindows]):
     def on_batch(self, values: list[PaneItem]) -> tuple[list[OutMessage], bool]:
         started = time.perf_counter()
         closed: list[ClosedSample] = []
+        now = self.clock_ms()
         for name, panes, progress in values:
             if self.windows is None:
                 self.windows = self.new(name)
+            late = self.windows.late_after_close
             for start, pane in panes:
                 self.windows.absorb(start, pane)
-            closed += self.windows.advance(progress)
+            if self.windows.late_after_close > late:
+                self.counters.add({"samples.late_after_close": self.windows.late_after_close - late})
+            closed += self.windows.advance(progress, now)
         out = self._encode(closed)
         self.counters.observe("stage.samples", (time.perf_counter() - started,))
         return out, StatefulBatchLogic.RETAIN
@@ -145,7 +149,8 @@ def sample_stage(events: Stream[Event], config: Config, counters: FlowCounters, 
                  clock_ms: Callable[[], int] = wall_clock_ms) -> list[Stream[OutMessage]]:
     """Add the sample sets to a flow; returns their output stream (none without sample sets).
 
-    `partitions` is the number of input partitions: windows close once all have passed them.
+    `partitions` is the number of input partitions: windows close once all have passed them,
+    except partitions silent for 30 s of wall time (`PartitionProgress`).
     """
     if not config.sample_sets:
         return []
@@ -164,6 +169,8 @@ def sample_stage(events: Stream[Event], config: Config, counters: FlowCounters, 
     specs = {s.name: s for s in config.sample_sets}
 
     def set_builder(resume: SampleWindows | None) -> _SetWindows:
+        if resume is not None:
+            resume.progress.resumed(clock_ms())
         return _SetWindows(resume, lambda name: SampleWindows(specs[name], lateness, partitions), counters, clock_ms)
 
     windows = op.stateful_batch("samples_windows", by_set, set_builder)
@@ -183,4 +190,7 @@ def samples_summary(counters: FlowCounters) -> str:
         return ""
     lines = [f"  sample messages out   {counters.get('samples_out'):,} ({counters.get('sample_items'):,} sampled events)"]
     lines += [f"    {name:<21} {n:,}" for name, n in counters.with_prefix("samples_out.").items()]
+    if counters.get("samples.late_after_close"):
+        lines.append(f"  samples: events of an idle partition's closed windows, left out "
+                     f"{counters.get('samples.late_after_close'):,}")
     return "\n".join(lines)

@@ -41,6 +41,7 @@ from features.drift_reference import Row, merge_samples, sample_rows
 from features.events import Event
 from features.feature_engine import LateEvent, PartitionClocks
 from features.monitor_config import Monitor
+from features.partition_progress import IDLE_PARTITION_MS, PartitionProgress
 from features.samplers import UniformReservoir
 from features import categorical_summary, numeric_summary
 from features.numeric_summary import NumericSummary
@@ -49,7 +50,6 @@ from features.window_checks import merge as merge_checks
 from features.window_summary import ColumnSummary, WindowAccumulator, WindowSummary
 
 _NEVER = -(2**62)
-IDLE_PARTITION_MS = 30_000  # wall-clock time after which a silent partition stops holding windows open
 Sample = UniformReservoir[Row]
 # A closed base window: its summary, its sample of rows (multivariate monitors), its checks.
 Closed = tuple[WindowSummary, "Sample | None", "WindowChecks | None"]
@@ -178,15 +178,10 @@ class PartitionWindows:
 class WindowCloser:
     """One monitor's base windows, merged from the partitions' partials (module docstring).
 
-    Idle partitions: a Kafka partition that receives no events (few keys, quiet producers)
-    would hold the stream's watermark back forever. When the caller passes the wall clock
-    (`now_ms`), a partition that has reported no progress for `idle_ms` is left out of the
-    stream's watermark (as Flink's `withIdleness`); a partition that never reported is
-    waited for `idle_ms` after the first progress. Should an idle partition later deliver
-    events of a window already closed, they cannot join it (it was published): they are
-    counted in `late_after_close` and left out. Without `now_ms` every partition is waited
-    for. A single partition (a replayed file) is never left out: the result does not
-    depend on the clock.
+    Idle partitions: when the caller passes the wall clock (`now_ms`), a partition silent
+    for `idle_ms` stops holding the stream's watermark back (`PartitionProgress`). Should an
+    idle partition later deliver events of a window already closed, they cannot join it (it
+    was published): they are counted in `late_after_close` and left out.
 
     >>> from features.monitor_config import Monitor, ReferenceSpec
     >>> closer = WindowCloser(Monitor("m", ("x",), (), 60_000, (60_000,), ReferenceSpec("first_windows")),
@@ -199,11 +194,7 @@ class WindowCloser:
 
     def __init__(self, monitor: Monitor, partitions: int, idle_ms: int = IDLE_PARTITION_MS) -> None:
         self.monitor = monitor
-        self.partitions = partitions
-        self.idle_ms = idle_ms
-        self.watermarks: dict[int, int] = {}
-        self.reported_at: dict[int, int] = {}  # wall clock of each partition's last progress
-        self.first_report: int | None = None
+        self.progress = PartitionProgress(partitions, idle_ms)
         self.pending: dict[int, list[Partial]] = {}  # by window start
         self.closed_until = _NEVER  # end of the last window closed
         self.late_after_close = 0
@@ -211,19 +202,11 @@ class WindowCloser:
     def stream_watermark(self, now_ms: int | None = None) -> int:
         """The slowest partition's watermark (idle partitions left out when `now_ms` is
         given); _NEVER while a partition is still awaited."""
-        if now_ms is None:
-            return min(self.watermarks.values()) if len(self.watermarks) == self.partitions else _NEVER
-        awaited = len(self.watermarks) < self.partitions
-        if awaited and (self.first_report is None or now_ms - self.first_report < self.idle_ms):
-            return _NEVER
-        active = [w for p, w in self.watermarks.items() if now_ms - self.reported_at.get(p, now_ms) < self.idle_ms]
-        return min(active) if active else max(self.watermarks.values(), default=_NEVER)
+        return self.progress.slowest(now_ms)
 
     def resumed(self, now_ms: int) -> None:
-        """After a restart from a snapshot: the wall-clock times are stale, so every known
-        partition gets a fresh `idle_ms` to report before it counts as idle."""
-        self.reported_at = {p: now_ms for p in self.watermarks}
-        self.first_report = now_ms
+        """After a restart from a snapshot (see `PartitionProgress.resumed`)."""
+        self.progress.resumed(now_ms)
 
     def add(self, partition: int, watermark: int, partials: Sequence[Partial],
             now_ms: int | None = None) -> list[Closed]:
@@ -234,11 +217,7 @@ class WindowCloser:
                 self.late_after_close += p.summary.event_count
             else:
                 self.pending.setdefault(p.summary.start_ms, []).append(p)
-        if watermark > self.watermarks.get(partition, _NEVER):
-            self.watermarks[partition] = watermark
-        if now_ms is not None:
-            self.reported_at[partition] = now_ms
-            self.first_report = now_ms if self.first_report is None else self.first_report
+        self.progress.report(partition, watermark, now_ms)
         stream = self.stream_watermark(now_ms)
         return self._close(lambda end: end <= stream)
 

@@ -13,7 +13,10 @@ partition or further behind than lateness plus the partitions' skew):
 - A window closes (its features are emitted) when its entity's watermark passes its end,
   or the stream's watermark does: the smallest, over input partitions, of the partition
   watermarks (it exists once every partition has delivered an event), so windows of quiet
-  entities close too. An event that is not late can never fall into a closed window.
+  entities close too. Given the wall clock, a partition silent for 30 s stops holding the
+  stream's watermark back (`PartitionProgress`); an event behind the stream's watermark
+  (one from such a partition once it delivers again) is late too. So an event that is not
+  late can never fall into a closed window.
 
 >>> from features.feature_config import FeatureSet, FeatureSpec, WindowSpec
 >>> from features.events import Event
@@ -33,9 +36,9 @@ from typing import Any
 
 from features.events import Event
 from features.feature_config import FeatureSet
+from features.partition_progress import NEVER, PartitionProgress
 from features.window_state import FeatureRow, new_window_state
 
-_NEVER = -(2**62)
 
 
 class PartitionClocks:
@@ -86,12 +89,13 @@ class ShardEngine:
         self.states = [new_window_state(fs, (statics or {}).get(fs.name)) for fs in feature_sets]
         self.entity_max: dict[str, int] = {}
         self.clocks = PartitionClocks(lateness_ms)
-        self.partition_max: dict[int, int] = {}
-        self.stream_watermark = _NEVER
+        self.progress = PartitionProgress(partitions)
+        self.stream_watermark = NEVER
 
     def process(self, events: Sequence[Event], default_entity: bool = True,
                 progress: Mapping[int, int] | None = None,
-                partition_late: Sequence[int | None] | None = None) -> list[FeatureRow | LateEvent]:
+                partition_late: Sequence[int | None] | None = None,
+                now_ms: int | None = None) -> list[FeatureRow | LateEvent]:
         """Aggregate a batch of events (in arrival order); returns closed windows and late events.
 
         `default_entity` says the sets' entity field is the schema's entity (then
@@ -99,12 +103,14 @@ class ShardEngine:
         events (one shard of many), the caller, who sees them all, passes `partition_late`
         (`PartitionClocks.behind` of each event) and `progress` (the largest event time
         read per partition), so the shard follows the whole stream and not only its own
-        entities. Without them the engine keeps its own partition clocks.
+        entities. Without them the engine keeps its own partition clocks. `now_ms`, the wall
+        clock, lets idle partitions stop holding the stream's watermark back.
         """
         out: list[FeatureRow | LateEvent] = []
         lateness = self.lateness
         entity_max = self.entity_max
-        partition_max = self.partition_max
+        partition_max: dict[int, int] = {}  # this batch's largest event time per partition
+        stream_watermark = self.stream_watermark
         states = self.states
         field = self.entity_field
         if partition_late is None:
@@ -113,9 +119,10 @@ class ShardEngine:
             t = event.time_ms
             entity = event.entity if default_entity else str(event.fields[field])
             previous = entity_max.get(entity)
-            if partition_watermark is not None or (previous is not None and t < previous - lateness):
-                own = _NEVER if previous is None else previous - lateness
-                out.append(LateEvent(event, max(own, partition_watermark or _NEVER)))
+            if partition_watermark is not None or (previous is not None and t < previous - lateness) \
+                    or t < stream_watermark:
+                own = NEVER if previous is None else previous - lateness
+                out.append(LateEvent(event, max(own, partition_watermark or NEVER, stream_watermark)))
                 continue
             if previous is None or t > previous:
                 entity_max[entity] = t
@@ -128,14 +135,17 @@ class ShardEngine:
                 if rows:
                     out.extend(rows)
             p = event.partition
-            if t > partition_max.get(p, _NEVER):
+            if t > partition_max.get(p, NEVER):
                 partition_max[p] = t
         if progress:
             for p, t in progress.items():
-                if t > partition_max.get(p, _NEVER):
+                if t > partition_max.get(p, NEVER):
                     partition_max[p] = t
-        if len(partition_max) >= self.partitions:
-            stream = min(partition_max.values()) - lateness
+        for p, t in partition_max.items():
+            self.progress.report(p, t, now_ms)
+        slowest = self.progress.slowest(now_ms)
+        if slowest != NEVER:
+            stream = slowest - lateness
             if stream > self.stream_watermark:
                 self.stream_watermark = stream
                 for state in states:

@@ -33,9 +33,9 @@ import orjson
 
 from features.events import Event
 from features.priority_sampling import TWO_POW_M52, Hasher, WindowSample, identity_bytes, recency_log_weight
+from features.partition_progress import NEVER as _NEVER
+from features.partition_progress import PartitionProgress
 from features.sample_config import SampleSet
-
-_NEVER = -(2**62)
 
 
 def stratum_name(value: Any) -> str:
@@ -158,10 +158,10 @@ class SampleWindows:
     def __init__(self, spec: SampleSet, lateness_ms: int, partitions: int) -> None:
         self.spec = spec
         self.lateness = lateness_ms
-        self.partitions = partitions
+        self.progress = PartitionProgress(partitions)
         self.panes: dict[int, WindowSample] = {}
-        self.high: dict[int, int] = {}
         self.closed_through = _NEVER  # every window ending at or before this is done
+        self.late_after_close = 0  # events of panes that came after a window holding them closed
         self._rank = stratum_ranker(spec.seed, spec.name)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -174,22 +174,26 @@ class SampleWindows:
         self._rank = stratum_ranker(self.spec.seed, self.spec.name)
 
     def absorb(self, start: int, pane: WindowSample) -> None:
-        """Add one partition's sample of the pane starting at `start`."""
+        """Add one partition's sample of the pane starting at `start`. A pane that comes after
+        a window holding it was closed (from a partition that was idle) is left out, counted."""
+        if start + self.spec.window.step_ms <= self.closed_through:
+            self.late_after_close += pane.seen
+            return
         mine = self.panes.get(start)
         if mine is None:
             self.panes[start] = pane
         else:
             mine.absorb(pane, self._rank)
 
-    def advance(self, progress: Mapping[int, int]) -> list[ClosedSample]:
-        """Record the largest event time read per partition; returns the windows that close."""
-        high = self.high
+    def advance(self, progress: Mapping[int, int], now_ms: int | None = None) -> list[ClosedSample]:
+        """Record the largest event time read per partition; returns the windows that close.
+        With the wall clock (`now_ms`), idle partitions do not hold windows open (`PartitionProgress`)."""
         for p, t in progress.items():
-            if t > high.get(p, _NEVER):
-                high[p] = t
-        if len(high) < self.partitions:
+            self.progress.report(p, t, now_ms)
+        slowest = self.progress.slowest(now_ms)
+        if slowest == _NEVER:
             return []
-        return self.close(min(high.values()) - self.lateness)
+        return self.close(slowest - self.lateness)
 
     def close(self, watermark: int) -> list[ClosedSample]:
         """The windows that end after the last close and at or before `watermark`, in end order."""

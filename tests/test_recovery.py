@@ -147,7 +147,12 @@ def test_broker_frozen_for_20_s_mid_run_loses_nothing(tmp_path: Path) -> None:
         produce(own.bootstrap, config.source.topic, event_lines(100_000, seed=31))
         log = tmp_path / "run.log"
         proc = _start(path, own.bootstrap, tmp_path / "recovery", log)
-        time.sleep(2.0)
+        # Freeze mid-run, not during start-up (a loaded machine can take seconds to import and
+        # list the partitions; a broker frozen then is a start-up failure, tested elsewhere).
+        deadline = time.monotonic() + 120
+        while b'"run_start"' not in log.read_bytes() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)
         assert proc.poll() is None, "the flow finished before the broker could be frozen; use more events"
         os.kill(own.pid, signal.SIGSTOP)
         try:
