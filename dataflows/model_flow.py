@@ -56,6 +56,7 @@ from features.model_messages import (
 from features.model_features import FeatureInputs
 from features.model_runner import input_vector
 from features.model_segment import ErrorDrift, Promotion, SegmentModel, Snapshot, WindowMetrics
+from features.partition_progress import PartitionProgress
 from features.stream_order import NEVER, OrderedRelease
 
 # Fixed for the life of a deployment: recovery snapshots are keyed by shard.
@@ -148,33 +149,41 @@ class _PartitionLogic(StatefulBatchLogic[Any, tuple[str, Any], PartitionClocks])
 
 
 class _JoinState:
-    """A join shard's state: its key, the router, and the largest time seen per input partition."""
+    """A join shard's state: its key, the router, the input partitions' progress, and the
+    watermark it last sent on."""
 
     def __init__(self, spec: ModelSpec, partitions: int, lateness_ms: int) -> None:
         self.key = ""
         self.router = LabelRouter(spec.labels.ttl_ms)
-        self.highs: dict[str, int] = {}
-        self.partitions = partitions
+        self.progress = PartitionProgress(partitions)
         self.lateness = lateness_ms
+        self.watermark = NEVER
 
 
 class _JoinLogic(StatefulBatchLogic[Any, tuple[str, Any], _JoinState]):
     """One join shard of one model: events and labels to their model shard, with a watermark."""
 
-    def __init__(self, state: _JoinState, spec: ModelSpec, counters: FlowCounters) -> None:
+    def __init__(self, state: _JoinState, spec: ModelSpec, counters: FlowCounters,
+                 clock_ms: Callable[[], int]) -> None:
         self.state = state
         self.spec = spec
         self.counters = counters
+        self.clock_ms = clock_ms
         self.shard_keys = model_shard_keys(spec)
 
     def on_batch(self, values: list[tuple[str, list[Item], str, int | None]]) -> tuple[list[tuple[str, Any]], bool]:
         state, spec = self.state, self.spec
-        router, highs = state.router, state.highs
+        router, progress, sent = state.router, state.progress, state.watermark
         out: dict[str, list[Item]] = {key: [] for key in self.shard_keys}
+        now = self.clock_ms()
+        late = [0, 0]
         for key, items, part, high in values:
             state.key = key
             for item in items:
                 rank, t, join_key, segment, payload = item
+                if t < sent:  # from a partition that was idle: the model shards are past it
+                    late[rank] += 1
+                    continue
                 if rank == EVENT:
                     target = out[model_shard_key(spec, segment)]
                     target.append(item)
@@ -184,14 +193,18 @@ class _JoinLogic(StatefulBatchLogic[Any, tuple[str, Any], _JoinState]):
                     found, segment = router.label(join_key, t, payload)
                     if found:
                         out[model_shard_key(spec, segment)].append((LABEL, t, join_key, segment, payload))
-            if high is not None and high > highs.get(part, NEVER):
-                highs[part] = high
-        watermark = NEVER
-        if len(highs) >= state.partitions:
-            watermark = min(highs.values()) - state.lateness
+            if high is not None:
+                progress.report(part, high, now)
+        if late[EVENT] or late[LABEL]:
+            self.counters.add({"model.late_events": late[EVENT], "model.late_labels": late[LABEL]})
+        slowest = progress.slowest(now)
+        watermark = NEVER if slowest == NEVER else slowest - state.lateness
+        if watermark > sent:
+            state.watermark = watermark
             dropped = router.expire(watermark)
             if dropped:
                 self.counters.add({"model.labels_unmatched": dropped})
+        watermark = state.watermark
         return [(key, (state.key, items, watermark)) for key, items in out.items()], StatefulBatchLogic.RETAIN
 
     def on_eof(self) -> tuple[list[tuple[str, Any]], bool]:
@@ -362,7 +375,9 @@ def build_model_flow(config: Config, source: FixedPartitionedSource, sink: Sink[
                          lambda item, prefix=spec.name + "/": item[0].startswith(prefix))
 
         def join_builder(resume: _JoinState | None, spec: ModelSpec = spec, count: int = count) -> _JoinLogic:
-            return _JoinLogic(resume or _JoinState(spec, count, config.source.lateness_ms), spec, counters)
+            if resume is not None:
+                resume.progress.resumed(clock_ms())
+            return _JoinLogic(resume or _JoinState(spec, count, config.source.lateness_ms), spec, counters, clock_ms)
 
         joined = op.stateful_batch(f"{spec.name}_join", mine, join_builder)
         joined = op.map(f"{spec.name}_rekey_model", joined, lambda item: item[1])

@@ -87,3 +87,33 @@ def test_progress_is_the_slowest_active_partition(reports: list[tuple[int, int, 
             want = min(active) if active else max(marks.values())
         assert progress.slowest(now) == want
         assert progress.slowest() == (min(marks.values()) if len(marks) == 3 else NEVER)
+
+
+def test_model_join_shard_stops_waiting_for_a_silent_labels_partition() -> None:
+    """A join shard of the model flow: the labels partition never delivers; after 30 s of wall
+    time the watermark follows the events partition alone, and a label that then comes behind
+    it is counted late instead of reaching the model shards out of order."""
+    from dataflows.counters import FlowCounters
+    from dataflows.model_flow import EVENT, LABEL, _JoinLogic, _JoinState
+    from features.model_config import LabelSpec, ModelSpec
+
+    spec = ModelSpec("m", "hoeffding_tree_classifier", "classification", ("x",),
+                     LabelSpec("rides.labels", "id", "y", ttl_ms=60_000))
+    clock = [0]
+    counters = FlowCounters()
+    join = _JoinLogic(_JoinState(spec, partitions=2, lateness_ms=1_000), spec, counters, lambda: clock[0])
+
+    def send(part: str, items: list, high: int) -> int:
+        out, _ = join.on_batch([("m/j0", items, part, high)])
+        return out[0][1][2]  # the watermark sent to the model shards
+
+    assert send("0-rides", [(EVENT, 5_000, "r1", None, ("a", {"x": 1.0}, None))], 5_000) == NEVER
+    clock[0] = 29_000
+    assert send("0-rides", [(EVENT, 9_000, "r2", None, ("a", {"x": 2.0}, None))], 9_000) == NEVER
+    clock[0] = 31_000
+    assert send("0-rides", [], 20_000) == 19_000
+    assert send("0-rides.labels", [(LABEL, 6_000, "r1", None, True)], 6_000) == 19_000
+    assert counters.get("model.late_labels") == 1
+    # The labels partition now reports again: the watermark waits for it (it never goes back).
+    assert send("0-rides.labels", [(LABEL, 21_000, "r2", None, False)], 21_000) == 19_000
+    assert send("0-rides", [], 40_000) == 20_000
