@@ -115,10 +115,13 @@ def wait_until_ready(bootstrap: str, timeout_s: float, process: subprocess.Popen
         if process is not None and process.poll() is not None:
             raise BrokerError(f"the broker exited with code {process.returncode} while starting")
         try:
+            # A plain connect first: librdkafka would log every refused connection to stderr.
+            host, port = bootstrap.split(",")[0].rsplit(":", 1)
+            socket.create_connection((host, int(port)), timeout=1.0).close()
             admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 1000})
             admin.list_topics(timeout=1.0)
             return
-        except Exception as exc:  # librdkafka raises KafkaException while the port is closed
+        except Exception as exc:  # refused while the port is closed; KafkaException while it starts
             last_error = str(exc)
             time.sleep(0.1)
     raise BrokerError(f"the broker at {bootstrap} did not answer within {timeout_s:.0f} s: {last_error}")
