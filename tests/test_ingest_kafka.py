@@ -28,7 +28,7 @@ def rides_config(prefix: str) -> Config:
     """The demo config (deploy/rides.toml) on this test's own topics, ingestion only."""
     raw = tomllib.loads((Path(__file__).resolve().parents[1] / "deploy" / "rides.toml").read_text())
     raw["source"]["topic"] = f"{prefix}rides"
-    del raw["feature_sets"]
+    del raw["feature_sets"], raw["models"]  # the model reads feature sets
     return parse_config(raw)
 
 
