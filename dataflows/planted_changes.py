@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+# The ride fields a change may name: numeric ones (shift, unit) and categories (category).
 NUMERIC_FIELDS = ("price", "distance_km", "surge", "eta_min")
 CATEGORY_FIELDS = ("payment",)
 
