@@ -20,9 +20,10 @@ from dataflows.counters import FlowCounters
 from dataflows.drift_report import demo_drift_lines
 from dataflows.flows import FLOWS, default_flows, topics_for
 from dataflows.kafka_io import KafkaInput, KafkaOutput
-from dataflows.generator import ConceptDrift, StreamSpec, parse_change
+from dataflows.generator import StreamSpec
 from dataflows.ingest import combined_counters
 from dataflows.model_report import demo_model_report
+from dataflows.planted_changes import ConceptDrift, parse_change
 from dataflows.produce import produce_to_kafka
 from dataflows.progress import ProgressPrinter
 from dataflows.report_cli import demo_report

@@ -4,7 +4,8 @@
 their column and says when each was detected and where it was localised; `expectation_lines`
 lists the expectations that alerted and the schema-version changes; the demo prints both.
 
->>> from dataflows.generator import StreamSpec, parse_change
+>>> from dataflows.generator import StreamSpec
+>>> from dataflows.planted_changes import parse_change
 >>> spec = StreamSpec(events=12_000, seed=1, changes=(parse_change("shift:price:start=6000:scale=1.3"),))
 >>> event = {"column": "price", "kind": "covariate", "test": "mean", "severity": "critical",
 ...          "window": {"end_ms": spec.start_ms + 60_000}, "scale": "1m",

@@ -17,9 +17,9 @@ the label's own time (`label_delay_ms` later on average):
 >>> out[2].key, orjson.loads(out[2].value)
 (b'ride-1-0', {'ride_id': 'ride-1-0', 'ts': 1767225600001, 'cancelled': False})
 
-Planted changes (`parse_change`) and malformed events (`REJECTION_KINDS`, one message
-in `1 / malformed_fraction`, each with the `Reason` the decoder must give) are described
-where they are defined.
+Planted changes (`dataflows.planted_changes`) and malformed events (`dataflows.malformed_events`:
+one message in `1 / malformed_fraction`, each with the `Reason` the decoder must give) are
+described in their own modules.
 """
 
 from __future__ import annotations
@@ -28,248 +28,21 @@ import heapq
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import orjson
 
-from features.events import DecodeLimits, Reason
+from dataflows.malformed_events import MalformedPlan, malformed_event
+from dataflows.planted_changes import Change, ConceptDrift, CovariateShift, NewCategory, UnitChange
+from features.events import DecodeLimits
 
 # --- the rides ------------------------------------------------------------------------------
 
 PAYMENTS = ("card", "cash", "wallet")  # the vocabulary declared in deploy/rides.toml
 _PAYMENT_CDF = np.cumsum([0.6, 0.25, 0.15])
-NUMERIC_FIELDS = ("price", "distance_km", "surge", "eta_min")
-CATEGORY_FIELDS = ("payment",)
-# Every field of a valid event, in the order it is serialised.
-EVENT_FIELDS = ("ride_id", "area", "ts", "price", "distance_km", "surge", "eta_min", "payment")
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 _CHUNK = 8192  # events drawn per numpy call; fixed, because the draws depend on it
-
-
-# --- planted changes --------------------------------------------------------------------------
-
-def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(choices)}, found {value!r}")
-
-
-def _check_span(start: int, end: int | None) -> None:
-    if isinstance(start, bool) or not isinstance(start, int) or start < 0:
-        raise ValueError(f"start must be an event index >= 0, found {start!r}")
-    if end is not None and (isinstance(end, bool) or not isinstance(end, int) or end <= start):
-        raise ValueError(f"end must be an event index > start = {start}, found {end!r}")
-
-
-def _finite(name: str, value: float) -> float:
-    number = float(value)
-    if not math.isfinite(number):
-        raise ValueError(f"{name} must be a finite number, found {value!r}")
-    return number
-
-
-def _in_span(index: np.ndarray, start: int, end: int | None) -> np.ndarray:
-    return (index >= start) if end is None else ((index >= start) & (index < end))
-
-
-@dataclass(frozen=True)
-class CovariateShift:
-    """From event `start` (to `end`, exclusive, when given) `field` becomes `value * scale + add`.
-
-    Quantities derived from the field follow (a longer distance or a higher surge raises the
-    price) and labels see the shifted values, so P(cancelled | features) does not change:
-    a pure covariate shift.
-
-    >>> CovariateShift("price", start=600, scale=1.3).spec()
-    'shift:price:start=600:scale=1.3:add=0.0'
-    """
-
-    field: str
-    start: int
-    scale: float = 1.0
-    add: float = 0.0
-    end: int | None = None
-
-    def __post_init__(self) -> None:
-        _check_choice("field", self.field, NUMERIC_FIELDS)
-        _check_span(self.start, self.end)
-        object.__setattr__(self, "scale", _finite("scale", self.scale))
-        object.__setattr__(self, "add", _finite("add", self.add))
-
-    def spec(self) -> str:
-        """The text `parse_change` reads back into this change."""
-        end = "" if self.end is None else f":end={self.end}"
-        return f"shift:{self.field}:start={self.start}:scale={self.scale!r}:add={self.add!r}{end}"
-
-
-@dataclass(frozen=True)
-class NewCategory:
-    """From event `start`, a `share` of the events carry `value` in the category `field`.
-
-    The value is outside the declared vocabulary: the decoder counts it as an unknown category.
-
-    >>> NewCategory("payment", "crypto", share=0.1, start=700).spec()
-    'category:payment:crypto:share=0.1:start=700'
-    """
-
-    field: str
-    value: str
-    share: float
-    start: int
-
-    def __post_init__(self) -> None:
-        _check_choice("field", self.field, CATEGORY_FIELDS)
-        if not self.value or ":" in self.value or "=" in self.value:
-            raise ValueError(f"the category value must be a non-empty word without ':' or '=', found {self.value!r}")
-        share = _finite("share", self.share)
-        if not 0.0 < share <= 1.0:
-            raise ValueError(f"share must be in (0, 1], found {self.share!r}")
-        object.__setattr__(self, "share", share)
-        _check_span(self.start, None)
-
-    def spec(self) -> str:
-        """The text `parse_change` reads back into this change."""
-        return f"category:{self.field}:{self.value}:share={self.share!r}:start={self.start}"
-
-
-@dataclass(frozen=True)
-class ConceptDrift:
-    """From event `start`, the relation between the features and `cancelled` changes.
-
-    Before: riders cancel when the wait (`eta_min`) is long. After: when the ride is
-    expensive (`price`, `surge`); the wait no longer matters. The features themselves keep
-    their distribution, so only a model's error (or label drift) can reveal it.
-
-    >>> ConceptDrift(start=500).spec()
-    'concept:start=500'
-    """
-
-    start: int
-
-    def __post_init__(self) -> None:
-        _check_span(self.start, None)
-
-    def spec(self) -> str:
-        """The text `parse_change` reads back into this change."""
-        return f"concept:start={self.start}"
-
-
-@dataclass(frozen=True)
-class UnitChange:
-    """Events in [`start`, `end`) report `field` multiplied by `factor` (a unit bug, e.g. metres
-    for kilometres); nothing derived from the field changes.
-
-    >>> UnitChange("distance_km", factor=1000, start=800, end=850).spec()
-    'unit:distance_km:factor=1000.0:start=800:end=850'
-    """
-
-    field: str
-    factor: float
-    start: int
-    end: int | None = None
-
-    def __post_init__(self) -> None:
-        _check_choice("field", self.field, NUMERIC_FIELDS)
-        if _finite("factor", self.factor) == 0.0:
-            raise ValueError("factor must not be 0")
-        object.__setattr__(self, "factor", float(self.factor))
-        _check_span(self.start, self.end)
-
-    def spec(self) -> str:
-        """The text `parse_change` reads back into this change."""
-        end = "" if self.end is None else f":end={self.end}"
-        return f"unit:{self.field}:factor={self.factor!r}:start={self.start}{end}"
-
-
-Change = CovariateShift | NewCategory | ConceptDrift | UnitChange
-
-CHANGE_FORMS = {
-    "shift": "shift:FIELD:start=N:scale=X[:add=Y][:end=M]",
-    "category": "category:FIELD:VALUE:share=X:start=N",
-    "concept": "concept:start=N",
-    "unit": "unit:FIELD:factor=X:start=N[:end=M]",
-}
-# Per kind: positional words, required options, optional options.
-_SHAPES: dict[str, tuple[int, tuple[str, ...], tuple[str, ...]]] = {
-    "shift": (1, ("start",), ("scale", "add", "end")),
-    "category": (2, ("share", "start"), ()),
-    "concept": (0, ("start",), ()),
-    "unit": (1, ("factor", "start"), ("end",)),
-}
-
-
-def _options(parts: list[str], kind: str) -> tuple[list[str], dict[str, str]]:
-    positional, required, optional = _SHAPES[kind]
-    words, pairs = parts[:positional], parts[positional:]
-    if len(words) < positional or any("=" in w for w in words):
-        raise ValueError(f"expected {positional} word(s) after {kind!r} before the key=value options")
-    options: dict[str, str] = {}
-    for pair in pairs:
-        key, eq, value = pair.partition("=")
-        if not eq or not value:
-            raise ValueError(f"expected key=value, found {pair!r}")
-        if key not in required + optional:
-            raise ValueError(f"unknown option {key!r} (known: {', '.join(required + optional)})")
-        if key in options:
-            raise ValueError(f"option {key!r} given twice")
-        options[key] = value
-    missing = [k for k in required if k not in options]
-    if missing:
-        raise ValueError(f"missing {', '.join(missing)}")
-    return words, options
-
-
-def _int(options: dict[str, str], key: str) -> int | None:
-    if key not in options:
-        return None
-    try:
-        return int(options[key])
-    except ValueError:
-        raise ValueError(f"{key} must be an integer, found {options[key]!r}") from None
-
-
-def _float(options: dict[str, str], key: str, default: float) -> float:
-    if key not in options:
-        return default
-    try:
-        return float(options[key])
-    except ValueError:
-        raise ValueError(f"{key} must be a number, found {options[key]!r}") from None
-
-
-def parse_change(text: str) -> Change:
-    """A planted change from its command-line form; positions are event indices in the stream.
-
-    Raises ValueError naming the spec and the expected form.
-
-    >>> parse_change("unit:distance_km:factor=1000:start=800:end=850")
-    UnitChange(field='distance_km', factor=1000.0, start=800, end=850)
-    >>> parse_change("category:payment:crypto:share=0.1:start=700")
-    NewCategory(field='payment', value='crypto', share=0.1, start=700)
-    >>> parse_change("shift:price:scale=2")
-    Traceback (most recent call last):
-    ...
-    ValueError: bad change 'shift:price:scale=2': missing start; expected shift:FIELD:start=N:scale=X[:add=Y][:end=M]
-    """
-    kind, *parts = text.strip().split(":")
-    if kind not in CHANGE_FORMS:
-        raise ValueError(f"bad change {text!r}: unknown kind {kind!r}; expected one of "
-                         + ", ".join(CHANGE_FORMS.values()))
-    try:
-        words, options = _options(parts, kind)
-        start = _int(options, "start")
-        if kind == "shift":
-            if "scale" not in options and "add" not in options:
-                raise ValueError("give scale= or add= (or both)")
-            return CovariateShift(words[0], start, _float(options, "scale", 1.0), _float(options, "add", 0.0),
-                                  _int(options, "end"))
-        if kind == "category":
-            return NewCategory(words[0], words[1], _float(options, "share", 0.0), start)
-        if kind == "concept":
-            return ConceptDrift(start)
-        return UnitChange(words[0], _float(options, "factor", 1.0), start, _int(options, "end"))
-    except ValueError as exc:
-        raise ValueError(f"bad change {text!r}: {exc}; expected {CHANGE_FORMS[kind]}") from None
 
 
 # --- the stream -------------------------------------------------------------------------------
@@ -368,7 +141,7 @@ def generate_batches(spec: StreamSpec) -> Iterator[list[Row]]:
     draws = np.random.Generator(np.random.PCG64(seeds[0]))
     # Malformed positions and per-change draws have their own streams, so a valid event is
     # the same whatever the malformed fraction, and a change touches nothing before its start.
-    plan = _MalformedPlan(spec.events, spec.malformed, np.random.Generator(np.random.PCG64(seeds[1])))
+    plan = MalformedPlan(spec.events, spec.malformed, np.random.Generator(np.random.PCG64(seeds[1])))
     change_rngs = [np.random.Generator(np.random.PCG64(s)) for s in seeds[2:]]
     names = [f"area-{a:0{max(2, len(str(spec.areas - 1)))}d}" for a in range(spec.areas)]
     keys = [name.encode() for name in names]
@@ -480,6 +253,11 @@ def _draw_rides(rng: np.random.Generator, change_rngs: list[np.random.Generator]
     return rides, clock + float(gaps.sum())
 
 
+def _in_span(index: np.ndarray, start: int, end: int | None) -> np.ndarray:
+    return (index >= start) if end is None else ((index >= start) & (index < end))
+
+
+
 def _shift(values: dict[str, np.ndarray], name: str, shifts: list[CovariateShift], index: np.ndarray) -> None:
     for change in shifts:
         if change.field == name:
@@ -497,7 +275,7 @@ def _cancel_probability(values: dict[str, np.ndarray], index: np.ndarray, change
 
 
 def _serialise(rides: _Rides, spec: StreamSpec, names: list[str], keys: list[bytes],
-               plan: _MalformedPlan, pending: _Pending) -> list[Row]:
+               plan: MalformedPlan, pending: _Pending) -> list[Row]:
     """Events in index order; after each, the labels whose time the stream has reached."""
     out: list[Row] = []
     append, dumps, push, pop = out.append, orjson.dumps, heapq.heappush, heapq.heappop
@@ -530,118 +308,3 @@ def _serialise(rides: _Rides, spec: StreamSpec, names: list[str], keys: list[byt
             append(("label", key, value, None, index))
     return out
 
-
-class _MalformedPlan:
-    """Which event indices are malformed: exactly `count` of `events`, one at a random place
-    in each of `count` equal strata, so they spread over the whole stream.
-
-    Drawn lazily in blocks, so memory does not grow with the stream.
-    """
-
-    def __init__(self, events: int, count: int, rng: np.random.Generator) -> None:
-        self._events, self._count, self._rng = events, count, rng
-        self._next_k = 0
-        self._queue: list[tuple[int, int]] = []  # (position, ordinal), ascending
-
-    def below(self, end: int) -> list[tuple[int, int]]:
-        """The (position, ordinal) pairs with position < end not handed out yet."""
-        taken: list[tuple[int, int]] = []
-        while True:
-            if not self._queue:
-                self._refill()
-                if not self._queue:
-                    return taken
-            cut = next((j for j, (position, _) in enumerate(self._queue) if position >= end), len(self._queue))
-            taken += self._queue[:cut]
-            del self._queue[:cut]
-            if self._queue:
-                return taken
-
-    def _refill(self) -> None:
-        k = np.arange(self._next_k, min(self._next_k + _CHUNK, self._count), dtype=np.int64)
-        if len(k) == 0:
-            return
-        self._next_k += len(k)
-        low = k * self._events // self._count  # integer strata, each at least one event wide
-        high = (k + 1) * self._events // self._count
-        positions = low + np.floor(self._rng.random(len(k)) * (high - low)).astype(np.int64)
-        self._queue = list(zip(positions.tolist(), k.tolist()))
-
-
-# --- malformed events -------------------------------------------------------------------------
-
-FAR_FUTURE_MS = 4_102_444_800_000  # 2100-01-01: far beyond max_future of the wall clock and of the stream
-_NON_FINITE = (("price", b"NaN"), ("eta_min", b"Infinity"), ("distance_km", b"-Infinity"), ("surge", b"1e999"))
-_WRONG_TYPES: tuple[tuple[str, Any], ...] = (
-    ("price", "cheap"), ("distance_km", True), ("area", 7), ("payment", 1), ("eta_min", None),
-    ("ride_id", 12345), ("surge", "high"),
-)
-_BAD_TIMES: tuple[Any, ...] = ("not-a-time", -1000, True, {"ms": 1})
-
-
-def _not_json(event: dict[str, Any], variant: int, limit: int) -> bytes:
-    text = orjson.dumps(event)
-    return (text[: len(text) // 2], b"\xff\xfe" + text[2:20], b"ride " + event["ride_id"].encode(),
-            b"{'area': '" + event["area"].encode() + b"'}")[variant % 4]
-
-
-def _not_object(event: dict[str, Any], variant: int, limit: int) -> bytes:
-    return (orjson.dumps(list(event.values())), orjson.dumps(event["ride_id"]), b"42", b"null")[variant % 4]
-
-
-def _missing_field(event: dict[str, Any], variant: int, limit: int) -> bytes:
-    gone = EVENT_FIELDS[variant % len(EVENT_FIELDS)]
-    return orjson.dumps({k: v for k, v in event.items() if k != gone})
-
-
-def _wrong_type(event: dict[str, Any], variant: int, limit: int) -> bytes:
-    name, value = _WRONG_TYPES[variant % len(_WRONG_TYPES)]
-    return orjson.dumps({**event, name: value})
-
-
-def _non_finite(event: dict[str, Any], variant: int, limit: int) -> bytes:
-    # orjson cannot write NaN or Infinity: put a marker there, then the literal bytes.
-    name, literal = _NON_FINITE[variant % len(_NON_FINITE)]
-    return orjson.dumps({**event, name: "@NF@"}).replace(b'"@NF@"', literal)
-
-
-def _bad_timestamp(event: dict[str, Any], variant: int, limit: int) -> bytes:
-    return orjson.dumps({**event, "ts": _BAD_TIMES[variant % len(_BAD_TIMES)]})
-
-
-def _future_timestamp(event: dict[str, Any], variant: int, limit: int) -> bytes:
-    return orjson.dumps({**event, "ts": FAR_FUTURE_MS + (variant % 1000) * 86_400_000})
-
-
-def _oversized(event: dict[str, Any], variant: int, limit: int) -> bytes:
-    # Otherwise a valid event: only its size is wrong.
-    size = len(orjson.dumps(event)) + len(b',"note":""')
-    return orjson.dumps({**event, "note": "x" * max(0, limit + 1 + variant % 97 - size)})
-
-
-_BUILDERS = {
-    Reason.NOT_JSON: _not_json,
-    Reason.NOT_OBJECT: _not_object,
-    Reason.MISSING_FIELD: _missing_field,
-    Reason.WRONG_TYPE: _wrong_type,
-    Reason.NON_FINITE: _non_finite,
-    Reason.BAD_TIMESTAMP: _bad_timestamp,
-    Reason.FUTURE_TIMESTAMP: _future_timestamp,
-    Reason.OVERSIZED: _oversized,
-}
-assert set(_BUILDERS) == set(Reason), "every rejection reason needs a malformed-event builder"
-REJECTION_KINDS: tuple[str, ...] = tuple(str(reason) for reason in Reason)
-
-
-def malformed_event(event: dict[str, Any], ordinal: int, max_event_bytes: int = 65_536) -> tuple[str, bytes]:
-    """The `ordinal`-th malformed event, built from a valid `event`: (expected reason, bytes).
-
-    Ordinals cycle through every `Reason`, and through a few variants of each.
-
-    >>> event = {"ride_id": "r1", "area": "area-01", "ts": START_MS, "price": 9.5, "distance_km": 2.0,
-    ...          "surge": 1.0, "eta_min": 4.0, "payment": "card"}
-    >>> malformed_event(event, 4)
-    ('non_finite', b'{"ride_id":"r1","area":"area-01","ts":1767225600000,"price":NaN,"distance_km":2.0,"surge":1.0,"eta_min":4.0,"payment":"card"}')
-    """
-    kind = REJECTION_KINDS[ordinal % len(REJECTION_KINDS)]
-    return kind, _BUILDERS[Reason(kind)](event, ordinal // len(REJECTION_KINDS), max_event_bytes)

@@ -20,9 +20,10 @@ from pathlib import Path
 
 from confluent_kafka import KafkaError, Producer
 
-from dataflows.generator import REJECTION_KINDS, Row, StreamSpec, generate_batches
+from dataflows.generator import Row, StreamSpec, generate_batches
 from dataflows.kafka_clients import new_client
 from dataflows.kafka_io import producer_config
+from dataflows.malformed_events import REJECTION_KINDS
 from features.kafka_settings import KafkaSettings
 
 

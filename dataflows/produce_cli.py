@@ -14,7 +14,8 @@ from typing import TextIO
 
 from confluent_kafka import KafkaException
 
-from dataflows.generator import CHANGE_FORMS, StreamSpec, parse_change
+from dataflows.generator import StreamSpec
+from dataflows.planted_changes import CHANGE_FORMS, parse_change
 from dataflows.produce import ProduceProgress, ProduceStats, produce_to_kafka, write_jsonl
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import orjson
 
 from dataflows.cli import main
-from dataflows.generator import StreamSpec, generate, parse_change
+from dataflows.generator import StreamSpec, generate
+from dataflows.planted_changes import parse_change
 from dataflows.replay import replay
 from dataflows.tail import format_message
 

@@ -9,7 +9,8 @@ from pathlib import Path
 from dataflows.cli import main
 from dataflows.expectations_cli import suggest_expectations
 from dataflows.reference_cli import _events
-from dataflows.generator import StreamSpec, generate, parse_change
+from dataflows.generator import StreamSpec, generate
+from dataflows.planted_changes import parse_change
 from features.config import parse_config
 from features.drift_reference import build_references
 from features.expectations import evaluate

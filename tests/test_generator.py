@@ -15,19 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dataflows import cli
-from dataflows.generator import (
-    FAR_FUTURE_MS,
-    PAYMENTS,
-    REJECTION_KINDS,
-    ConceptDrift,
-    CovariateShift,
-    NewCategory,
-    Produced,
-    StreamSpec,
-    UnitChange,
-    generate,
-    parse_change,
-)
+from dataflows.generator import PAYMENTS, Produced, StreamSpec, generate
+from dataflows.malformed_events import FAR_FUTURE_MS, REJECTION_KINDS
+from dataflows.planted_changes import ConceptDrift, CovariateShift, NewCategory, UnitChange, parse_change
 from dataflows.produce import write_jsonl
 from dataflows.produce_cli import produce_command
 from features.config import load_config

@@ -11,9 +11,10 @@ import pytest
 
 from dataflows.broker import RunningBroker, create_topics
 from dataflows.counters import FlowCounters
-from dataflows.generator import REJECTION_KINDS, StreamSpec, generate
+from dataflows.generator import StreamSpec, generate
 from dataflows.ingest import build_ingest_flow
 from dataflows.kafka_io import KafkaInput, KafkaOutput
+from dataflows.malformed_events import REJECTION_KINDS
 from dataflows.runner import run_flow
 from features.config import Config, parse_config
 from features.events import Reason

@@ -14,9 +14,10 @@ from jsonschema import Draft202012Validator
 from dataflows.broker import RunningBroker, create_topics
 from dataflows.counters import FlowCounters
 from dataflows.flows import FLOWS, topics_for
-from dataflows.generator import ConceptDrift, StreamSpec
+from dataflows.generator import StreamSpec
 from dataflows.kafka_io import KafkaInput, KafkaOutput
 from dataflows.model_flow import build_model_flow
+from dataflows.planted_changes import ConceptDrift
 from dataflows.produce import produce_to_kafka, write_jsonl
 from dataflows.replay import replay
 from dataflows.runner import Execution, run_flow

@@ -14,7 +14,8 @@ import pytest
 
 from dataflows.broker import RunningBroker, create_topics
 from dataflows.flows import FLOWS, topics_for
-from dataflows.generator import ConceptDrift, StreamSpec
+from dataflows.generator import StreamSpec
+from dataflows.planted_changes import ConceptDrift
 from dataflows.produce import produce_to_kafka
 from features.config import parse_config
 from tests.flow_fixtures import strip

@@ -10,8 +10,9 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from dataflows.broker import RunningBroker, create_topics
-from dataflows.generator import REJECTION_KINDS, StreamSpec, generate
+from dataflows.generator import StreamSpec, generate
 from dataflows.kafka_io import list_partitions
+from dataflows.malformed_events import REJECTION_KINDS
 from dataflows.produce import ProduceProgress, produce_to_kafka
 from dataflows.produce_cli import produce_command
 from tests.test_generator import produce_args

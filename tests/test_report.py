@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from dataflows.cli import main
-from dataflows.generator import StreamSpec, generate, parse_change
+from dataflows.generator import StreamSpec, generate
+from dataflows.planted_changes import parse_change
 from dataflows.replay import replay
 from dataflows.report_cli import write_report
 from dataflows.report_html import TITLE
