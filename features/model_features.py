@@ -32,6 +32,7 @@ Which window an event at `t` reads:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -46,7 +47,8 @@ class _SetInputs:
     def __init__(self, feature_set: FeatureSet, inputs: Sequence[FeatureInput],
                  static: Mapping[str, Mapping[str, Any]] | None) -> None:
         self.entity_field = feature_set.entity
-        self.state = new_window_state(feature_set, static)
+        # Only final windows are read: no interim rows to build per event.
+        self.state = new_window_state(dataclasses.replace(feature_set, emit="final", update_every_ms=0), static)
         window = feature_set.window
         # Tumbling and hopping windows end on step boundaries: the one at the last boundary counts.
         self.step = window.step_ms if window.type in ("tumbling", "hopping") else 0

@@ -161,3 +161,14 @@ def test_predictions_read_the_windows_the_features_flow_wrote(tmp_path: Path) ->
     assert nonzero > len(predictions) // 3  # not a comparison of empty windows only
     # The vector: event fields first, then the feature inputs, as configured.
     assert list(predictions[-1]["inputs"])[:2] == ["price", "eta_min"]
+
+
+def test_interim_updates_of_a_set_are_not_read() -> None:
+    """A set with emit = "update" gives the same inputs as its final-only twin."""
+    import dataclasses
+
+    events = [(t, "a" if t % 3 else "b", float(t % 17)) for t in range(0, 400_000, 7_001)]
+    final = FeatureInputs(SETS, INPUTS)
+    updating = FeatureInputs([dataclasses.replace(fs, emit="update", update_every_ms=1_000) for fs in SETS], INPUTS)
+    for t, area, price in events:
+        assert final.on_event(t, {"area": area, "price": price}) == updating.on_event(t, {"area": area, "price": price})
