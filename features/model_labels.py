@@ -36,6 +36,9 @@ class Label(NamedTuple):
     offset: int = 0
 
 
+_PLAIN = (bool, str, int)  # label values accepted as they are (a float may be NaN)
+
+
 class LabelDecoder:
     """Bytes of a label message to a `Label`, or a `Rejection` for the dead-letter topic."""
 
@@ -52,6 +55,10 @@ class LabelDecoder:
             doc = orjson.loads(value) if value is not None else None
         except (orjson.JSONDecodeError, RecursionError):
             return Rejection(Reason.NOT_JSON, "not valid JSON")
+        if type(doc) is dict:  # the common label (a string key, epoch ms, a plain value): no more checks
+            key, time_ms, label = doc.get(spec.key), doc.get(spec.time_field), doc.get(spec.field)
+            if type(key) is str and type(time_ms) is int and time_ms >= 0 and type(label) in _PLAIN:
+                return Label(key, time_ms, label, partition, offset)
         if doc is None:
             return Rejection(Reason.NOT_JSON, "an empty (null) message")
         if not isinstance(doc, dict):
@@ -66,12 +73,8 @@ class LabelDecoder:
             return Rejection(Reason.WRONG_TYPE, f"label field {spec.field!r}: expected a value, found {label!r}")
         if isinstance(label, float) and not math.isfinite(label):
             return Rejection(Reason.NON_FINITE, f"label field {spec.field!r} is {label!r}")
-        raw_time = doc[spec.time_field]
-        if type(raw_time) is int and raw_time >= 0:
-            time_ms = raw_time  # the common case, without a function call
-        else:
-            try:
-                time_ms = parse_time_ms(raw_time, "auto")
-            except ValueError as exc:
-                return Rejection(Reason.BAD_TIMESTAMP, f"label field {spec.time_field!r}: {exc}")
+        try:
+            time_ms = parse_time_ms(doc[spec.time_field], "auto")
+        except ValueError as exc:
+            return Rejection(Reason.BAD_TIMESTAMP, f"label field {spec.time_field!r}: {exc}")
         return Label(str(key), time_ms, label, partition, offset)
