@@ -83,6 +83,16 @@ def model_shard_key(spec: ModelSpec, segment: str | None) -> str:
     return f"{spec.name}/s{_shard(segment, MODEL_SHARDS) if spec.segment_by else 0}"
 
 
+def join_shard_keys(spec: ModelSpec) -> list[str]:
+    """Every join-shard key of a model, by shard number.
+
+    >>> from features.model_config import LabelSpec
+    >>> join_shard_keys(ModelSpec("m", "k", "classification", ("x",), LabelSpec("l", "id", "y")))[:2]
+    ['m/j0', 'm/j1']
+    """
+    return [f"{spec.name}/j{j}" for j in range(JOIN_SHARDS)]
+
+
 def model_shard_keys(spec: ModelSpec) -> list[str]:
     """Every model-shard key of a model."""
     return [f"{spec.name}/s{i}" for i in range(MODEL_SHARDS if spec.segment_by else 1)]
@@ -95,10 +105,12 @@ class _PartitionLogic(StatefulBatchLogic[Any, tuple[str, Any], PartitionClocks])
         self.clocks = clocks
         self.config = config
         self.counters = counters
+        self.join_keys = {spec.name: join_shard_keys(spec) for spec in config.models}
 
     def on_batch(self, values: list[tuple[str, Any]]) -> tuple[list[tuple[str, Any]], bool]:
         config = self.config
         behind = self.clocks.behind
+        join_keys = self.join_keys
         groups: dict[str, list[Item]] = {}
         dead = [item for _part, item in values if type(item) is OutMessage]
         if dead:  # dead letters, keyed "" by the decoder: passed on to the sink
@@ -109,7 +121,7 @@ class _PartitionLogic(StatefulBatchLogic[Any, tuple[str, Any], PartitionClocks])
         topic = part.split("-", 1)[1]
         is_label = topic != config.source.topic
         late_events = late_labels = 0
-        for item in (item for _part, item in values):
+        for item in (item for _part, items in values for item in items):  # per partition, in order
             if behind(item) is not None:
                 if is_label:
                     late_labels += 1
@@ -119,14 +131,14 @@ class _PartitionLogic(StatefulBatchLogic[Any, tuple[str, Any], PartitionClocks])
             if is_label:
                 for spec in config.models:
                     if spec.labels.topic == topic:
-                        key = f"{spec.name}/j{_shard(item.key, JOIN_SHARDS)}"
+                        key = join_keys[spec.name][_shard(item.key, JOIN_SHARDS)]
                         groups.setdefault(key, []).append((LABEL, item.time_ms, item.key, None, item.value))
                 continue
             fields = item.fields
             for spec in config.models:
                 join_key = str(fields[spec.labels.key])
                 segment = str(fields[spec.segment_by]) if spec.segment_by else None
-                key = f"{spec.name}/j{_shard(join_key, JOIN_SHARDS)}"
+                key = join_keys[spec.name][_shard(join_key, JOIN_SHARDS)]
                 # Only what the model needs travels on (between processes, it is pickled).
                 vector = input_vector(fields, spec.field_inputs)
                 # Feature inputs are computed at the model shard from the event's fields.
@@ -139,8 +151,7 @@ class _PartitionLogic(StatefulBatchLogic[Any, tuple[str, Any], PartitionClocks])
         for spec in config.models:
             if is_label and spec.labels.topic != topic:
                 continue
-            for j in range(JOIN_SHARDS):
-                key = f"{spec.name}/j{j}"
+            for key in join_keys[spec.name]:
                 out.append((key, (key, groups.get(key, []), part, high)))
         return [*dead, *out], StatefulBatchLogic.RETAIN
 
@@ -170,10 +181,12 @@ class _JoinLogic(StatefulBatchLogic[Any, tuple[str, Any], _JoinState]):
         self.counters = counters
         self.clock_ms = clock_ms
         self.shard_keys = model_shard_keys(spec)
+        self.shard_of: dict[str | None, str] = {}  # segment -> model-shard key (hashing per item costs)
 
     def on_batch(self, values: list[tuple[str, list[Item], str, int | None]]) -> tuple[list[tuple[str, Any]], bool]:
         state, spec = self.state, self.spec
         router, progress, sent = state.router, state.progress, state.watermark
+        shard_of = self.shard_of
         out: dict[str, list[Item]] = {key: [] for key in self.shard_keys}
         now = self.clock_ms()
         late = [0, 0]
@@ -185,14 +198,20 @@ class _JoinLogic(StatefulBatchLogic[Any, tuple[str, Any], _JoinState]):
                     late[rank] += 1
                     continue
                 if rank == EVENT:
-                    target = out[model_shard_key(spec, segment)]
+                    shard = shard_of.get(segment)
+                    if shard is None:
+                        shard = shard_of[segment] = model_shard_key(spec, segment)
+                    target = out[shard]
                     target.append(item)
                     for label_time, label in router.event(join_key, t, segment):
                         target.append((LABEL, label_time, join_key, segment, label))
                 else:
                     found, segment = router.label(join_key, t, payload)
                     if found:
-                        out[model_shard_key(spec, segment)].append((LABEL, t, join_key, segment, payload))
+                        shard = shard_of.get(segment)
+                        if shard is None:
+                            shard = shard_of[segment] = model_shard_key(spec, segment)
+                        out[shard].append((LABEL, t, join_key, segment, payload))
             if high is not None:
                 progress.report(part, high, now)
         if late[EVENT] or late[LABEL]:

@@ -21,10 +21,13 @@ from features.model_labels import Label, LabelDecoder
 def input_decoder(config: Config, counters: FlowCounters,
                   clock_ms: Callable[[], int]) -> Callable[[list[RawMessage]], list[tuple[str, Any]]]:
     """A batch function: events through the ingestion decoder, labels through theirs. Each
-    output is `(part, (part, Event | Label))`, keyed by its input partition's part name
-    (`<partition>-<topic>`), or `("", ("", OutMessage))` for a dead letter: rejected labels go
-    to `<labels topic>.dlq` (this flow is their only reader), rejected events to `<topic>.dlq`
-    when this flow owns them (`Config.dead_letter_flow`)."""
+    output is `(part, (part, [Event | Label, ...]))`: the batch's items of one input partition,
+    in partition order, keyed by its part name (`<partition>-<topic>`); or `("", ("", OutMessage))`
+    for a dead letter: rejected labels go to `<labels topic>.dlq` (this flow is their only
+    reader), rejected events to `<topic>.dlq` when this flow owns them (`Config.dead_letter_flow`).
+
+    One output per partition, not per item: each output costs the next (keyed) step about a
+    microsecond, and between processes it is pickled."""
     decode_events = make_batch_decoder(config, counters, clock_ms)
     events_topic = config.source.topic
     events_dlq = writes_dead_letters(config, "model")
@@ -33,24 +36,29 @@ def input_decoder(config: Config, counters: FlowCounters,
 
     def decode(batch: list[RawMessage]) -> list[tuple[str, Any]]:
         out: list[tuple[str, Any]] = []
+        parts: dict[tuple[int, str], list[Event | Label]] = {}  # (partition, topic) -> items
         events = [m for m in batch if m.topic == events_topic]
         if events:
             for item in decode_events(events):
                 if type(item) is Event:
-                    part = f"{item.partition}-{events_topic}"
-                    out.append((part, (part, item)))
+                    items = parts.get((item.partition, events_topic))
+                    if items is None:
+                        items = parts[item.partition, events_topic] = []
+                    items.append(item)
                 elif events_dlq:
                     out.append(("", ("", item)))
         labels = [m for m in batch if m.topic != events_topic]
         if not labels:
-            return out
+            return _grouped(parts, out)
         rejected: dict[str, int] = {}
         now = clock_ms()
         for msg in labels:
             result = decoders[msg.topic].decode(msg.value, msg.partition, msg.offset)
             if type(result) is Label:
-                part = f"{msg.partition}-{msg.topic}"
-                out.append((part, (part, result)))
+                items = parts.get((msg.partition, msg.topic))
+                if items is None:
+                    items = parts[msg.partition, msg.topic] = []
+                items.append(result)
             else:
                 assert isinstance(result, Rejection)
                 name = f"model.labels_rejected.{result.reason}"
@@ -59,6 +67,18 @@ def input_decoder(config: Config, counters: FlowCounters,
                 letter = dead_letter(result, position, msg.key, msg.value, now)
                 out.append(("", ("", OutMessage(f"{msg.topic}.dlq", msg.key, encode(letter)))))
         counters.add({"model.labels_in": len(labels), **rejected})
-        return out
+        return _grouped(parts, out)
 
     return decode
+
+
+def _grouped(parts: dict[tuple[int, str], list[Any]], out: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """`out` (the dead letters) and then each partition's items, keyed by its part name.
+
+    >>> _grouped({(0, "rides"): ["e1", "e2"], (1, "labels"): ["l1"]}, [("", ("", "dead"))])
+    [('', ('', 'dead')), ('0-rides', ('0-rides', ['e1', 'e2'])), ('1-labels', ('1-labels', ['l1']))]
+    """
+    for (partition, topic), items in parts.items():
+        part = f"{partition}-{topic}"
+        out.append((part, (part, items)))
+    return out

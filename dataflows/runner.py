@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import tempfile
@@ -112,11 +113,18 @@ def run_flow(flow: Dataflow, execution: Execution = Execution()) -> None:
         prepare_recovery_dir(execution.recovery_dir, execution.total_workers)
         # Local disk: no backup delay needed before old snapshots are dropped.
         recovery = RecoveryConfig(str(execution.recovery_dir), backup_interval=timedelta(0))
-    cli_main(
-        flow,
-        workers_per_process=execution.workers,
-        process_id=execution.process_id,
-        addresses=list(execution.addresses) if execution.addresses else None,
-        epoch_interval=timedelta(seconds=execution.epoch_interval_s),
-        recovery_config=recovery,
-    )
+    # What is alive now (modules, config, the flow) lives for the whole run: frozen, it is kept
+    # out of the collector's full passes, which otherwise traverse it again every few hundred
+    # thousand allocations (about a tenth of the model flow's CPU time). Unfrozen afterwards.
+    gc.freeze()
+    try:
+        cli_main(
+            flow,
+            workers_per_process=execution.workers,
+            process_id=execution.process_id,
+            addresses=list(execution.addresses) if execution.addresses else None,
+            epoch_interval=timedelta(seconds=execution.epoch_interval_s),
+            recovery_config=recovery,
+        )
+    finally:
+        gc.unfreeze()

@@ -58,6 +58,16 @@ class Event:
     partition: int = 0
     offset: int = 0
 
+    def __reduce__(self) -> tuple[type[Event], tuple[Any, ...]]:
+        """Pickled as a constructor call: events cross between the processes of a cluster, and the
+        dataclass's own `__getstate__`/`__setstate__` cost about twice as much each way.
+
+        >>> import pickle
+        >>> pickle.loads(pickle.dumps(Event("a", 5, {"x": 1}, ("c",), 2, 9)))
+        Event(entity='a', time_ms=5, fields={'x': 1}, unknown_categories=('c',), partition=2, offset=9)
+        """
+        return Event, (self.entity, self.time_ms, self.fields, self.unknown_categories, self.partition, self.offset)
+
 
 @dataclass(frozen=True, slots=True)
 class Rejection:

@@ -36,6 +36,9 @@ class Label(NamedTuple):
     offset: int = 0
 
 
+_PLAIN = (bool, str, int)  # label values accepted as they are (a float may be NaN)
+
+
 class LabelDecoder:
     """Bytes of a label message to a `Label`, or a `Rejection` for the dead-letter topic."""
 
@@ -52,6 +55,10 @@ class LabelDecoder:
             doc = orjson.loads(value) if value is not None else None
         except (orjson.JSONDecodeError, RecursionError):
             return Rejection(Reason.NOT_JSON, "not valid JSON")
+        if type(doc) is dict:  # the common label (a string key, epoch ms, a plain value): no more checks
+            key, time_ms, label = doc.get(spec.key), doc.get(spec.time_field), doc.get(spec.field)
+            if type(key) is str and type(time_ms) is int and time_ms >= 0 and type(label) in _PLAIN:
+                return Label(key, time_ms, label, partition, offset)
         if doc is None:
             return Rejection(Reason.NOT_JSON, "an empty (null) message")
         if not isinstance(doc, dict):

@@ -13,6 +13,7 @@ Each has a `schema` and a deterministic `id` (see `features.messages`); JSON Sch
 from __future__ import annotations
 
 import base64
+import functools
 from typing import Any
 
 from features.drift_event import DriftEvent, window_dict
@@ -45,13 +46,22 @@ def segment_id(model: str, segment: str | None) -> str:
     return model if segment is None else f"{model}@{segment}"
 
 
+_MILLIS = tuple(f"{ms:03d}Z" for ms in range(1000))
+
+
+@functools.lru_cache(maxsize=4096)
+def _second_iso(second: int) -> str:
+    """`iso_utc` of a whole second, without its milliseconds: '2026-01-01T00:00:00.'."""
+    return iso_utc(second * 1000)[:-4]
+
+
 def event_time_iso(ms: int) -> str:
     """`iso_utc` for times that rarely repeat (one per event): cached per second, not per ms.
 
-    >>> event_time_iso(1767225600123) == iso_utc(1767225600123)
-    True
+    >>> event_time_iso(1767225600123) == iso_utc(1767225600123), event_time_iso(1767225600007)
+    (True, '2026-01-01T00:00:00.007Z')
     """
-    return iso_utc(ms - ms % 1000)[:-4] + f"{ms % 1000:03d}Z"
+    return _second_iso(ms // 1000) + _MILLIS[ms % 1000]
 
 
 def prediction_message(model: str, segment: str | None, served: Served, entity: str,

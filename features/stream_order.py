@@ -24,25 +24,41 @@ from typing import Any
 NEVER = -(2**62)
 
 
+Entry = tuple[int, int, str, int, Any]  # (time, rank, tie-break, arrival number, item)
+
+
 class OrderedRelease:
     """Waiting items and the latest watermark of each sender.
 
-    Items wait in a list sorted on release (timsort is linear on the nearly ordered runs that
-    senders deliver), which costs less per item than a heap.
+    Items wait in sorted runs, one per push (a sender's items are nearly ordered: timsort is
+    linear on them). A release takes the due prefix of each run and sorts only those, so an
+    item that waits through many releases is not sorted again at each (as one sorted list of
+    everything waiting would be); a heap would cost more per item.
     """
+
+    MAX_RUNS = 64  # beyond this many runs, they are merged into one: a release visits each run
 
     def __init__(self, senders: int) -> None:
         self.senders = senders
-        self.waiting: list[tuple[int, int, str, int, Any]] = []
+        self.runs: list[list[Entry]] = []
         self.marks: dict[str, int] = {}
         self.seq = 0  # keeps equal keys in arrival order, and items out of comparisons
 
     def push_all(self, items: list[tuple[int, int, str, Any]]) -> None:
         """Add (time, rank, tie-break, item) tuples; `rank` orders kinds at equal times (the
         model flow's events before labels)."""
+        if not items:
+            return
         seq = self.seq
-        self.waiting.extend((t, r, k, seq + i, item) for i, (t, r, k, item) in enumerate(items, 1))
+        run = [(t, r, k, seq + i, item) for i, (t, r, k, item) in enumerate(items, 1)]
+        run.sort()
         self.seq = seq + len(items)
+        runs = self.runs
+        runs.append(run)
+        if len(runs) > self.MAX_RUNS:
+            merged = [entry for run in runs for entry in run]
+            merged.sort()
+            self.runs = [merged]
 
     def mark(self, sender: str, watermark: int) -> None:
         """Record a sender's watermark (it only moves forward)."""
@@ -58,18 +74,27 @@ class OrderedRelease:
 
     def release(self) -> list[Any]:
         """The items earlier than the watermark, in order."""
-        bound, waiting = self.watermark, self.waiting
-        if not waiting or bound == NEVER:
+        bound = self.watermark
+        if not self.runs or bound == NEVER:
             return []
-        waiting.sort()
-        cut = bisect.bisect_left(waiting, (bound,))
-        released = [entry[4] for entry in waiting[:cut]]
-        del waiting[:cut]
-        return released
+        due: list[Entry] = []
+        kept = []
+        for run in self.runs:
+            cut = bisect.bisect_left(run, (bound,))
+            if cut == len(run):
+                due += run
+                continue
+            if cut:
+                due += run[:cut]
+                del run[:cut]
+            kept.append(run)
+        self.runs = kept
+        due.sort()  # merges the runs' due prefixes
+        return [entry[4] for entry in due]
 
     def flush(self) -> list[Any]:
         """Every remaining item, in order (the inputs have ended)."""
-        self.waiting.sort()
-        released = [entry[4] for entry in self.waiting]
-        self.waiting.clear()
-        return released
+        due = [entry for run in self.runs for entry in run]
+        due.sort()
+        self.runs = []
+        return [entry[4] for entry in due]

@@ -25,8 +25,9 @@ def batches(steps: list[tuple[int, int, str]], name: str) -> list[tuple[str, lis
 def test_any_interleaving_releases_the_same_sequence(all_steps, rng) -> None:
     streams = [batches(steps, f"s{i}") for i, steps in enumerate(all_steps)]
 
-    def run(interleaving: list[tuple[str, list, int]]) -> list:
+    def run(interleaving: list[tuple[str, list, int]], max_runs: int = OrderedRelease.MAX_RUNS) -> list:
         order = OrderedRelease(senders=len(streams))
+        order.MAX_RUNS = max_runs
         released = []
         for sender, items, watermark in interleaving:
             order.push_all(items)
@@ -44,3 +45,4 @@ def test_any_interleaving_releases_the_same_sequence(all_steps, rng) -> None:
     first = run(in_turn)
     assert [i[:3] for i in first] == [i[:3] for i in expected]
     assert [i[:3] for i in run(shuffled)] == [i[:3] for i in first]
+    assert run(shuffled, max_runs=1) == run(shuffled)  # merging the waiting runs changes nothing
