@@ -43,10 +43,10 @@ from features.drift_windows import Closed, Partial, PartitionWindows, WindowClos
 from features.expectation_monitor import ExpectationMonitor, hold_back
 from features.events import Event
 from features.messages import encode, late_event_message
+from features.partition_progress import NEVER
 
 # (monitor, partition, the partition's watermark, the partials it closed)
 Progress = tuple[str, int, int, list[Partial]]
-_NEVER = -(2**62)
 
 
 class _PartitionLogic(StatefulBatchLogic[Event, Any, PartitionWindows]):
@@ -84,7 +84,7 @@ class _PartitionLogic(StatefulBatchLogic[Event, Any, PartitionWindows]):
         partials = self.windows.flush()
         partitions = sorted({p.partition for p in partials})
         return [item for p in partitions for item in
-                self._items(p, _NEVER, [x for x in partials if x.partition == p])], StatefulBatchLogic.RETAIN
+                self._items(p, NEVER, [x for x in partials if x.partition == p])], StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> PartitionWindows:
         return self.windows

@@ -42,6 +42,7 @@ from features.events import Event
 from features.feature_engine import LateEvent, PartitionClocks
 from features.monitor_config import Monitor
 from features.partition_progress import IDLE_PARTITION_MS, PartitionProgress
+from features.partition_progress import NEVER as _NEVER
 from features.samplers import UniformReservoir
 from features import categorical_summary, numeric_summary
 from features.numeric_summary import NumericSummary
@@ -49,7 +50,6 @@ from features.window_checks import WindowChecks
 from features.window_checks import merge as merge_checks
 from features.window_summary import ColumnSummary, WindowAccumulator, WindowSummary
 
-_NEVER = -(2**62)
 Sample = UniformReservoir[Row]
 # A closed base window: its summary, its sample of rows (multivariate monitors), its checks.
 Closed = tuple[WindowSummary, "Sample | None", "WindowChecks | None"]

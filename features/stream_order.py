@@ -21,7 +21,7 @@ from __future__ import annotations
 import bisect
 from typing import Any
 
-NEVER = -(2**62)
+from features.partition_progress import NEVER
 
 
 Entry = tuple[int, int, str, int, Any]  # (time, rank, tie-break, arrival number, item)
