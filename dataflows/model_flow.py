@@ -227,10 +227,9 @@ class _JoinLogic(StatefulBatchLogic[Any, tuple[str, Any], _JoinState]):
         return [(key, (state.key, items, watermark)) for key, items in out.items()], StatefulBatchLogic.RETAIN
 
     def on_eof(self) -> tuple[list[tuple[str, Any]], bool]:
-        dropped = sum(len(labels) for labels in self.state.router.waiting.values())
+        dropped = self.state.router.drop_all()
         if dropped:
             self.counters.add({"model.labels_unmatched": dropped})
-        self.state.router.waiting.clear()
         return [], StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> _JoinState:

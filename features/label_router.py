@@ -20,6 +20,7 @@ side, so a label can come first) until the event comes or the watermark passes t
 
 from __future__ import annotations
 
+import heapq
 from collections import OrderedDict
 from typing import Any
 
@@ -33,6 +34,9 @@ class LabelRouter:
         # `next(iter(d))` scan the holes
         self.segments: OrderedDict[str, tuple[int, str | None]] = OrderedDict()
         self.waiting: dict[str, list[tuple[int, Any]]] = {}  # key -> [(label time, label)]
+        # (label time, key) of every waiting label, so expiry visits only what the watermark
+        # passed; entries of keys whose event came since are skipped when they surface.
+        self.due: list[tuple[int, str]] = []
 
     def event(self, key: str, time_ms: int, segment: str | None) -> list[tuple[int, Any]]:
         """Record an event's segment; returns the (time, label) pairs that were waiting for it."""
@@ -47,6 +51,7 @@ class LabelRouter:
         if known is not None:
             return True, known[1]
         self.waiting.setdefault(key, []).append((time_ms, label))
+        heapq.heappush(self.due, (time_ms, key))
         return False, None
 
     def expire(self, watermark: int) -> int:
@@ -59,6 +64,17 @@ class LabelRouter:
                 break  # arrival order is nearly time order: stragglers go a little later
             del segments[key]
         dropped = 0
-        for key in [k for k, labels in self.waiting.items() if labels[-1][0] < watermark]:
-            dropped += len(self.waiting.pop(key))
+        due, waiting = self.due, self.waiting
+        while due and due[0][0] < watermark:
+            _, key = heapq.heappop(due)
+            labels = waiting.get(key)
+            if labels is not None and labels[-1][0] < watermark:  # the key's latest label too
+                dropped += len(waiting.pop(key))
+        return dropped
+
+    def drop_all(self) -> int:
+        """Drop every waiting label (the inputs have ended); returns how many there were."""
+        dropped = sum(len(labels) for labels in self.waiting.values())
+        self.waiting.clear()
+        self.due.clear()
         return dropped

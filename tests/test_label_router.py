@@ -1,0 +1,41 @@
+"""The label router: labels that come before their events wait, and expire once the watermark
+has passed every label of their key (checked against a direct scan, with hypothesis)."""
+
+from __future__ import annotations
+
+import pickle
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from features.label_router import LabelRouter
+
+operations = st.lists(st.one_of(
+    st.tuples(st.just("event"), st.sampled_from("abcdef"), st.integers(0, 10_000)),
+    st.tuples(st.just("label"), st.sampled_from("abcdef"), st.integers(0, 10_000)),
+    st.tuples(st.just("expire"), st.just(""), st.integers(0, 2_000)),
+), max_size=80)
+
+
+@given(operations)
+def test_expiry_drops_exactly_the_keys_whose_labels_the_watermark_passed(ops: list[tuple[str, str, int]]) -> None:
+    router = LabelRouter(ttl_ms=100_000)  # events are never forgotten here: only waiting labels expire
+    waiting: dict[str, list[int]] = {}  # the direct reading: key -> label times, in arrival order
+    known: set[str] = set()
+    watermark = 0
+    for op, key, value in ops:
+        if op == "event":
+            released = router.event(key, value, "seg")
+            assert [t for t, _ in released] == waiting.pop(key, [])
+            known.add(key)
+        elif op == "label":
+            assert router.label(key, value, None) == ((True, "seg") if key in known else (False, None))
+            if key not in known:
+                waiting.setdefault(key, []).append(value)
+        else:
+            watermark += value  # watermarks only grow
+            gone = [k for k, times in waiting.items() if times[-1] < watermark]
+            assert router.expire(watermark) == sum(len(waiting.pop(k)) for k in gone)
+            router = pickle.loads(pickle.dumps(router))  # as a recovery snapshot restores it
+    assert router.drop_all() == sum(len(times) for times in waiting.values())
+    assert router.expire(10**9) == 0
