@@ -12,7 +12,7 @@ Which window an event at `t` reads:
 
 - tumbling and hopping: the window that ends at the latest step boundary `b <= t`. If the
   entity had no event in it there is no row, and the event reads the values of an empty
-  window (`count`, `sum`, `rate` 0, the rest null and so left out of the vector), as the
+  window (`count`, `sum`, `distinct`, `rate` 0, the rest null and so left out of the vector), as the
   window really was, not an older window's values;
 - last_n and session: the latest window that closed at or before `t`, however old (the last
   N events stay the last N until new ones come; a session's features stay those of the

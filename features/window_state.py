@@ -107,8 +107,8 @@ class _WindowState(ABC):
         return FeatureRow(self.spec.name, entity, start, end, values, acc[0], kind, as_of)
 
     def empty_row(self, entity: str, start: int, end: int) -> FeatureRow:
-        """The row of a window `[start, end)` without events: `count`, `sum` and `rate` 0, the
-        rest null (and the entity's static values).
+        """The row of a window `[start, end)` without events: `count`, `sum`, `distinct` and
+        `rate` 0, the rest null (and the entity's static values).
 
         >>> from features.feature_config import FeatureSet, FeatureSpec, WindowSpec
         >>> fs = FeatureSet("s", "area", "features.s", WindowSpec("tumbling", 60_000, 60_000),
