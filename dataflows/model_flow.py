@@ -159,6 +159,18 @@ class _PartitionLogic(StatefulBatchLogic[Any, tuple[str, Any], PartitionClocks])
         return self.clocks
 
 
+class _ModelShardKeys(dict):
+    """Segment -> model-shard key, computed once per segment (hashing per item costs)."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__()
+        self.spec = spec
+
+    def __missing__(self, segment: str | None) -> str:
+        key = self[segment] = model_shard_key(self.spec, segment)
+        return key
+
+
 class _JoinState:
     """A join shard's state: its key, the router, the input partitions' progress, and the
     watermark it last sent on."""
@@ -181,10 +193,10 @@ class _JoinLogic(StatefulBatchLogic[Any, tuple[str, Any], _JoinState]):
         self.counters = counters
         self.clock_ms = clock_ms
         self.shard_keys = model_shard_keys(spec)
-        self.shard_of: dict[str | None, str] = {}  # segment -> model-shard key (hashing per item costs)
+        self.shard_of = _ModelShardKeys(spec)
 
     def on_batch(self, values: list[tuple[str, list[Item], str, int | None]]) -> tuple[list[tuple[str, Any]], bool]:
-        state, spec = self.state, self.spec
+        state = self.state
         router, progress, sent = state.router, state.progress, state.watermark
         shard_of = self.shard_of
         out: dict[str, list[Item]] = {key: [] for key in self.shard_keys}
@@ -198,20 +210,14 @@ class _JoinLogic(StatefulBatchLogic[Any, tuple[str, Any], _JoinState]):
                     late[rank] += 1
                     continue
                 if rank == EVENT:
-                    shard = shard_of.get(segment)
-                    if shard is None:
-                        shard = shard_of[segment] = model_shard_key(spec, segment)
-                    target = out[shard]
+                    target = out[shard_of[segment]]
                     target.append(item)
                     for label_time, label in router.event(join_key, t, segment):
                         target.append((LABEL, label_time, join_key, segment, label))
                 else:
                     found, segment = router.label(join_key, t, payload)
                     if found:
-                        shard = shard_of.get(segment)
-                        if shard is None:
-                            shard = shard_of[segment] = model_shard_key(spec, segment)
-                        out[shard].append((LABEL, t, join_key, segment, payload))
+                        out[shard_of[segment]].append((LABEL, t, join_key, segment, payload))
             if high is not None:
                 progress.report(part, high, now)
         if late[EVENT] or late[LABEL]:

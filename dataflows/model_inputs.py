@@ -6,6 +6,7 @@ with a Bytewax branch: this one function decodes a batch of both.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
@@ -36,15 +37,12 @@ def input_decoder(config: Config, counters: FlowCounters,
 
     def decode(batch: list[RawMessage]) -> list[tuple[str, Any]]:
         out: list[tuple[str, Any]] = []
-        parts: dict[tuple[int, str], list[Event | Label]] = {}  # (partition, topic) -> items
+        parts: defaultdict[tuple[int, str], list[Event | Label]] = defaultdict(list)  # (partition, topic) -> items
         events = [m for m in batch if m.topic == events_topic]
         if events:
             for item in decode_events(events):
                 if type(item) is Event:
-                    items = parts.get((item.partition, events_topic))
-                    if items is None:
-                        items = parts[item.partition, events_topic] = []
-                    items.append(item)
+                    parts[item.partition, events_topic].append(item)
                 elif events_dlq:
                     out.append(("", ("", item)))
         labels = [m for m in batch if m.topic != events_topic]
@@ -55,10 +53,7 @@ def input_decoder(config: Config, counters: FlowCounters,
         for msg in labels:
             result = decoders[msg.topic].decode(msg.value, msg.partition, msg.offset)
             if type(result) is Label:
-                items = parts.get((msg.partition, msg.topic))
-                if items is None:
-                    items = parts[msg.partition, msg.topic] = []
-                items.append(result)
+                parts[msg.partition, msg.topic].append(result)
             else:
                 assert isinstance(result, Rejection)
                 name = f"model.labels_rejected.{result.reason}"

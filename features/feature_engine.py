@@ -85,7 +85,6 @@ class ShardEngine:
             raise ValueError(f"a shard engine serves feature sets of one entity field, got {sorted(entities)}")
         self.entity_field = entities.pop()
         self.lateness = lateness_ms
-        self.partitions = partitions
         self.states = [new_window_state(fs, (statics or {}).get(fs.name)) for fs in feature_sets]
         self.entity_max: dict[str, int] = {}
         self.clocks = PartitionClocks(lateness_ms)

@@ -207,15 +207,6 @@ def _estimator(table: Mapping[str, Any], prefix: str, default_kind: str | None =
     return kind, params, task
 
 
-def _fields(table: Mapping[str, Any], key: str, prefix: str, schema: EventSchema) -> tuple[str, ...]:
-    names = read_str_list(table, key, prefix, default=())
-    for name in names:
-        if name not in schema.field_names:
-            raise ConfigError(join_key(prefix, key), f"declared fields ({', '.join(schema.field_names)})", name,
-                              f"declare `{name}` under [schema.fields] or remove it.")
-    return names
-
-
 def parse_labels(table: Mapping[str, Any], schema: EventSchema, prefix: str, source_topic: str) -> LabelSpec:
     """The `labels` table: topic, join key, label field, label time field, TTL."""
     reject_unknown_keys(table, {"topic", "key", "field", "time_field", "ttl"}, prefix)

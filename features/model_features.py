@@ -59,8 +59,7 @@ class _SetInputs:
     def close(self, time_ms: int) -> None:
         latest = self.latest
         for row in self.state.close_due(time_ms):
-            if row.kind == "final":
-                latest[row.entity] = row
+            latest[row.entity] = row
 
     def read(self, entity: str, time_ms: int, out: dict[str, Any]) -> None:
         row = self.latest.get(entity)
