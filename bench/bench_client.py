@@ -24,9 +24,9 @@ import time
 import orjson
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
-from dataflows.broker import create_topics, local_broker
+from dataflows.kafka.broker import create_topics, local_broker
 from dataflows.client import FeatureTable
-from dataflows.kafka_io import list_partitions, producer_config
+from dataflows.kafka.io import list_partitions, producer_config
 from features.messages import encode, feature_message
 
 START_MS = 1_767_225_600_000

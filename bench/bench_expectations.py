@@ -28,12 +28,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # runnable from a checkout without installing
 
-from dataflows.demo import demo_spec  # noqa: E402
-from dataflows.generator import generate  # noqa: E402
+from dataflows.cli.demo import demo_spec  # noqa: E402
+from dataflows.synth.generator import generate  # noqa: E402
 from features.config import parse_config  # noqa: E402
-from features.drift_windows import PartitionWindows  # noqa: E402
+from features.monitors.base_windows import PartitionWindows  # noqa: E402
 from features.events import Event, EventDecoder  # noqa: E402
-from features.monitor_config import Monitor  # noqa: E402
+from features.monitors.config import Monitor  # noqa: E402
 
 
 def _events(n: int) -> list[Event]:

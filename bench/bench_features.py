@@ -81,7 +81,7 @@ def produce_workload(bootstrap: str, topic: str, events: int, entities: int, see
     """`events` ride events over `entities` areas (uniform), in event-time order with jitter."""
     from confluent_kafka import Producer
 
-    from dataflows.kafka_io import producer_config
+    from dataflows.kafka.io import producer_config
 
     producer = Producer({**producer_config(bootstrap), "enable.idempotence": "false", "acks": "1",
                          "linger.ms": 50, "queue.buffering.max.messages": 500_000})
@@ -124,7 +124,7 @@ def _rss_mb() -> float:
 def case_floor(bootstrap: str, topic: str, events: int) -> dict:
     from confluent_kafka import Consumer, TopicPartition
 
-    from dataflows.kafka_io import list_partitions
+    from dataflows.kafka.io import list_partitions
 
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-floor", "enable.auto.commit": "false",
                          "fetch.wait.max.ms": "50"})
@@ -143,7 +143,7 @@ def case_floor(bootstrap: str, topic: str, events: int) -> dict:
 
 
 def _run_bytewax(flow) -> float:
-    from dataflows.runner import run_flow
+    from dataflows.flows.runner import run_flow
 
     started = time.perf_counter()
     run_flow(flow)
@@ -155,7 +155,7 @@ def case_bytewax_floor(bootstrap: str, topic: str, events: int) -> dict:
     from bytewax.dataflow import Dataflow
     from bytewax.testing import TestingSink
 
-    from dataflows.kafka_io import KafkaInput
+    from dataflows.kafka.io import KafkaInput
 
     flow = Dataflow("bench_floor")
     raw = op.input("in", flow, KafkaInput(bootstrap, [topic], stop_at_end=True))
@@ -178,8 +178,8 @@ def reference_config(samples: bool = False):
 
 def case_driftline(bootstrap: str, topic: str, events: int, samples: bool = False) -> dict:
     from dataflows.counters import FlowCounters
-    from dataflows.features_flow import build_features_flow
-    from dataflows.kafka_io import KafkaInput, KafkaOutput
+    from dataflows.flows.features import build_features_flow
+    from dataflows.kafka.io import KafkaInput, KafkaOutput
 
     config = reference_config(samples)
     counters = FlowCounters()
@@ -206,7 +206,7 @@ def case_fold_window(bootstrap: str, topic: str, events: int) -> dict:
     from bytewax.operators.windowing import EventClock, TumblingWindower
     from bytewax.testing import TestingSink
 
-    from dataflows.kafka_io import KafkaInput
+    from dataflows.kafka.io import KafkaInput
 
     flow = Dataflow("bench_fold_window")
     raw = op.input("in", flow, KafkaInput(bootstrap, [topic], stop_at_end=True))
@@ -241,7 +241,7 @@ def case_quix(bootstrap: str, topic: str, events: int) -> dict:
     from quixstreams.dataframe.windows import Count, Max, Mean
     from quixstreams.models import TopicConfig
 
-    from dataflows.kafka_io import list_partitions
+    from dataflows.kafka.io import list_partitions
 
     partitions = len(list_partitions(bootstrap, topic))
     state_dir = tempfile.mkdtemp(prefix="driftline-bench-quix-")
@@ -315,7 +315,7 @@ def main() -> int:
         print(json.dumps(result))
         return 0
 
-    from dataflows.broker import create_topics, local_broker
+    from dataflows.kafka.broker import create_topics, local_broker
 
     skip = set(filter(None, args.skip.split(",")))
     config = reference_config(samples=True)

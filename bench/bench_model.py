@@ -9,7 +9,7 @@ written to JSONL files), prints:
 - bare: the River model (`--kind`, `--params`: by default `HoeffdingTreeClassifier`,
   grace_period 100; the flow's inputs) predicting
   and learning each event in order, its label at hand (pre-parsed dicts, no I/O): the floor;
-- flow: the model flow (`dataflows.model_flow`) over the files (events keyed by area and
+- flow: the model flow (`dataflows.flows.model`) over the files (events keyed by area and
   labels keyed by ride id, split into --partitions files each as a Kafka producer would), one worker: JSON
   decoding and validation of events and labels, lateness, the label join by ride id,
   event-time ordering, predict, log and wait, prequential metrics, ADWIN, snapshots, every
@@ -105,11 +105,11 @@ def run_worker(config: Path, directory: Path, process_id: int | None, addresses:
     from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
     from dataflows.counters import FlowCounters
-    from dataflows.file_io import JsonlPartitions
-    from dataflows.model_flow import build_model_flow
-    from dataflows.runner import Execution, run_flow
+    from dataflows.kafka.file_io import JsonlPartitions
+    from dataflows.flows.model import build_model_flow
+    from dataflows.flows.runner import Execution, run_flow
     from features.config import load_config
-    from features.model_segment import SegmentModel
+    from features.models.segment import SegmentModel
 
     class Null(StatelessSinkPartition):
         def write_batch(self, items: Iterable[object]) -> None:
@@ -200,7 +200,7 @@ def load_examples(events: Path, labels: Path) -> list[tuple[str, dict, bool]]:
 
 def bare_case(examples: list[tuple[str, dict, bool]], segmented: bool, kind: str, params: dict) -> dict:
     """Wall and CPU seconds for River's predict_proba_one + learn_one over every example, in order."""
-    from features.model_config import build_estimator
+    from features.models.config import build_estimator
 
     models: dict[str | None, object] = {}
     started, cpu = time.perf_counter(), time.process_time()
@@ -241,8 +241,8 @@ def main() -> int:
         return 0
 
     params = json.loads(args.params)
-    from dataflows.generator import StreamSpec
-    from dataflows.produce import write_jsonl
+    from dataflows.synth.generator import StreamSpec
+    from dataflows.synth.produce import write_jsonl
 
     with tempfile.TemporaryDirectory(prefix="bench-model-") as tmp:
         directory = Path(tmp)

@@ -44,12 +44,12 @@ sys.path.insert(0, str(ROOT))  # runnable from a checkout without installing
 
 from datasketches import kll_doubles_sketch  # noqa: E402
 
-from features.categorical_summary import CategoricalSummary  # noqa: E402
-from features.hll import HLL_TYPE, HllBatchFeeder  # noqa: E402
-from features.moments import merge_moments, moments_of  # noqa: E402
-from features.numeric_summary import NumericSummary, merge  # noqa: E402
-from features.samplers import SkipReservoir, UniformReservoir, WeightedReservoir  # noqa: E402
-from features.window_summary import WindowAccumulator  # noqa: E402
+from features.summaries.categorical import CategoricalSummary  # noqa: E402
+from features.summaries.hll import HLL_TYPE, HllBatchFeeder  # noqa: E402
+from features.summaries.moments import merge_moments, moments_of  # noqa: E402
+from features.summaries.numeric import NumericSummary, merge  # noqa: E402
+from features.samples.reservoirs import SkipReservoir, UniformReservoir, WeightedReservoir  # noqa: E402
+from features.summaries.window import WindowAccumulator  # noqa: E402
 
 QUANTILES = [0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99]
 TARGET_RATE = 10e6

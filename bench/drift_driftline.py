@@ -2,7 +2,7 @@
 stream's base windows as summaries, exactly as the drift flow feeds its engine.
 
 The monitor is parsed from the same TOML-shaped table a user writes, with the defaults of
-`features.monitor_config` (tests, thresholds, policy): scales of 1 and 5 base windows; the
+`features.monitors.config` (tests, thresholds, policy): scales of 1 and 5 base windows; the
 reference is the reference windows' merged summary (what `driftline reference build`
 writes), or, for the seasonal stream, the same window one period earlier.
 """
@@ -16,11 +16,11 @@ import numpy as np
 
 from drift_baselines import Alert, Stream
 from drift_streams import CATEGORICAL, NUMERIC, Scenario
-from features.drift_engine import DriftEngine, run_tests
-from features.drift_reference import Reference
-from features.monitor_config import ReferenceSpec, parse_monitors
+from features.monitors.engine import DriftEngine, run_tests
+from features.monitors.reference import Reference
+from features.monitors.config import ReferenceSpec, parse_monitors
 from features.schema import parse_schema
-from features.window_summary import merge_all, summarize_columns
+from features.summaries.window import merge_all, summarize_columns
 
 WINDOW_MS = 60_000
 START_MS = 1_767_225_600_000  # window 0 starts here; reference windows lie before it

@@ -26,11 +26,11 @@ from features.config_values import (
     reject_unknown_keys,
 )
 from features.events import DecodeLimits
-from features.feature_config import FeatureSet, parse_feature_sets
+from features.windows.config import FeatureSet, parse_feature_sets
 from features.kafka_settings import KafkaSettings, parse_kafka_settings
-from features.sample_config import SampleSet, parse_sample_sets
-from features.monitor_config import Monitor, parse_monitors
-from features.model_config import ModelSpec, parse_models
+from features.samples.config import SampleSet, parse_sample_sets
+from features.monitors.config import Monitor, parse_monitors
+from features.models.config import ModelSpec, parse_models
 from features.schema import EventSchema, parse_schema
 
 

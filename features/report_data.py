@@ -2,15 +2,15 @@
 flows: pure (no Kafka), so a report is the same from Kafka topics or replay files.
 
 Every distribution comes from merging the `drift.summaries` window summaries with
-`features.window_summary.merge_all`, never from events: a column's *reference* is the
+`features.summaries.window.merge_all`, never from events: a column's *reference* is the
 monitor's (its first N base windows merged, its reference file, or the same span one period
 earlier) and its *current* distribution the most recent windows (the monitor's largest scale).
 The drift statistic over time is the effect size of one test per column (the test of its
 worst alert, else the monitor's first test) on each scale window against the reference, the
 quantity thresholds apply to; alerts are the `drift.events` themselves.
 
->>> from features.monitor_config import Monitor, ReferenceSpec
->>> from features.window_summary import summarize_events
+>>> from features.monitors.config import Monitor, ReferenceSpec
+>>> from features.summaries.window import summarize_events
 >>> m = Monitor("inputs", ("price",), (), 60_000, (60_000,), ReferenceSpec("first_windows", windows=2))
 >>> msgs = [summary_message("inputs", "price", summarize_events(
 ...     i * 60_000, (i + 1) * 60_000, [{"price": float(i >= 3) + j / 500} for j in range(500)], ["price"], []))
@@ -33,14 +33,14 @@ from typing import Any
 
 import orjson
 
-from features.categorical_drift import CATEGORICAL_TESTS
-from features.categorical_summary import CategoricalSummary
-from features.drift_event import format_duration
+from features.drift.categorical import CATEGORICAL_TESTS
+from features.summaries.categorical import CategoricalSummary
+from features.monitors.events import format_duration
 from features.events import parse_time_ms
-from features.monitor_config import Monitor
-from features.numeric_drift import NUMERIC_TESTS
-from features.numeric_summary import NumericSummary
-from features.window_summary import ColumnSummary, WindowSummary, merge_all
+from features.monitors.config import Monitor
+from features.drift.numeric import NUMERIC_TESTS
+from features.summaries.numeric import NumericSummary
+from features.summaries.window import ColumnSummary, WindowSummary, merge_all
 
 SEVERITY_RANK = {"critical": 3, "warning": 2, "info": 1, "none": 0}
 SUMMARY_SCHEMA = "driftline.window_summary/1"

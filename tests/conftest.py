@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
-from dataflows.broker import RunningBroker, local_broker
+from dataflows.kafka.broker import RunningBroker, local_broker
 
 # The machines running the suite are shared and noisy: no per-example deadlines, no
 # "too slow" health checks. Property tests assert algebra, never timing.

@@ -7,7 +7,7 @@ import time
 import orjson
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
-from dataflows.kafka_io import list_partitions
+from dataflows.kafka.io import list_partitions
 
 
 def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes]]) -> None:

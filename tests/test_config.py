@@ -9,7 +9,7 @@ import pytest
 from features.config import load_config, parse_config
 from features.config_values import ConfigError
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests import ROOT
 
 
 def _doc(**overrides: object) -> dict:

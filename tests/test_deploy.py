@@ -17,14 +17,14 @@ from pathlib import Path, PurePosixPath
 import pytest
 import yaml
 
-from dataflows.broker import RunningBroker
-from dataflows.cli import _build_parser, main
-from dataflows.cluster_env import cluster_position
-from dataflows.flows import FLOWS, default_flows, topics_for
-from dataflows.kafka_io import list_partitions
+from dataflows.kafka.broker import RunningBroker
+from dataflows.cli.commands import _build_parser, main
+from dataflows.flows.cluster_env import cluster_position
+from dataflows.flows.registry import FLOWS, default_flows, topics_for
+from dataflows.kafka.io import list_partitions
 from features.config import load_config
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests import ROOT
 DEPLOY = ROOT / "deploy"
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
@@ -84,7 +84,7 @@ def test_every_flow_a_container_runs_exists() -> None:
     compose = {s["command"][1] for s in COMPOSE_FLOWS.values()}
     k8s = {expanded_args(container(s))[1] for s in STATEFULSETS}
     assert compose == k8s == {"features", "drift", "model"}
-    assert compose <= set(FLOWS), f"flows not in dataflows.flows.FLOWS: {sorted(compose - set(FLOWS))}"
+    assert compose <= set(FLOWS), f"flows not in dataflows.flows.registry.FLOWS: {sorted(compose - set(FLOWS))}"
 
 
 def test_every_command_parses_with_the_cli() -> None:

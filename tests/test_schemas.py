@@ -8,9 +8,9 @@ from pathlib import Path
 import orjson
 from jsonschema import Draft202012Validator
 
-from dataflows.replay import replay
+from dataflows.cli.replay import replay
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests import ROOT
 SCHEMAS = {
     "driftline.dead_letter/1": "dead_letter.json",
     "driftline.features/1": "features.json",

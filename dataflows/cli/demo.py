@@ -15,21 +15,21 @@ from pathlib import Path
 
 import orjson
 
-from dataflows.broker import create_topics, local_broker
+from dataflows.kafka.broker import create_topics, local_broker
 from dataflows.counters import FlowCounters
-from dataflows.drift_report import demo_drift_lines
-from dataflows.flows import FLOWS, default_flows, topics_for
-from dataflows.kafka_io import KafkaInput, KafkaOutput
-from dataflows.generator import StreamSpec
-from dataflows.ingest import combined_counters
-from dataflows.model_report import demo_model_report
-from dataflows.planted_changes import ConceptDrift, parse_change
-from dataflows.produce import produce_to_kafka
-from dataflows.progress import ProgressPrinter
-from dataflows.report_cli import demo_report
-from dataflows.runner import run_flow
-from dataflows.samples_flow import samples_summary
-from dataflows.status_lines import flow_progress, flow_summary
+from dataflows.report.drift_findings import demo_drift_lines
+from dataflows.flows.registry import FLOWS, default_flows, topics_for
+from dataflows.kafka.io import KafkaInput, KafkaOutput
+from dataflows.synth.generator import StreamSpec
+from dataflows.flows.ingest import combined_counters
+from dataflows.report.model_findings import demo_model_report
+from dataflows.synth.planted_changes import ConceptDrift, parse_change
+from dataflows.synth.produce import produce_to_kafka
+from dataflows.cli.progress import ProgressPrinter
+from dataflows.cli.report import demo_report
+from dataflows.flows.runner import run_flow
+from dataflows.flows.samples import samples_summary
+from dataflows.cli.status_lines import flow_progress, flow_summary
 from features.config import load_config
 
 # Planted changes, as fractions of the stream: a concept drift in what makes riders cancel

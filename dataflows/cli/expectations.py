@@ -1,5 +1,5 @@
 """`driftline expectations suggest`: a starting set of expectations from a file of training
-events (`features.expectation_suggest`), written as TOML for a person to review."""
+events (`features.expectations.suggest`), written as TOML for a person to review."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from dataflows.reference_cli import _events
+from dataflows.cli.reference import _events
 from features.config import load_config
 from features.config_values import ConfigError
-from features.drift_reference import build_references
-from features.expectation_suggest import suggest_toml
+from features.monitors.reference import build_references
+from features.expectations.suggest import suggest_toml
 
 
 def add_expectations_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -30,7 +30,7 @@ def suggest_expectations(config_path: Path, input_path: Path, output_path: Path 
     config = load_config(config_path)
     if not config.monitors:
         raise ConfigError("monitors", "at least one [[monitors]] entry", None,
-                          "add a monitor (see README, Drift monitoring) to suggest its expectations.")
+                          "add a monitor (see docs/drift.md) to suggest its expectations.")
     if not input_path.is_file():
         raise FileNotFoundError(f"input {input_path} does not exist")
     rejected = [0]

@@ -7,7 +7,7 @@ told otherwise. A record carries a stable `event` name and its fields, so a line
      "event": "progress", "message": "progress", "events_in": 120000, "events_per_s": 40211.3, ...}
 
 and the same record in text form `2026-11-23T12:00:00.000Z info progress events_in=120000 ...`.
-librdkafka's own log lines reach the `driftline.kafka` logger (see `kafka_clients`), so
+librdkafka's own log lines reach the `driftline.kafka` logger (see `dataflows.kafka.clients`), so
 they come out in the same format.
 
 >>> import io

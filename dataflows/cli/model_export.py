@@ -14,9 +14,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from dataflows.tail import read_json
+from dataflows.kafka.tail import read_json
 from features.kafka_settings import KafkaSettings
-from features.model_messages import SNAPSHOT_SCHEMA
+from features.models.messages import SNAPSHOT_SCHEMA
 
 
 class ExportError(RuntimeError):

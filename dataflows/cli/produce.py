@@ -14,9 +14,9 @@ from typing import TextIO
 
 from confluent_kafka import KafkaException
 
-from dataflows.generator import StreamSpec
-from dataflows.planted_changes import CHANGE_FORMS, parse_change
-from dataflows.produce import ProduceProgress, ProduceStats, produce_to_kafka, write_jsonl
+from dataflows.synth.generator import StreamSpec
+from dataflows.synth.planted_changes import CHANGE_FORMS, parse_change
+from dataflows.synth.produce import ProduceProgress, ProduceStats, produce_to_kafka, write_jsonl
 
 
 def spec_from_args(args: argparse.Namespace) -> StreamSpec:
@@ -116,8 +116,8 @@ def produce_command(args: argparse.Namespace) -> int:
 
 
 def _to_kafka(args: argparse.Namespace, spec: StreamSpec, progress: ProgressLine) -> tuple[ProduceStats, str]:
-    from dataflows.broker import create_topics
-    from dataflows.kafka_clients import command_settings
+    from dataflows.kafka.broker import create_topics
+    from dataflows.kafka.clients import command_settings
 
     settings = command_settings(args.config)
     labels_topic = args.labels_topic or f"{args.topic}.labels"

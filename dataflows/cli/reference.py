@@ -7,9 +7,9 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from dataflows.ingest import wall_clock_ms
+from dataflows.flows.ingest import wall_clock_ms
 from features.config import Config, load_config
-from features.drift_reference import build_references, write_references
+from features.monitors.reference import build_references, write_references
 from features.events import Event, EventDecoder
 
 
@@ -36,7 +36,7 @@ def build_reference_file(config_path: Path, input_path: Path, output_path: Path,
         from features.config_values import ConfigError
 
         raise ConfigError("monitors", "at least one [[monitors]] entry", None,
-                          "add a monitor (see README, Drift monitoring) before building its reference.")
+                          "add a monitor (see docs/drift.md) before building its reference.")
     if not input_path.is_file():
         raise FileNotFoundError(f"reference input {input_path} does not exist")
     rejected = [0]

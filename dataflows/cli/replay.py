@@ -11,12 +11,12 @@ import sys
 from pathlib import Path
 
 from dataflows.counters import FlowCounters
-from dataflows.file_io import JsonlTopics, TopicFiles
-from dataflows.flows import FLOWS, default_flows
-from dataflows.ingest import combined_counters
-from dataflows.progress import ProgressPrinter
-from dataflows.runner import run_flow
-from dataflows.status_lines import flow_progress, flow_summary
+from dataflows.kafka.file_io import JsonlTopics, TopicFiles
+from dataflows.flows.registry import FLOWS, default_flows
+from dataflows.flows.ingest import combined_counters
+from dataflows.cli.progress import ProgressPrinter
+from dataflows.flows.runner import run_flow
+from dataflows.cli.status_lines import flow_progress, flow_summary
 from features.config import load_config
 
 

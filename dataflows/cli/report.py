@@ -1,5 +1,5 @@
 """`driftline report`: the drift report of a run, from Kafka topics or from the files of
-`driftline replay`, written as one self-contained HTML file (`dataflows.report_html`).
+`driftline replay`, written as one self-contained HTML file (`dataflows.report.html`).
 
 ```sh
 driftline report --replay-dir out/replay --config deploy/rides.toml --output report.html
@@ -21,7 +21,7 @@ import orjson
 
 from features.config import Config, load_config
 from features.config_values import ConfigError
-from features.drift_reference import load_monitor_references
+from features.monitors.reference import load_monitor_references
 from features.report_data import Message, TopicNames, build_report, within
 
 MODEL_METRICS_TOPIC = "model.metrics"
@@ -78,11 +78,11 @@ def write_report(config: Config, read: Callable[[str], list[Message]], output: P
                  model_metrics_topic: str = MODEL_METRICS_TOPIC) -> Path:
     """Read every topic with `read` (topic -> its JSON messages; [] when it does not exist),
     build the report and write it to `output`."""
-    from dataflows.report_html import render
+    from dataflows.report.html import render
 
     if not config.monitors:
         raise ConfigError("monitors", "at least one [[monitors]] entry", "none",
-                          "a drift report shows the monitors' columns; add a monitor (README, Drift monitoring).")
+                          "a drift report shows the monitors' columns; add a monitor (docs/drift.md).")
     names = report_topics(config, model_metrics_topic)
     topics = {t: within(read(t), since_ms, until_ms) for t in topic_list(config, names)}
     references = {name: ref.summary for name, ref in load_monitor_references(config.monitors).items()}
@@ -102,8 +102,8 @@ def replay_reader(directory: Path) -> Callable[[str], list[Message]]:
 
 def kafka_reader(bootstrap: str, config: Config) -> Callable[[str], list[Message]]:
     """Reads a topic from the start to its end (nothing for a topic that does not exist)."""
-    from dataflows.kafka_clients import admin_client
-    from dataflows.tail import read_messages
+    from dataflows.kafka.clients import admin_client
+    from dataflows.kafka.tail import read_messages
 
     existing = set(admin_client(bootstrap, config.kafka).list_topics(timeout=10.0).topics)
 

@@ -4,7 +4,7 @@ live progress line instead of progress records.
 
 >>> import io, orjson
 >>> from features.config import parse_config
->>> from dataflows.logs import configure_logging
+>>> from dataflows.cli.logs import configure_logging
 >>> out = io.StringIO()
 >>> _ = configure_logging("json", stream=out)
 >>> config = parse_config({"source": {"topic": "rides"}, "kafka": {"sasl.password": "pw"},
@@ -25,11 +25,11 @@ import time
 from typing import Any, TextIO
 
 from dataflows.counters import FlowCounters
-from dataflows.flows import FLOWS
-from dataflows.logs import Ticker, log_event
-from dataflows.progress import ProgressPrinter, RateMeter
-from dataflows.runner import Execution
-from dataflows.status_lines import flow_progress, flow_summary
+from dataflows.flows.registry import FLOWS
+from dataflows.cli.logs import Ticker, log_event
+from dataflows.cli.progress import ProgressPrinter, RateMeter
+from dataflows.flows.runner import Execution
+from dataflows.cli.status_lines import flow_progress, flow_summary
 from features.config import Config
 
 LOGGER = logging.getLogger("driftline.run")

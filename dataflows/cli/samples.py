@@ -2,7 +2,7 @@
 
 Inputs are replay outputs (a directory of `<topic>.jsonl` files, or one such file) or topics
 (with `--bootstrap`). The messages of the set whose windows lie in [--from, --to) are merged
-(`features.sample_messages.merge_samples`): the result is the sample of the whole range,
+(`features.samples.messages.merge_samples`): the result is the sample of the whole range,
 exactly as if it had been one window.
 """
 
@@ -18,7 +18,7 @@ import orjson
 
 from features.config_values import ConfigError
 from features.events import parse_time_ms
-from features.sample_messages import merge_samples, select_windows
+from features.samples.messages import merge_samples, select_windows
 
 
 def add_samples_parser(sub: Any) -> None:
@@ -54,8 +54,8 @@ def _read(source: str, bootstrap: str | None) -> Iterator[dict[str, Any]]:
     elif path.is_file():
         files = [path]
     elif bootstrap is not None:
-        from dataflows.kafka_clients import command_settings
-        from dataflows.tail import read_messages
+        from dataflows.kafka.clients import command_settings
+        from dataflows.kafka.tail import read_messages
 
         for msg in read_messages(bootstrap, source, settings=command_settings(None)):
             if msg.value() is not None:

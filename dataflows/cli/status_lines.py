@@ -6,8 +6,8 @@ import time
 from collections.abc import Callable
 
 from dataflows.counters import FlowCounters
-from dataflows.model_report import model_counter_lines
-from dataflows.progress import RateMeter
+from dataflows.report.model_findings import model_counter_lines
+from dataflows.cli.progress import RateMeter
 
 
 def flow_progress(counters: FlowCounters) -> Callable[[], str]:

@@ -1,17 +1,17 @@
 """The consumer client for services: import both classes from here.
 
 - `FeatureTable`: the latest features per entity of a `features.<set>` topic, kept up to
-  date by a background thread (`dataflows.feature_table`).
+  date by a background thread (`dataflows.client.feature_table`).
 - `DriftSubscriber`: typed, filtered, de-duplicated drift events from `drift.events`
-  (`dataflows.drift_subscriber`).
+  (`dataflows.client.drift_subscriber`).
 
 Both take `settings=` for Kafka security: `parse_kafka_settings(None)` reads the
 `DRIFTLINE_KAFKA_*` variables, `load_config(path).kafka` a config file's `[kafka]` table.
 """
 
-from dataflows.contract import SchemaVersionError
-from dataflows.drift_subscriber import DriftEvent, DriftSubscriber, Window, parse_drift_event
-from dataflows.feature_table import Features, FeatureTable, TableStats
+from dataflows.client.contract import SchemaVersionError
+from dataflows.client.drift_subscriber import DriftEvent, DriftSubscriber, Window, parse_drift_event
+from dataflows.client.feature_table import Features, FeatureTable, TableStats
 
 __all__ = ["DriftEvent", "DriftSubscriber", "FeatureTable", "Features", "SchemaVersionError", "TableStats", "Window",
            "parse_drift_event"]

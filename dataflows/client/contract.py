@@ -8,7 +8,7 @@ with an error that says what to do.
 >>> require_schema({"schema": "driftline.drift_event/2"}, "driftline.drift_event", 1)
 Traceback (most recent call last):
 ...
-dataflows.contract.SchemaVersionError: message schema 'driftline.drift_event/2' has major version 2; this client reads driftline.drift_event/1. Upgrade driftline on the reading side, or keep the producers on version 1.
+dataflows.client.contract.SchemaVersionError: message schema 'driftline.drift_event/2' has major version 2; this client reads driftline.drift_event/1. Upgrade driftline on the reading side, or keep the producers on version 1.
 """
 
 from __future__ import annotations

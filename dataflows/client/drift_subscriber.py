@@ -4,7 +4,7 @@
         for event in alerts:                      # blocks, waiting for new events
             page(f"{event.column}: {event.detail}", urgent=event.severity == "critical")
 
-Messages follow the `driftline.drift_event/1` contract (README, "Drift monitoring"); a
+Messages follow the `driftline.drift_event/1` contract (docs/drift.md); a
 message of another major version stops the subscriber with `SchemaVersionError`, while
 minor versions' extra fields are ignored. Events repeated by at-least-once delivery (same
 `id`) are yielded once. `parse_drift_event` is the parser on its own:
@@ -30,8 +30,8 @@ from typing import Any
 
 import orjson
 
-from dataflows.contract import SchemaVersionError, require_schema
-from dataflows.topic_reader import TopicReader
+from dataflows.client.contract import SchemaVersionError, require_schema
+from dataflows.client.topic_reader import TopicReader
 from features.kafka_settings import KafkaSettings
 
 SCHEMA_NAME, SCHEMA_MAJOR = "driftline.drift_event", 1

@@ -35,8 +35,8 @@ from typing import Any
 
 import orjson
 
-from dataflows.contract import SchemaVersionError, require_schema
-from dataflows.topic_reader import TopicReader
+from dataflows.client.contract import SchemaVersionError, require_schema
+from dataflows.client.topic_reader import TopicReader
 from features.kafka_settings import KafkaSettings
 
 LOGGER = logging.getLogger("driftline.client")

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
-from dataflows.kafka_clients import client_config, new_client
-from dataflows.kafka_io import list_partitions
+from dataflows.kafka.clients import client_config, new_client
+from dataflows.kafka.io import list_partitions
 from features.kafka_settings import KafkaSettings
 
 

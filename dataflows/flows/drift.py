@@ -11,7 +11,7 @@ Two stateful steps after ingestion:
    watermark (the slowest partition's) passes a window's end, and the monitor's
    `DriftEngine` tests the base window and the scale windows it closes against the
    reference and applies the alert policy; its `ExpectationMonitor` checks the base
-   window's expectations and schema versions (`features.expectation_monitor`).
+   window's expectations and schema versions (`features.monitors.expectation_checks`).
 
 Late events are counted; they are written to `<topic>.late` only when this flow owns the
 dead letters (`Config.dead_letter_flow`), so each late event is written once.
@@ -32,15 +32,15 @@ from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
 
 from dataflows.counters import FlowCounters
-from dataflows.ingest import ingest, wall_clock_ms
-from dataflows.kafka_io import OutMessage
+from dataflows.flows.ingest import ingest, wall_clock_ms
+from dataflows.kafka.io import OutMessage
 from features.config import Config
 from features.config_values import ConfigError
-from features.drift_engine import DriftEngine
-from features.drift_event import summary_message
-from features.drift_reference import Reference, load_monitor_references
-from features.drift_windows import Closed, Partial, PartitionWindows, WindowCloser
-from features.expectation_monitor import ExpectationMonitor, hold_back
+from features.monitors.engine import DriftEngine
+from features.monitors.events import summary_message
+from features.monitors.reference import Reference, load_monitor_references
+from features.monitors.base_windows import Closed, Partial, PartitionWindows, WindowCloser
+from features.monitors.expectation_checks import ExpectationMonitor, hold_back
 from features.events import Event
 from features.messages import encode, late_event_message
 from features.partition_progress import NEVER
@@ -199,7 +199,7 @@ def build_drift_flow(config: Config, source: FixedPartitionedSource, sink: Sink[
     """Ingestion + drift, reading `source` and writing every output message to `sink`."""
     if not config.monitors:
         raise ConfigError("monitors", "at least one [[monitors]] entry", None,
-                          "add a monitor (see README, Drift monitoring).")
+                          "add a monitor (see docs/drift.md).")
     references = load_monitor_references(config.monitors)
     flow = Dataflow("driftline_drift")
     events, dead_letters = ingest(flow, config, source, counters, "drift")

@@ -21,15 +21,15 @@ from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
 
 from dataflows.counters import FlowCounters
-from dataflows.ingest import ingest, wall_clock_ms
-from dataflows.kafka_io import OutMessage
-from dataflows.samples_flow import sample_stage
+from dataflows.flows.ingest import ingest, wall_clock_ms
+from dataflows.kafka.io import OutMessage
+from dataflows.flows.samples import sample_stage
 from features.config import Config
 from features.events import Event
-from features.feature_config import FeatureSet
-from features.feature_engine import LateEvent, PartitionClocks, ShardEngine
+from features.windows.config import FeatureSet
+from features.windows.engine import LateEvent, PartitionClocks, ShardEngine
 from features.messages import encode, feature_message, late_event_message
-from features.static_features import load_static
+from features.windows.static_features import load_static
 
 # Fixed for the life of a deployment: recovery snapshots are keyed by shard.
 SHARDS = 32
@@ -201,7 +201,7 @@ def build_features_flow(config: Config, source: FixedPartitionedSource, sink: Si
         from features.config_values import ConfigError
 
         raise ConfigError("feature_sets", "at least one [[feature_sets]] or [[sample_sets]] entry", None,
-                          "add a feature set (see README, Configuration) or run the `ingest` flow.")
+                          "add a feature set (see docs/configuration.md) or run the `ingest` flow.")
     flow = Dataflow("driftline_features")
     events, dead_letters = ingest(flow, config, source, counters, "features")
     partitions = len(source.list_parts())

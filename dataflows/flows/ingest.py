@@ -18,7 +18,7 @@ from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
 from dataflows.counters import FlowCounters
-from dataflows.kafka_io import OutMessage, RawMessage
+from dataflows.kafka.io import OutMessage, RawMessage
 from features.config import Config
 from features.events import Event, EventDecoder, Rejection
 from features.messages import SourcePosition, dead_letter, encode

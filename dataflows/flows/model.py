@@ -35,27 +35,27 @@ from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
 
 from dataflows.counters import FlowCounters
-from dataflows.features_flow import load_statics
-from dataflows.ingest import wall_clock_ms, writes_dead_letters
-from dataflows.model_inputs import input_decoder
-from dataflows.kafka_io import OutMessage
-from dataflows.metrics import MODEL_METRIC
+from dataflows.flows.features import load_statics
+from dataflows.flows.ingest import wall_clock_ms, writes_dead_letters
+from dataflows.flows.model_inputs import input_decoder
+from dataflows.kafka.io import OutMessage
+from dataflows.flows.metrics import MODEL_METRIC
 from features.config import Config
 from features.config_values import ConfigError
-from features.feature_engine import PartitionClocks
-from features.label_router import LabelRouter
+from features.windows.engine import PartitionClocks
+from features.models.label_router import LabelRouter
 from features.messages import encode
-from features.model_config import ModelSpec
-from features.model_messages import (
+from features.models.config import ModelSpec
+from features.models.messages import (
     error_drift_event,
     metrics_message,
     prediction_message,
     promotion_message,
     snapshot_messages,
 )
-from features.model_features import FeatureInputs
-from features.model_runner import input_vector
-from features.model_segment import ErrorDrift, Promotion, SegmentModel, Snapshot, WindowMetrics
+from features.models.feature_inputs import FeatureInputs
+from features.models.runner import input_vector
+from features.models.segment import ErrorDrift, Promotion, SegmentModel, Snapshot, WindowMetrics
 from features.partition_progress import PartitionProgress
 from features.stream_order import NEVER, OrderedRelease
 
@@ -75,7 +75,7 @@ def _shard(text: str, shards: int) -> int:
 def model_shard_key(spec: ModelSpec, segment: str | None) -> str:
     """The model-shard key of a segment (a stable hash: the same in every process and run).
 
-    >>> from features.model_config import LabelSpec
+    >>> from features.models.config import LabelSpec
     >>> spec = ModelSpec("m", "k", "classification", ("x",), LabelSpec("l", "id", "y"))
     >>> model_shard_key(spec, None)
     'm/s0'
@@ -86,7 +86,7 @@ def model_shard_key(spec: ModelSpec, segment: str | None) -> str:
 def join_shard_keys(spec: ModelSpec) -> list[str]:
     """Every join-shard key of a model, by shard number.
 
-    >>> from features.model_config import LabelSpec
+    >>> from features.models.config import LabelSpec
     >>> join_shard_keys(ModelSpec("m", "k", "classification", ("x",), LabelSpec("l", "id", "y")))[:2]
     ['m/j0', 'm/j1']
     """
@@ -378,7 +378,7 @@ def build_model_flow(config: Config, source: FixedPartitionedSource, sink: Sink[
     topics) and writing every output message to `sink`."""
     if not config.models:
         raise ConfigError("models", "at least one [[models]] entry", None,
-                          "add a model (see README, Online models).")
+                          "add a model (see docs/models.md).")
     parts = source.list_parts()
     events_topic = config.source.topic
     statics = load_statics(config.feature_sets) if any(spec.features for spec in config.models) else {}

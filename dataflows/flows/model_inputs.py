@@ -11,12 +11,12 @@ from collections.abc import Callable
 from typing import Any
 
 from dataflows.counters import FlowCounters
-from dataflows.ingest import make_batch_decoder, writes_dead_letters
-from dataflows.kafka_io import OutMessage, RawMessage
+from dataflows.flows.ingest import make_batch_decoder, writes_dead_letters
+from dataflows.kafka.io import OutMessage, RawMessage
 from features.config import Config
 from features.events import Event, Rejection
 from features.messages import SourcePosition, dead_letter, encode
-from features.model_labels import Label, LabelDecoder
+from features.models.labels import Label, LabelDecoder
 
 
 def input_decoder(config: Config, counters: FlowCounters,

@@ -10,11 +10,11 @@ from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
 from dataflows.counters import FlowCounters
-from dataflows.drift_flow import build_drift_flow
-from dataflows.features_flow import build_features_flow
-from dataflows.ingest import build_ingest_flow
-from dataflows.kafka_io import OutMessage
-from dataflows.model_flow import build_model_flow, label_topics, model_output_topics
+from dataflows.flows.drift import build_drift_flow
+from dataflows.flows.features import build_features_flow
+from dataflows.flows.ingest import build_ingest_flow
+from dataflows.kafka.io import OutMessage
+from dataflows.flows.model import build_model_flow, label_topics, model_output_topics
 from features.config import Config
 
 FlowBuilder = Callable[[Config, Source, Sink[OutMessage], FlowCounters], Dataflow]

@@ -19,15 +19,15 @@ from bytewax.dataflow import Stream
 from bytewax.operators import StatefulBatchLogic
 
 from dataflows.counters import FlowCounters
-from dataflows.ingest import wall_clock_ms
-from dataflows.kafka_io import OutMessage
+from dataflows.flows.ingest import wall_clock_ms
+from dataflows.kafka.io import OutMessage
 from features.config import Config
 from features.events import Event
-from features.feature_engine import PartitionClocks
+from features.windows.engine import PartitionClocks
 from features.messages import encode, late_event_message
-from features.priority_sampling import WindowSample
-from features.sample_messages import message_key, sample_messages
-from features.sample_windows import ClosedSample, PaneSampler, SampleWindows
+from features.samples.priority import WindowSample
+from features.samples.messages import message_key, sample_messages
+from features.samples.windows import ClosedSample, PaneSampler, SampleWindows
 
 # What a partition sends each sample set per batch: the set's name, the panes the
 # partition's watermark has passed, and its progress (largest event time per partition).

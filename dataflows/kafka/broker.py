@@ -24,7 +24,7 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from dataflows.kafka_clients import admin_client
+from dataflows.kafka.clients import admin_client
 from features.kafka_settings import KafkaSettings
 
 BINARY_ENV = "DRIFTLINE_TANSU_BIN"

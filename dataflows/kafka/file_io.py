@@ -16,7 +16,7 @@ from typing import IO
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-from dataflows.kafka_io import OutMessage, RawMessage
+from dataflows.kafka.io import OutMessage, RawMessage
 
 
 class _LineReader(StatefulSourcePartition[RawMessage, int]):

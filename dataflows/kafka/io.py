@@ -21,7 +21,7 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from dataflows.counters import FlowCounters
-from dataflows.kafka_clients import admin_client, client_config, new_client
+from dataflows.kafka.clients import admin_client, client_config, new_client
 from features.kafka_settings import KafkaSettings
 
 

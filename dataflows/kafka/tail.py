@@ -10,10 +10,10 @@ from typing import TextIO
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, Message, TopicPartition
 
-from dataflows.kafka_clients import client_config, new_client
-from dataflows.kafka_io import list_partitions
+from dataflows.kafka.clients import client_config, new_client
+from dataflows.kafka.io import list_partitions
 from features.kafka_settings import KafkaSettings
-from features.drift_event import DRIFT_EVENT_SCHEMA, describe_message
+from features.monitors.events import DRIFT_EVENT_SCHEMA, describe_message
 
 
 def format_message(key: bytes | None, value: bytes | None, partition: int, offset: int, compact: bool) -> str:

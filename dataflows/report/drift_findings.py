@@ -4,8 +4,8 @@
 their column and says when each was detected and where it was localised; `expectation_lines`
 lists the expectations that alerted and the schema-version changes; the demo prints both.
 
->>> from dataflows.generator import StreamSpec
->>> from dataflows.planted_changes import parse_change
+>>> from dataflows.synth.generator import StreamSpec
+>>> from dataflows.synth.planted_changes import parse_change
 >>> spec = StreamSpec(events=12_000, seed=1, changes=(parse_change("shift:price:start=6000:scale=1.3"),))
 >>> event = {"column": "price", "kind": "covariate", "test": "mean", "severity": "critical",
 ...          "window": {"end_ms": spec.start_ms + 60_000}, "scale": "1m",
@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from dataflows.generator import StreamSpec
-from dataflows.tail import read_json
+from dataflows.synth.generator import StreamSpec
+from dataflows.kafka.tail import read_json
 from features.kafka_settings import KafkaSettings
 from features.messages import iso_utc
 

@@ -14,12 +14,12 @@ from collections.abc import Iterable, Mapping
 from html import escape
 from typing import Any
 
-from dataflows import report_plots
-from features.categorical_drift import summary_stats as categorical_stats
-from features.categorical_summary import CategoricalSummary
+from dataflows.report import plots as report_plots
+from features.drift.categorical import summary_stats as categorical_stats
+from features.summaries.categorical import CategoricalSummary
 from features.messages import iso_utc
-from features.numeric_drift import summary_stats as numeric_stats
-from features.numeric_summary import NumericSummary
+from features.drift.numeric import summary_stats as numeric_stats
+from features.summaries.numeric import NumericSummary
 from features.report_data import ColumnReport, ModelReport, ReportData, anchor
 
 TITLE = "driftline drift report"

@@ -7,10 +7,10 @@ from typing import Any
 
 
 from dataflows.counters import FlowCounters
-from dataflows.tail import read_json
+from dataflows.kafka.tail import read_json
 from features.config import Config
 from features.messages import iso_utc
-from features.model_messages import METRICS_SCHEMA, PROMOTION_SCHEMA
+from features.models.messages import METRICS_SCHEMA, PROMOTION_SCHEMA
 
 
 def model_counter_lines(counters: FlowCounters) -> list[str]:

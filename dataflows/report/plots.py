@@ -4,7 +4,7 @@ Figures are built with `matplotlib.figure.Figure` (no pyplot: no global state, n
 backend), text stays text (`svg.fonttype = none`: small and searchable), and the XML prolog
 and DOCTYPE are dropped so the SVG can sit inside the HTML page.
 
->>> from features.numeric_summary import NumericSummary
+>>> from features.summaries.numeric import NumericSummary
 >>> ref, cur = NumericSummary(), NumericSummary()
 >>> ref.update([1.0, 2.0, 3.0]); cur.update([2.0, 3.0, 4.0])
 >>> svg = numeric_distribution(ref, cur); svg.startswith("<svg"), "reference" in svg
@@ -24,8 +24,8 @@ from matplotlib import dates as mdates
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from features.categorical_summary import CategoricalSummary
-from features.numeric_summary import NumericSummary
+from features.summaries.categorical import CategoricalSummary
+from features.summaries.numeric import NumericSummary
 from features.report_data import ColumnReport, HealthPoint, ModelReport
 
 REFERENCE, CURRENT = "#5c7cfa", "#e8590c"

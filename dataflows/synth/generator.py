@@ -17,7 +17,7 @@ the label's own time (`label_delay_ms` later on average):
 >>> out[2].key, orjson.loads(out[2].value)
 (b'ride-1-0', {'ride_id': 'ride-1-0', 'ts': 1767225600001, 'cancelled': False})
 
-Planted changes (`dataflows.planted_changes`) and malformed events (`dataflows.malformed_events`:
+Planted changes (`dataflows.synth.planted_changes`) and malformed events (`dataflows.synth.malformed_events`:
 one message in `1 / malformed_fraction`, each with the `Reason` the decoder must give) are
 described in their own modules.
 """
@@ -33,8 +33,8 @@ from typing import Literal
 import numpy as np
 import orjson
 
-from dataflows.malformed_events import MalformedPlan, malformed_event
-from dataflows.planted_changes import Change, ConceptDrift, CovariateShift, NewCategory, UnitChange
+from dataflows.synth.malformed_events import MalformedPlan, malformed_event
+from dataflows.synth.planted_changes import Change, ConceptDrift, CovariateShift, NewCategory, UnitChange
 from features.events import DecodeLimits
 
 # --- the rides ------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Malformed events of the synthetic ride stream (`dataflows.generator`): which event indices
+"""Malformed events of the synthetic ride stream (`dataflows.synth.generator`): which event indices
 are malformed (`MalformedPlan`) and what each one looks like (`malformed_event`: one builder
 per rejection `Reason`, so every reason the decoder gives is exercised).
 """

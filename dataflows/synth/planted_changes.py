@@ -1,4 +1,4 @@
-"""Planted changes for the synthetic ride stream (`dataflows.generator`): a covariate shift, a
+"""Planted changes for the synthetic ride stream (`dataflows.synth.generator`): a covariate shift, a
 new category, a concept drift and a unit change, each with the command-line form that
 `parse_change` reads.
 """

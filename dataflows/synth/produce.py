@@ -1,10 +1,10 @@
-"""Writing the synthetic ride stream (`dataflows.generator`) to Kafka or to JSONL files.
+"""Writing the synthetic ride stream (`dataflows.synth.generator`) to Kafka or to JSONL files.
 
 Both writers consume the generator's batches of plain tuples (not `Produced` objects), so
 they run at the generator's speed, and both return the same `ProduceStats`:
 
 >>> import tempfile
->>> from dataflows.generator import StreamSpec
+>>> from dataflows.synth.generator import StreamSpec
 >>> with tempfile.TemporaryDirectory() as folder:
 ...     write_jsonl(StreamSpec(events=1000, seed=2, malformed_fraction=0.01), Path(folder) / "rides.jsonl")
 ProduceStats(events=1000, labels=0, malformed=10, by_reason={'not_json': 2, 'not_object': 2, 'missing_field': 1, 'wrong_type': 1, 'non_finite': 1, 'bad_timestamp': 1, 'future_timestamp': 1, 'oversized': 1})
@@ -20,10 +20,10 @@ from pathlib import Path
 
 from confluent_kafka import KafkaError, Producer
 
-from dataflows.generator import Row, StreamSpec, generate_batches
-from dataflows.kafka_clients import new_client
-from dataflows.kafka_io import producer_config
-from dataflows.malformed_events import REJECTION_KINDS
+from dataflows.synth.generator import Row, StreamSpec, generate_batches
+from dataflows.kafka.clients import new_client
+from dataflows.kafka.io import producer_config
+from dataflows.synth.malformed_events import REJECTION_KINDS
 from features.kafka_settings import KafkaSettings
 
 
@@ -185,7 +185,7 @@ def produce_to_kafka(spec: StreamSpec, bootstrap: str, topic: str, labels_topic:
 
     `rate` caps the events written per wall-clock second (default: as fast as possible).
     Raises RuntimeError when a message cannot be delivered. The topics must exist
-    (`dataflows.broker.create_topics`).
+    (`dataflows.kafka.broker.create_topics`).
 
     >>> produce_to_kafka(StreamSpec(events=1000), "127.0.0.1:9092", "rides", "rides.labels")  # doctest: +SKIP
     ProduceStats(events=1000, labels=1000, malformed=0, by_reason={})

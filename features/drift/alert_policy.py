@@ -23,7 +23,7 @@ windows, two windows in a row ~1e-4, and adjusted p <= 1e-6 almost never, which 
 alarms far below 1 per 1,000 windows, while a 0.25-standard-deviation mean shift in a
 1,000-event window has p ~ 1e-13 (Welch z ~ 7.5) and alerts in its first full window.
 
->>> from features.drift_result import TestResult
+>>> from features.drift.result import TestResult
 >>> policy, state = AlertPolicy(), PolicyState()
 >>> shifted = [TestResult("mean", 7.5, 1e-13, 0.25, column="price"),
 ...            TestResult("mean", 0.3, 0.76, 0.01, column="eta")]
@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from features.drift_result import SCHEMA_TESTS, TestResult
+from features.drift.result import SCHEMA_TESTS, TestResult
 
 SEVERITIES = ("info", "warning", "critical")
 
@@ -57,7 +57,7 @@ DEFAULT_CRITICAL: dict[str, float] = {
     "wasserstein": 1.0, "chi2": 0.2, "new_category": 0.05, "vanished_category": 0.05,
     "mmd": 0.5, "missing": 0.9,
 }
-# Expectations (features.expectation_monitor): the effect size is the share of failing values
+# Expectations (features.monitors.expectation_checks): the effect size is the share of failing values
 # proven beyond what `mostly` allows; any proven excess is a warning, 10 points a critical.
 EXPECTATION_TESTS = ("range", "in", "regex", "not_null", "type", "compare")
 DEFAULT_THRESHOLDS.update(dict.fromkeys(EXPECTATION_TESTS, 1e-9))

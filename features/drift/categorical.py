@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from features.categorical_summary import CategoricalSummary
-from features.drift_result import TestResult
-from features.numeric_drift import chi2_p, js_from_shares, proportion_test, psi_from_shares
+from features.summaries.categorical import CategoricalSummary
+from features.drift.result import TestResult
+from features.drift.numeric import chi2_p, js_from_shares, proportion_test, psi_from_shares
 
 OTHER = "(other)"  # the bucket of values past a summary's category cap
 TOP_CATEGORIES = 20  # categories listed in a drift event's summary statistics

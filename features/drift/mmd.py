@@ -1,7 +1,7 @@
 """Multivariate drift: maximum mean discrepancy (MMD) with a permutation test.
 
 Gretton et al., "A Kernel Two-Sample Test" (JMLR 2012). Both samples (rows of the
-monitor's numeric columns, from `features.samplers` reservoirs) are standardised with the
+monitor's numeric columns, from `features.samples.reservoirs` reservoirs) are standardised with the
 reference's column means and standard deviations, so no column dominates by its units; the
 kernel is Gaussian with the median pairwise distance of the pooled sample as bandwidth. The
 statistic is the unbiased MMD^2; the p-value counts permutations of the pooled rows whose
@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from features.drift_result import TestResult
+from features.drift.result import TestResult
 
 DEFAULT_PERMUTATIONS = 200
 

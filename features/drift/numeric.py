@@ -2,7 +2,7 @@
 
 No raw values are needed: every test reads the summaries' exact moments and counters or
 their KLL sketches, so a reference summarised once can be compared with any window, at any
-scale built by merging (see `features.window_summary.merge_all`).
+scale built by merging (see `features.summaries.window.merge_all`).
 
 | test | statistic | p-value | effect size |
 |---|---|---|---|
@@ -42,8 +42,8 @@ from typing import Any
 import numpy as np
 from scipy import special
 
-from features.drift_result import TestResult
-from features.numeric_summary import NumericSummary
+from features.drift.result import TestResult
+from features.summaries.numeric import NumericSummary
 
 # Points per sketch at which the two CDFs are compared, when a sketch is past its exact
 # mode: the grid misses at most 1/KS_GRID of D, which only makes the test more conservative.

@@ -1,6 +1,6 @@
 """The outcome of one drift test on one column: statistic, p-value, effect size.
 
-Every test in `features.numeric_drift`, `features.categorical_drift` and `features.mmd`
+Every test in `features.drift.numeric`, `features.drift.categorical` and `features.drift.mmd`
 returns a `TestResult`. The p-value is None for tests without one (Wasserstein); the effect
 size is the quantity the alert policy's thresholds and severities apply to (for instance
 the mean shift in reference standard deviations), so a tiny but significant difference in a

@@ -10,7 +10,7 @@ against a known pre-change distribution (a CUSUM scan), computed from summaries 
 suffixes are merged from the right, one merge per base window.
 
 >>> import numpy as np
->>> from features.window_summary import summarize_columns
+>>> from features.summaries.window import summarize_columns
 >>> rng = np.random.default_rng(3)
 >>> windows = [summarize_columns(i * 60_000, (i + 1) * 60_000,
 ...                              {"x": rng.normal(0.5 if i >= 4 else 0.0, 1.0, 1000)}, ["x"], [])
@@ -25,13 +25,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
-from features import categorical_summary, numeric_summary
-from features.categorical_drift import chi2_test
-from features.categorical_drift import null_rate_test as categorical_null_rate
-from features.drift_result import TestResult
-from features.numeric_drift import ks_test, mean_test, null_rate_test, std_test
-from features.numeric_summary import NumericSummary
-from features.window_summary import ColumnSummary, WindowSummary
+from features.summaries import categorical as categorical_summary, numeric as numeric_summary
+from features.drift.categorical import chi2_test
+from features.drift.categorical import null_rate_test as categorical_null_rate
+from features.drift.result import TestResult
+from features.drift.numeric import ks_test, mean_test, null_rate_test, std_test
+from features.summaries.numeric import NumericSummary
+from features.summaries.window import ColumnSummary, WindowSummary
 
 # Given a suffix's [start_ms, end_ms), the reference column summary to compare it with.
 ReferenceFor = Callable[[int, int], "ColumnSummary | None"]

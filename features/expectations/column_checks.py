@@ -27,10 +27,10 @@ Value by value (`checker()` gives a mergeable `ValueCheck` to feed values into):
 - `HasType(column, type_name, mostly)`: "number", "integer", "string" or "boolean".
 
 Results and the three-valued verdict ("pass", "fail", "uncertain": conservative both
-ways) are described in `features.expectation_results`; the value-by-value specs live in
-`features.value_checks` and are re-exported here.
+ways) are described in `features.expectations.results`; the value-by-value specs live in
+`features.expectations.value_checks` and are re-exported here.
 
->>> from features.numeric_summary import NumericSummary
+>>> from features.summaries.numeric import NumericSummary
 >>> s = NumericSummary(); s.update([61.0, 65.5, 70.0, 74.0, 80.0])
 >>> r = ValueRange("room_temp", 60, 75, mostly=0.95).evaluate(s)
 >>> r.verdict, r.observed, r.expected, r.failing
@@ -46,12 +46,12 @@ from typing import Union
 
 import numpy as np  # noqa: F401  # the examples use it
 
-from features.categorical_summary import CategoricalSummary
-from features.expectation_results import (
+from features.summaries.categorical import CategoricalSummary
+from features.expectations.results import (
     ExpectationResult, Spec, Verdict, check_mostly, percent, result_from_bounds,
 )
-from features.numeric_summary import NumericSummary
-from features.value_checks import HasType, Matches, ValueCheck, merge_checks
+from features.summaries.numeric import NumericSummary
+from features.expectations.value_checks import HasType, Matches, ValueCheck, merge_checks
 
 __all__ = [
     "ExpectationResult", "HasType", "InSet", "Matches", "NotNull", "NumericType", "ValueCheck",
@@ -69,7 +69,7 @@ def _interval(lo: float | None, hi: float | None) -> str:
 class ValueRange(Spec):
     """Numbers in [min, max] (either side may be None: unbounded) for a `mostly` share.
 
-    >>> from features.numeric_summary import NumericSummary
+    >>> from features.summaries.numeric import NumericSummary
     >>> s = NumericSummary(); s.update(np.arange(60.0, 76.0))
     >>> ValueRange("t", 60, 75).evaluate(s).verdict
     'pass'
@@ -126,7 +126,7 @@ class ValueRange(Spec):
 class InSet(Spec):
     """Categories in `allowed` (compared as strings, as the summary stores them).
 
-    >>> from features.categorical_summary import CategoricalSummary
+    >>> from features.summaries.categorical import CategoricalSummary
     >>> s = CategoricalSummary(); s.update(["card", "cash", "card", "btc"])
     >>> r = InSet("payment", frozenset({"card", "cash"}), mostly=0.9).evaluate(s)
     >>> r.verdict, r.observed, r.examples
@@ -177,7 +177,7 @@ class InSet(Spec):
 class NotNull(Spec):
     """Values present and not null (None, NaN, or a missing field) for a `mostly` share.
 
-    >>> from features.categorical_summary import CategoricalSummary
+    >>> from features.summaries.categorical import CategoricalSummary
     >>> s = CategoricalSummary(); s.update(["a", None, "b", "c"])
     >>> NotNull("c", mostly=0.7).evaluate(s).observed
     '75.0% not null (1 null of 4)'
@@ -204,7 +204,7 @@ class NotNull(Spec):
 class NumericType(Spec):
     """Non-null values of a numeric column are numbers (not strings, booleans, ...).
 
-    >>> from features.numeric_summary import NumericSummary
+    >>> from features.summaries.numeric import NumericSummary
     >>> s = NumericSummary(); s.update([1.0, "7", 3, None])
     >>> NumericType("x").evaluate(s).observed
     '66.7% numbers (1 not a number)'
@@ -237,7 +237,7 @@ def evaluate(spec: SummarySpec, columns: Mapping[str, NumericSummary | Categoric
              ) -> ExpectationResult:
     """Evaluate a summary expectation on its column of a window (`WindowSummary.columns`).
 
-    >>> from features.window_summary import summarize_events
+    >>> from features.summaries.window import summarize_events
     >>> w = summarize_events(0, 60_000, [{"t": 70.0}, {"t": None}], ["t"], [])
     >>> evaluate(NotNull("t", mostly=0.9), w.columns).verdict
     'fail'

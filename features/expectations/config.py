@@ -34,12 +34,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Union, get_args
 
-from features.alert_policy import EXPECTATION_TESTS as KINDS
+from features.drift.alert_policy import EXPECTATION_TESTS as KINDS
 from features.config_values import ConfigError, join_key, read_float, read_str, read_str_list, reject_unknown_keys
-from features.expectations import HasType, InSet, Matches, NotNull, NumericType, ValueRange
-from features.pair_checks import Compare
+from features.expectations.column_checks import HasType, InSet, Matches, NotNull, NumericType, ValueRange
+from features.expectations.pair_checks import Compare
 from features.schema import EventSchema
-from features.value_checks import TypeName
+from features.expectations.value_checks import TypeName
 
 TYPE_NAMES = get_args(TypeName)
 _KEYS = {"column", "mostly", *KINDS}

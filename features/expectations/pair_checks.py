@@ -1,7 +1,7 @@
 """An expectation between two fields of the same event: `dropoff_ts > pickup_ts`.
 
 No summary can answer it (the summaries keep columns apart), so it is checked event by
-event through the mergeable `ValueCheck` of `features.value_checks`: the value fed is the
+event through the mergeable `ValueCheck` of `features.expectations.value_checks`: the value fed is the
 pair (left, right), or None when either side is null or missing (counted apart, not checked,
 as the other value-by-value checks do with nulls).
 
@@ -20,8 +20,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from features.expectation_results import Spec, check_mostly
-from features.value_checks import ValueCheck
+from features.expectations.results import Spec, check_mostly
+from features.expectations.value_checks import ValueCheck
 
 OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,

@@ -1,6 +1,6 @@
 """A starting set of expectations from a reference summary, for a person to review.
 
-From a monitor's summary of training events (`features.drift_reference.build_references`):
+From a monitor's summary of training events (`features.monitors.reference.build_references`):
 
 - numeric columns: `range` from the 0.1% and 99.9% quantiles (their outer confidence
   bounds, rounded outward to 3 significant digits) with `mostly = 0.99`, so that the 0.2% of
@@ -9,7 +9,7 @@ From a monitor's summary of training events (`features.drift_reference.build_ref
   cap: the categories are not all known);
 - `not_null` on every column without a null in the data.
 
->>> from features.window_summary import summarize_columns
+>>> from features.summaries.window import summarize_columns
 >>> import numpy as np
 >>> w = summarize_columns(0, 1, {"km": np.linspace(0.5, 40.0, 1000), "pay": ["card", "cash"] * 500},
 ...                       ["km"], ["pay"])
@@ -26,9 +26,9 @@ from __future__ import annotations
 import json
 import math
 
-from features.categorical_summary import CategoricalSummary
-from features.numeric_summary import NumericSummary
-from features.window_summary import WindowSummary
+from features.summaries.categorical import CategoricalSummary
+from features.summaries.numeric import NumericSummary
+from features.summaries.window import WindowSummary
 
 LOW_RANK, HIGH_RANK, RANGE_MOSTLY = 0.001, 0.999, 0.99
 

@@ -23,10 +23,10 @@ from typing import Literal, Union
 
 import numpy as np
 
-from features.expectation_results import (
+from features.expectations.results import (
     MAX_EXAMPLES, ExpectationResult, Spec, check_mostly, percent, result_from_bounds,
 )
-from features.numeric_values import INVALID, classify
+from features.summaries.numeric_values import INVALID, classify
 
 TypeName = Literal["number", "integer", "string", "boolean"]
 

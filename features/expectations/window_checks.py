@@ -2,8 +2,8 @@
 count of events per schema version. Carried with each partition's partial window and merged
 across partitions like the summaries (counts add; examples keep partition order).
 
->>> from features.expectation_config import Expectation
->>> from features.value_checks import Matches
+>>> from features.expectations.config import Expectation
+>>> from features.expectations.value_checks import Matches
 >>> regex = Expectation("regex", Matches("id", "^ride-"), True)
 >>> a = WindowChecks.empty((regex,), "v", 1); a.add([{"id": "ride-1"}, {"id": "x", "v": 2}])
 >>> b = WindowChecks.empty((regex,), "v", 1); b.add([{"id": "ride-2", "v": 2}])
@@ -17,8 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from features.expectation_config import Expectation
-from features.value_checks import ValueCheck, merge_checks
+from features.expectations.config import Expectation
+from features.expectations.value_checks import ValueCheck, merge_checks
 
 
 @dataclass

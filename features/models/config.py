@@ -47,7 +47,7 @@ from features.config_values import (
     read_table,
     reject_unknown_keys,
 )
-from features.feature_config import FeatureSet
+from features.windows.config import FeatureSet
 from features.schema import EventSchema
 
 KINDS = {
@@ -227,7 +227,7 @@ def _inputs(table: Mapping[str, Any], prefix: str, schema: EventSchema,
     """The `inputs` list: event fields (in order), then `<set>.<feature>` inputs (in order).
 
     >>> from features.schema import parse_schema
-    >>> from features.feature_config import parse_feature_set
+    >>> from features.windows.config import parse_feature_set
     >>> schema = parse_schema({"entity": "area", "event_time": "ts", "fields": {"area": "string", "price": "float"}})
     >>> fs = parse_feature_set({"name": "a1m", "window": {"type": "tumbling", "length": "1m"},
     ...                         "features": [{"name": "rides", "agg": "count"}]}, schema, "feature_sets[0]")

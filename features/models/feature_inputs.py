@@ -18,8 +18,8 @@ Which window an event at `t` reads:
   N events stay the last N until new ones come; a session's features stay those of the
   entity's previous session). Before the first one closes: nothing (the inputs are absent).
 
->>> from features.feature_config import FeatureSet, FeatureSpec, WindowSpec
->>> from features.model_config import FeatureInput
+>>> from features.windows.config import FeatureSet, FeatureSpec, WindowSpec
+>>> from features.models.config import FeatureInput
 >>> fs = FeatureSet("a1m", "area", "features.a1m", WindowSpec("tumbling", 60_000, 60_000),
 ...                 (FeatureSpec("rides", "count"), FeatureSpec("mean_price", "mean", "price")))
 >>> inputs = FeatureInputs((fs,), (FeatureInput("a1m.rides", "a1m", "rides", True),
@@ -36,9 +36,9 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from features.feature_config import FeatureSet
-from features.model_config import FeatureInput
-from features.window_state import FeatureRow, new_window_state
+from features.windows.config import FeatureSet
+from features.models.config import FeatureInput
+from features.windows.state import FeatureRow, new_window_state
 
 
 class _SetInputs:

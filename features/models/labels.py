@@ -3,7 +3,7 @@
 A label message is a JSON object holding the join key, the label and its event time, e.g.
 the generator's `{"ride_id": "ride-1-0", "ts": 1767225660000, "cancelled": false}`.
 
->>> from features.model_config import LabelSpec
+>>> from features.models.config import LabelSpec
 >>> decoder = LabelDecoder(LabelSpec("rides.labels", "ride_id", "cancelled"))
 >>> decoder.decode(b'{"ride_id": "r1", "ts": 1767225660000, "cancelled": true}', partition=2, offset=9)
 Label(key='r1', time_ms=1767225660000, value=True, partition=2, offset=9)
@@ -19,14 +19,14 @@ from typing import Any, NamedTuple
 import orjson
 
 from features.events import Reason, Rejection, parse_time_ms
-from features.model_config import LabelSpec
+from features.models.config import LabelSpec
 
 
 class Label(NamedTuple):
     """A decoded label: the join key, its event time (epoch ms) and the label value.
 
     `partition` and `offset` say where it was read; with `time_ms` they let
-    `features.feature_engine.PartitionClocks` decide lateness for labels as for events.
+    `features.windows.engine.PartitionClocks` decide lateness for labels as for events.
     """
 
     key: str

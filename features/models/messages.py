@@ -3,7 +3,7 @@
 Each has a `schema` and a deterministic `id` (see `features.messages`); JSON Schemas are in
 `deploy/schemas/`. Class names become JSON object keys: booleans as "true"/"false".
 
->>> from features.model_segment import Served
+>>> from features.models.segment import Served
 >>> msg = prediction_message("cancel", None, Served("r1", 0, 1, {True: 0.25, False: 0.75}, False,
 ...                          {"price": 9.5}), "area-1", 5)
 >>> msg["id"], msg["probabilities"], msg["prediction"]
@@ -16,9 +16,9 @@ import base64
 import functools
 from typing import Any
 
-from features.drift_event import DriftEvent, window_dict
+from features.monitors.events import DriftEvent, window_dict
 from features.messages import iso_utc
-from features.model_segment import ErrorDrift, Promotion, Served, Snapshot, WindowMetrics
+from features.models.segment import ErrorDrift, Promotion, Served, Snapshot, WindowMetrics
 
 PREDICTION_SCHEMA = "driftline.prediction/1"
 METRICS_SCHEMA = "driftline.model_metrics/1"
@@ -134,7 +134,7 @@ def snapshot_messages(model: str, segment: str | None, s: Snapshot, river_versio
     """The champion, pickled and base64-encoded, for `driftline model export`, in as many
     messages (`part` 0 .. `parts` - 1) as keep each under the broker's message size limit.
 
-    >>> from features.model_segment import Snapshot
+    >>> from features.models.segment import Snapshot
     >>> parts = snapshot_messages("m", None, Snapshot(60_000, 1, "k", 5, b"x" * 10, {}), "0.26", 0, part_bytes=4)
     >>> [(p["id"], p["part"], p["parts"], p["pickle_b64"]) for p in parts]
     [('m/60000/0', 0, 3, 'eHh4eA=='), ('m/60000/1', 1, 3, 'eHh4eA=='), ('m/60000/2', 2, 3, 'eHg=')]
@@ -169,7 +169,7 @@ def _error_summary(count: int, mean: float, std: float | None) -> dict[str, Any]
 def error_drift_event(model: str, segment: str | None, task: str, d: ErrorDrift,
                       emitted_at_ms: int) -> dict[str, Any]:
     """ADWIN's change in the served predictions' error, as a drift event of the drift flow
-    (`features.drift_event.DriftEvent`, kind `error_rate`, monitor `model`).
+    (`features.monitors.events.DriftEvent`, kind `error_rate`, monitor `model`).
 
     `reference` is the old regime (the part of ADWIN's window it dropped), `current` the new
     one; `statistic` and `effect_size` are the change in mean error; the window (and so the

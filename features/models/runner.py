@@ -3,7 +3,7 @@
 The model is a plain River object (an estimator, or a `compose.Pipeline` of River
 transformers and the estimator), so a pickled snapshot loads with River alone.
 
->>> from features.model_config import Preprocessing
+>>> from features.models.config import Preprocessing
 >>> runner = ModelRunner.build("hoeffding_tree_classifier", {}, Preprocessing(), ("x",), "classification", 1)
 >>> runner.predict({"x": 1.0})
 ({}, None)
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from features.model_config import Preprocessing, build_estimator
+from features.models.config import Preprocessing, build_estimator
 
 
 def build_model(kind: str, params: Mapping[str, Any], pre: Preprocessing, inputs: Sequence[str]) -> Any:
@@ -25,7 +25,7 @@ def build_model(kind: str, params: Mapping[str, Any], pre: Preprocessing, inputs
     `compose.Discard` (not `Select`) routes the fields: it tolerates absent ones, and null
     inputs are absent from the vector.
 
-    >>> from features.model_config import Preprocessing
+    >>> from features.models.config import Preprocessing
     >>> model = build_model("hoeffding_tree_classifier", {}, Preprocessing(("a",), ("c",)), ("a", "b", "c"))
     >>> sorted(model["TransformerUnion"].transform_one({"a": 2.0, "c": "y"}))
     ['a', 'c_y']

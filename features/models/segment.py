@@ -14,7 +14,7 @@
 A challenger replaces the champion when its mean score over the last `promotion_window`
 labelled examples that both predicted beats the champion's by `promotion_margin`.
 
->>> from features.model_config import LabelSpec, ModelSpec
+>>> from features.models.config import LabelSpec, ModelSpec
 >>> spec = ModelSpec("m", "hoeffding_tree_classifier", "classification", ("x",), LabelSpec("l", "k", "y"))
 >>> seg = SegmentModel(spec, None)
 >>> out = seg.on_event("a", 1_000, {"x": 1.0}); out[-1].version, out[-1].value
@@ -31,9 +31,9 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from features.model_config import ModelSpec
-from features.model_metrics import PairedScores, WindowScores
-from features.model_runner import ModelRunner
+from features.models.config import ModelSpec
+from features.models.metrics import PairedScores, WindowScores
+from features.models.runner import ModelRunner
 
 _INF = 2**63
 

@@ -1,6 +1,6 @@
 """Event-time base windows for the drift monitors: per input partition, then per monitor.
 
-The drift flow follows the features flow's event-time rules (`features.feature_engine`):
+The drift flow follows the features flow's event-time rules (`features.windows.engine`):
 an event is late when it is behind its input partition's watermark (`PartitionClocks`: the
 largest event time read before it from that partition, less the allowed lateness). Late
 events are counted and kept out of the summaries.
@@ -17,7 +17,7 @@ events are counted and kept out of the summaries.
 At the end of a bounded input (`flush`) every open window closes.
 
 >>> from features.events import Event
->>> from features.monitor_config import Monitor, ReferenceSpec
+>>> from features.monitors.config import Monitor, ReferenceSpec
 >>> m = Monitor("inputs", ("price",), (), 60_000, (60_000,), ReferenceSpec("first_windows"))
 >>> part = PartitionWindows((m,), lateness_ms=10_000)
 >>> partials, late = part.add([Event("a", t, {"price": 1.0}, partition=0) for t in (1_000, 75_000, 2_000)])
@@ -37,18 +37,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from features.drift_reference import Row, merge_samples, sample_rows
+from features.monitors.reference import Row, merge_samples, sample_rows
 from features.events import Event
-from features.feature_engine import LateEvent, PartitionClocks
-from features.monitor_config import Monitor
+from features.windows.engine import LateEvent, PartitionClocks
+from features.monitors.config import Monitor
 from features.partition_progress import IDLE_PARTITION_MS, PartitionProgress
 from features.partition_progress import NEVER as _NEVER
-from features.samplers import UniformReservoir
-from features import categorical_summary, numeric_summary
-from features.numeric_summary import NumericSummary
-from features.window_checks import WindowChecks
-from features.window_checks import merge as merge_checks
-from features.window_summary import ColumnSummary, WindowAccumulator, WindowSummary
+from features.samples.reservoirs import UniformReservoir
+from features.summaries import categorical as categorical_summary, numeric as numeric_summary
+from features.summaries.numeric import NumericSummary
+from features.expectations.window_checks import WindowChecks
+from features.expectations.window_checks import merge as merge_checks
+from features.summaries.window import ColumnSummary, WindowAccumulator, WindowSummary
 
 Sample = UniformReservoir[Row]
 # A closed base window: its summary, its sample of rows (multivariate monitors), its checks.
@@ -84,7 +84,7 @@ def combine(parts: Sequence[WindowSummary]) -> WindowSummary:
     input partition): event counts added, column summaries merged in the given order.
     (`window_summary.merge` joins *disjoint* windows and refuses shared time.)
 
-    >>> from features.window_summary import summarize_columns
+    >>> from features.summaries.window import summarize_columns
     >>> a = summarize_columns(0, 60_000, {"x": [1.0, 2.0]}, ["x"], [])
     >>> b = summarize_columns(0, 60_000, {"x": [3.0]}, ["x"], [])
     >>> w = combine([a, b]); w.event_count, w.columns["x"].mean
@@ -183,7 +183,7 @@ class WindowCloser:
     idle partition later deliver events of a window already closed, they cannot join it (it
     was published): they are counted in `late_after_close` and left out.
 
-    >>> from features.monitor_config import Monitor, ReferenceSpec
+    >>> from features.monitors.config import Monitor, ReferenceSpec
     >>> closer = WindowCloser(Monitor("m", ("x",), (), 60_000, (60_000,), ReferenceSpec("first_windows")),
     ...                       partitions=2, idle_ms=30_000)
     >>> closer.add(0, 200_000, [], now_ms=0), closer.add(0, 200_000, [], now_ms=40_000)

@@ -19,7 +19,7 @@ thresholds = { psi = 0.2 }            # effect size of a warning, per test
 critical = { psi = 0.5 }              # effect size of a critical alert, per test
 policy = { fdr = 0.01, consecutive = 2, immediate_p = 1e-6, cooldown = "1h", min_severity = "warning" }
 multivariate = { sample = 200, permutations = 200 }   # MMD over the numeric columns (optional)
-expectations = [ { column = "price", range = { min = 0, max = 500 }, mostly = 0.99 } ]  # features.expectation_config
+expectations = [ { column = "price", range = { min = 0, max = 500 }, mostly = 0.99 } ]  # features.expectations.config
 ```
 
 >>> from features.schema import parse_schema
@@ -39,8 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from features.alert_policy import DEFAULT_THRESHOLDS, SEVERITIES, AlertPolicy
-from features.categorical_drift import CATEGORICAL_TESTS
+from features.drift.alert_policy import DEFAULT_THRESHOLDS, SEVERITIES, AlertPolicy
+from features.drift.categorical import CATEGORICAL_TESTS
 from features.config_values import (
     ConfigError,
     join_key,
@@ -54,8 +54,8 @@ from features.config_values import (
     read_table,
     reject_unknown_keys,
 )
-from features.expectation_config import Expectation, parse_expectations
-from features.numeric_drift import NUMERIC_TESTS
+from features.expectations.config import Expectation, parse_expectations
+from features.drift.numeric import NUMERIC_TESTS
 from features.schema import EventSchema
 
 MONITOR_KINDS = ("covariate", "prediction", "label")

@@ -5,7 +5,7 @@ base window for `drift.summaries`, and, for every scale window that the base win
 closes (a scale window [E - S, E) is aligned to multiples of S since the epoch and closes
 once a base window reaching E arrives), the test results and the alerts the policy lets
 through, as `DriftEvent`s with the base window where the change began. Larger scales are
-built by merging base windows (`features.window_summary.merge_all`), never from events.
+built by merging base windows (`features.summaries.window.merge_all`), never from events.
 
 References: a file (given at construction), the monitor's first N base windows (no tests
 until they are in; scale windows overlapping them are not tested), or the same span one
@@ -14,8 +14,8 @@ period earlier (from the engine's history; windows without history are not teste
 The engine is plain state (summaries, reservoirs, dicts): it pickles into snapshots.
 
 >>> import numpy as np
->>> from features.monitor_config import Monitor, ReferenceSpec
->>> from features.window_summary import summarize_columns
+>>> from features.monitors.config import Monitor, ReferenceSpec
+>>> from features.summaries.window import summarize_columns
 >>> monitor = Monitor("inputs", ("price",), (), 60_000, (60_000, 300_000),
 ...                   ReferenceSpec("first_windows", windows=5))
 >>> engine = DriftEngine(monitor)
@@ -37,21 +37,21 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from features.alert_policy import Alert, PolicyState
-from features.categorical_drift import CATEGORICAL_TESTS
-from features.categorical_drift import summary_stats as categorical_stats
-from features.drift_event import MULTIVARIATE_COLUMN, DriftEvent, format_duration
-from features.drift_reference import Reference, Row, merge_samples, merged_reference
-from features.drift_result import SCHEMA_TESTS, TestResult
+from features.drift.alert_policy import Alert, PolicyState
+from features.drift.categorical import CATEGORICAL_TESTS
+from features.drift.categorical import summary_stats as categorical_stats
+from features.monitors.events import MULTIVARIATE_COLUMN, DriftEvent, format_duration
+from features.monitors.reference import Reference, Row, merge_samples, merged_reference
+from features.drift.result import SCHEMA_TESTS, TestResult
 from features.messages import iso_utc
-from features.mmd import mmd_test
-from features.monitor_config import Monitor
-from features.numeric_drift import NUMERIC_TESTS, total
-from features.numeric_drift import summary_stats as numeric_stats
-from features.numeric_summary import NumericSummary
-from features.root_cause import localise, merge_column
-from features.samplers import UniformReservoir
-from features.window_summary import ColumnSummary, WindowSummary, merge_all
+from features.drift.mmd import mmd_test
+from features.monitors.config import Monitor
+from features.drift.numeric import NUMERIC_TESTS, total
+from features.drift.numeric import summary_stats as numeric_stats
+from features.summaries.numeric import NumericSummary
+from features.drift.root_cause import localise, merge_column
+from features.samples.reservoirs import UniformReservoir
+from features.summaries.window import ColumnSummary, WindowSummary, merge_all
 
 Sample = UniformReservoir[Row]
 
@@ -115,7 +115,7 @@ class DriftEngine:
     def __init__(self, monitor: Monitor, reference: Reference | None = None, seed: int = 0) -> None:
         if monitor.reference.type == "file" and reference is None:
             raise ValueError(f"monitor {monitor.name!r} uses a reference file: pass its Reference "
-                             "(features.drift_reference.read_references)")
+                             "(features.monitors.reference.read_references)")
         self.monitor = monitor
         self.reference = reference if monitor.reference.type == "file" else None
         self.seed = seed

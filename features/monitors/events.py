@@ -3,7 +3,7 @@
 A `DriftEvent` is an alert the policy let through, with everything an on-call person needs:
 which column, which test, how much (statistic, p-value, effect size, threshold), at which
 scale, in which window, where the change began, and the reference and current statistics.
-`to_message` gives the `driftline.drift_event/1` JSON contract (README, "Drift monitoring";
+`to_message` gives the `driftline.drift_event/1` JSON contract (docs/drift.md;
 `deploy/schemas/drift_event.json`); `describe_message` the one-line text `driftline tail`
 prints. `summary_message` is one column's base-window summary for `drift.summaries`.
 
@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from features.messages import iso_utc
-from features.numeric_summary import NumericSummary
-from features.window_summary import WindowSummary
+from features.summaries.numeric import NumericSummary
+from features.summaries.window import WindowSummary
 
 DRIFT_EVENT_SCHEMA = "driftline.drift_event/1"
 WINDOW_SUMMARY_SCHEMA = "driftline.window_summary/1"
@@ -143,7 +143,7 @@ def summary_message(monitor: str, column: str, window: WindowSummary, emitted_at
     `summary` is `WindowSummary.to_dict()` of that column alone, so consumers can
     `WindowSummary.from_dict` it and merge windows at their own scales.
 
-    >>> from features.window_summary import summarize_columns
+    >>> from features.summaries.window import summarize_columns
     >>> w = summarize_columns(0, 60_000, {"price": [1.0, 2.0]}, ["price"], [])
     >>> m = summary_message("inputs", "price", w, 0); m["id"], m["summary"]["columns"]["price"]["count"]
     ('inputs/price/60000', 2)

@@ -3,11 +3,11 @@
 For each base window (its merged summaries and `WindowChecks`):
 
 1. **Expectations**: those answerable from the summaries are evaluated on them
-   (`features.expectations.evaluate`, sketch error accounted for); the per-event ones
+   (`features.expectations.column_checks.evaluate`, sketch error accounted for); the per-event ones
    (`regex`, `type` on a non-numeric column, `compare`) come from the merged checks. A
    result counts as *flagged* only on the verdict "fail" (the violation is proven, beyond
    the sketch's bound for a range on a sketch); "pass" and "uncertain" reset the streak.
-   Flagged results go through the monitor's alert policy (`features.alert_policy`: effect
+   Flagged results go through the monitor's alert policy (`features.drift.alert_policy`: effect
    size = the share of failing values proven beyond what `mostly` allows; consecutive
    windows, immediate when critical, cooldown, min severity), each expectation with its
    own policy state, and become drift events of kind `expectation`.
@@ -19,10 +19,10 @@ For each base window (its merged summaries and `WindowChecks`):
    streaks still count the window, so a violation that persists under the new version
    alerts in the next window.
 
->>> from features.expectation_config import Expectation
->>> from features.expectations import ValueRange
->>> from features.monitor_config import Monitor, ReferenceSpec
->>> from features.window_summary import summarize_columns
+>>> from features.expectations.config import Expectation
+>>> from features.expectations.column_checks import ValueRange
+>>> from features.monitors.config import Monitor, ReferenceSpec
+>>> from features.summaries.window import summarize_columns
 >>> m = Monitor("inputs", ("km",), (), 60_000, (60_000,), ReferenceSpec("first_windows"),
 ...             expectations=(Expectation("range", ValueRange("km", 0, 100, 0.95), False),))
 >>> guard = ExpectationMonitor(m)
@@ -37,18 +37,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from features.alert_policy import PolicyState
-from features.categorical_drift import summary_stats as categorical_stats
-from features.drift_event import DriftEvent
-from features.drift_result import TestResult
-from features.expectation_config import Expectation
-from features.expectation_results import ExpectationResult
-from features.expectations import evaluate
-from features.monitor_config import Monitor
-from features.numeric_drift import summary_stats as numeric_stats
-from features.numeric_summary import NumericSummary
-from features.window_checks import WindowChecks
-from features.window_summary import WindowSummary
+from features.drift.alert_policy import PolicyState
+from features.drift.categorical import summary_stats as categorical_stats
+from features.monitors.events import DriftEvent
+from features.drift.result import TestResult
+from features.expectations.config import Expectation
+from features.expectations.results import ExpectationResult
+from features.expectations.column_checks import evaluate
+from features.monitors.config import Monitor
+from features.drift.numeric import summary_stats as numeric_stats
+from features.summaries.numeric import NumericSummary
+from features.expectations.window_checks import WindowChecks
+from features.summaries.window import WindowSummary
 
 VERSION_COLUMN = "schema_version"  # the column of schema-version events without a version_field
 
@@ -71,7 +71,7 @@ class WindowCheck:
 def excess(result: ExpectationResult, mostly: float) -> float:
     """The share of failing values proven beyond what `mostly` allows (0 unless "fail").
 
-    >>> from features.expectation_results import ExpectationResult
+    >>> from features.expectations.results import ExpectationResult
     >>> r = ExpectationResult("x", "x", "fail", "", "", 12, (10, 14), 100)
     >>> round(excess(r, 0.95), 3)
     0.05

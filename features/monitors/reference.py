@@ -12,7 +12,7 @@ training set once; `reference_document` / `references_from_document` are the JSO
 ```
 
 >>> from features.events import Event
->>> from features.monitor_config import Monitor, ReferenceSpec
+>>> from features.monitors.config import Monitor, ReferenceSpec
 >>> m = Monitor("inputs", ("price",), ("payment",), 60_000, (60_000,), ReferenceSpec("file"))
 >>> events = [Event("a", 1_000 * i, {"price": float(i), "payment": "card"}) for i in range(100)]
 >>> refs = build_references([m], events)
@@ -35,9 +35,9 @@ from typing import Any
 import orjson
 
 from features.events import Event
-from features.monitor_config import Monitor
-from features.samplers import UniformReservoir, merge_uniform
-from features.window_summary import WindowAccumulator, WindowSummary, merge_all
+from features.monitors.config import Monitor
+from features.samples.reservoirs import UniformReservoir, merge_uniform
+from features.summaries.window import WindowAccumulator, WindowSummary, merge_all
 
 REFERENCE_SCHEMA = "driftline.reference/1"
 Row = tuple[float, ...]

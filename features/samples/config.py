@@ -41,7 +41,7 @@ from features.config_values import (
     read_table,
     reject_unknown_keys,
 )
-from features.feature_config import _NAME, Filter, WindowSpec, parse_filter, parse_window
+from features.windows.config import _NAME, Filter, WindowSpec, parse_filter, parse_window
 from features.schema import EventSchema
 
 SAMPLE_KINDS = ("uniform", "weighted", "stratified")

@@ -4,11 +4,11 @@ One message per closed window, or per stratum of the window for stratified sets 
 for the overflow stratum when strata beyond `max_strata` had events). Each sampled item
 carries its priority key and hash, so a consumer can merge minute samples into an hour's
 exactly: the bottom-k of the union of the messages' items is the bottom-k of the union of
-the windows' events (see `features.priority_sampling`).
+the windows' events (see `features.samples.priority`).
 
->>> from features.feature_config import WindowSpec
->>> from features.sample_config import SampleSet
->>> from features.sample_windows import PaneSampler, SampleWindows
+>>> from features.windows.config import WindowSpec
+>>> from features.samples.config import SampleSet
+>>> from features.samples.windows import PaneSampler, SampleWindows
 >>> from features.events import Event
 >>> spec = SampleSet("s", WindowSpec("tumbling", 60_000, 60_000), k=2, topic="samples.s")
 >>> def sample(start):
@@ -33,8 +33,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from features.messages import encode, iso_utc
-from features.priority_sampling import Bottom, Item, WindowSample
-from features.sample_windows import ClosedSample, stratum_ranker
+from features.samples.priority import Bottom, Item, WindowSample
+from features.samples.windows import ClosedSample, stratum_ranker
 
 SAMPLE_SCHEMA = "driftline.sample/1"
 DEFAULT_MAX_BYTES = 1_000_000

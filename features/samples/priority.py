@@ -11,7 +11,7 @@ sketches", PODC).
 - uniform: key = u, uniform in (0, 1) from the hash. Each of n events (distinct
   identities) is in the sample with probability exactly k/n.
 - weighted: key = ln(-ln u) - ln w, a monotone transform of Efraimidis & Spirakis' A-Res
-  key u^(1/w) (the one `features.samplers.WeightedReservoir` keeps): the k smallest are the
+  key u^(1/w) (the one `features.samples.reservoirs.WeightedReservoir` keeps): the k smallest are the
   k largest A-Res keys, i.e. k successive draws proportional to weight. Kept as a log so
   recency weights w = 2^((t - end) / half_life) never overflow: with ln w measured from the
   epoch (t / half_life * ln 2) the key of an event does not depend on its window, and every

@@ -10,8 +10,8 @@ Two halves, so the flow never ships events to one place to sample them:
   slowest partition's, once every partition has reported) passes its end, as feature
   windows close. Hopping windows are the merge of their `length / step` panes.
 
->>> from features.sample_config import SampleSet
->>> from features.feature_config import WindowSpec
+>>> from features.samples.config import SampleSet
+>>> from features.windows.config import WindowSpec
 >>> from features.events import Event
 >>> spec = SampleSet("s", WindowSpec("tumbling", 60_000, 60_000), k=2)
 >>> sampler, windows = PaneSampler(spec), SampleWindows(spec, lateness_ms=0, partitions=1)
@@ -32,10 +32,10 @@ from typing import Any
 import orjson
 
 from features.events import Event
-from features.priority_sampling import TWO_POW_M52, Hasher, WindowSample, identity_bytes, recency_log_weight
+from features.samples.priority import TWO_POW_M52, Hasher, WindowSample, identity_bytes, recency_log_weight
 from features.partition_progress import NEVER as _NEVER
 from features.partition_progress import PartitionProgress
-from features.sample_config import SampleSet
+from features.samples.config import SampleSet
 
 
 def stratum_name(value: Any) -> str:

@@ -33,7 +33,7 @@ Byte layout (`to_bytes`, little-endian, format version 1)::
     35     8     freq_len, hll_len (2 x u32)
     43     ...   n_categories x (name_len u32, UTF-8 name, count u64, slack u64), sorted by
                  name, then frequent-items bytes (`freq_bytes`), then HLL bytes
-                 (`features.hll.hll_bytes`)
+                 (`features.summaries.hll.hll_bytes`)
 
 >>> s = CategoricalSummary()
 >>> s.update(["card", "cash", "card", None])
@@ -53,8 +53,8 @@ from typing import Any
 import numpy as np
 from datasketches import frequent_items_error_type, frequent_strings_sketch, hll_sketch
 
-from features.hll import HLL_TYPE, DistinctCount, hll_bytes, hll_distinct, hll_merge
-from features.summary_codec import b64decode, b64encode
+from features.summaries.hll import HLL_TYPE, DistinctCount, hll_bytes, hll_distinct, hll_merge
+from features.summaries.codec import b64decode, b64encode
 
 DEFAULT_CAP = 256
 DEFAULT_FREQ_LG_K = 9  # up to 384 tracked items, error about 0.7% of the total weight

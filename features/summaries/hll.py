@@ -17,7 +17,7 @@ The feeder keeps *lower bounds* of what the sketch holds (a coupon seen per regi
 and each register's maximum), so anything else that updates the sketch (a per-value
 `update`, or no feeder history at all) only makes it skip less, never wrongly. The resulting
 sketch is therefore bit-identical to one fed every value one call at a time, in the same
-order; `tests/test_numeric_summary.py` checks this. Past the first few thousand values of a
+order; `tests/summaries/test_numeric_summary.py` checks this. Past the first few thousand values of a
 high-cardinality column, only about k * ln(n2 / n1) of the values between the n1-th and the
 n2-th reach the sketch (k registers); a low-cardinality column reaches it about once per
 distinct value and block of 32768 values.

@@ -109,7 +109,7 @@ def moments_of(values: npt.ArrayLike) -> Moments:
     """Moments of a batch of finite numbers, computed with numpy (two passes).
 
     The caller filters NaN and infinities out first: one of them would make every moment
-    NaN, so they are counted apart (see `features.numeric_summary`).
+    NaN, so they are counted apart (see `features.summaries.numeric`).
 
     >>> moments_of(np.array([1.0, 2.0, 3.0]))
     Moments(count=3, mean=2.0, m2=2.0, m3=0.0, m4=2.0)

@@ -1,7 +1,7 @@
 """Mergeable summary of one numeric column: exact moments, a KLL quantile sketch, an HLL.
 
 Exact parts: count, nulls (None and NaN), infinities, invalid values (not numbers: strings,
-booleans, ...), sum, min, max and the central moments (see `features.moments`, Chan et al.
+booleans, ...), sum, min, max and the central moments (see `features.summaries.moments`, Chan et al.
 1979 and Pébay 2008). Approximate parts, from Apache DataSketches: a KLL sketch
 (`kll_doubles_sketch`, Karnin, Lang & Liberty 2016) for quantiles, CDF and histograms, whose
 rank error (99% confidence) every query reports, and an HLL sketch (`hll_sketch`, HLL_4) for
@@ -9,7 +9,7 @@ the distinct count, reported with its bounds. Infinities, NaN and invalid values
 but kept out of the moments and sketches: one of them would turn every moment into NaN.
 
 Update from numpy batches (`update`) or one value at a time (`add`): both give the same
-summary: counts, min, max and the HLL bit for bit (see `features.hll`), moments and sum
+summary: counts, min, max and the HLL bit for bit (see `features.summaries.hll`), moments and sum
 within rounding, and KLL contents exactly until its first compaction (which draws random
 bits), within its rank error after. `merge` returns a new summary, inputs untouched.
 
@@ -23,7 +23,7 @@ Byte layout (`to_bytes`, little-endian, format version 1)::
     8      32    count, nulls, infinite, invalid (4 x u64)
     40     56    sum, mean, m2, m3, m4, min, max (7 x f64; min and max are NaN when empty)
     96     8     kll_len, hll_len (2 x u32)
-    104    ...   KLL bytes (kll_doubles_sketch.serialize), then HLL bytes (`features.hll.hll_bytes`)
+    104    ...   KLL bytes (kll_doubles_sketch.serialize), then HLL bytes (`features.summaries.hll.hll_bytes`)
 
 At the defaults (k=200, lg_k=12) a summary of 1M values takes about 7.2 KB.
 
@@ -44,13 +44,13 @@ import numpy as np
 import numpy.typing as npt
 from datasketches import hll_sketch, kll_doubles_sketch
 
-from features.hll import (
+from features.summaries.hll import (
     HLL_TYPE, DistinctCount, HllBatchFeeder, hll_bytes, hll_distinct, hll_merge,
 )
-from features.moments import EMPTY, Moments, add_value, merge_moments, moments_of
-from features.numeric_values import INVALID, classify, coerce
-from features.quantile_results import Cdf, Histogram, Quantiles
-from features.summary_codec import b64decode, b64encode, float_from_json, float_to_json
+from features.summaries.moments import EMPTY, Moments, add_value, merge_moments, moments_of
+from features.summaries.numeric_values import INVALID, classify, coerce
+from features.summaries.quantiles import Cdf, Histogram, Quantiles
+from features.summaries.codec import b64decode, b64encode, float_from_json, float_to_json
 
 DEFAULT_KLL_K = 200
 DEFAULT_HLL_LG_K = 12

@@ -44,9 +44,9 @@ from typing import Any, Union
 import numpy as np  # noqa: F401  # the examples use it
 import numpy.typing as npt
 
-from features import categorical_summary, numeric_summary
-from features.categorical_summary import CategoricalSummary
-from features.numeric_summary import NumericSummary
+from features.summaries import categorical as categorical_summary, numeric as numeric_summary
+from features.summaries.categorical import CategoricalSummary
+from features.summaries.numeric import NumericSummary
 
 ColumnSummary = Union[NumericSummary, CategoricalSummary]
 

@@ -18,7 +18,7 @@ partition or further behind than lateness plus the partitions' skew):
   (one from such a partition once it delivers again) is late too. So an event that is not
   late can never fall into a closed window.
 
->>> from features.feature_config import FeatureSet, FeatureSpec, WindowSpec
+>>> from features.windows.config import FeatureSet, FeatureSpec, WindowSpec
 >>> from features.events import Event
 >>> fs = FeatureSet("s", "area", "features.s", WindowSpec("tumbling", 60_000, 60_000),
 ...                 (FeatureSpec("n", "count"),))
@@ -35,9 +35,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from features.events import Event
-from features.feature_config import FeatureSet
+from features.windows.config import FeatureSet
 from features.partition_progress import NEVER, PartitionProgress
-from features.window_state import FeatureRow, new_window_state
+from features.windows.state import FeatureRow, new_window_state
 
 
 

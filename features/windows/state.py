@@ -15,7 +15,7 @@ its `length / step` panes. Last-N keeps the entity's N most recent events and em
 each `every` boundary b that follows new events, the features of the last N events
 before b.
 
->>> from features.feature_config import FeatureSet, FeatureSpec, WindowSpec
+>>> from features.windows.config import FeatureSet, FeatureSpec, WindowSpec
 >>> fs = FeatureSet("s", "area", "features.s", WindowSpec("tumbling", 60_000, 60_000),
 ...                 (FeatureSpec("n", "count"),))
 >>> state = TumblingState(fs)
@@ -33,8 +33,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from features.aggregates import Aggregates, compile_aggregates
-from features.feature_config import FeatureSet
+from features.windows.aggregates import Aggregates, compile_aggregates
+from features.windows.config import FeatureSet
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ class _WindowState(ABC):
         """The row of a window `[start, end)` without events: `count`, `sum`, `distinct` and
         `rate` 0, the rest null (and the entity's static values).
 
-        >>> from features.feature_config import FeatureSet, FeatureSpec, WindowSpec
+        >>> from features.windows.config import FeatureSet, FeatureSpec, WindowSpec
         >>> fs = FeatureSet("s", "area", "features.s", WindowSpec("tumbling", 60_000, 60_000),
         ...                 (FeatureSpec("n", "count"), FeatureSpec("m", "mean", "price")))
         >>> TumblingState(fs).empty_row("a1", 0, 60_000).values

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import orjson
 
-from dataflows.cli import main
-from dataflows.generator import StreamSpec, generate
-from dataflows.planted_changes import parse_change
-from dataflows.replay import replay
-from dataflows.tail import format_message
+from dataflows.cli.commands import main
+from dataflows.synth.generator import StreamSpec, generate
+from dataflows.synth.planted_changes import parse_change
+from dataflows.cli.replay import replay
+from dataflows.kafka.tail import format_message
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests import ROOT
 
 
 def write_events(path: Path, spec: StreamSpec) -> None:

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from dataflows.broker import RunningBroker, create_topics
-from dataflows.cli import main
+from dataflows.kafka.broker import RunningBroker, create_topics
+from dataflows.cli.commands import main
 from features.messages import encode
-from features.model_config import LabelSpec, ModelSpec
-from features.model_messages import snapshot_messages
-from features.model_segment import SegmentModel
+from features.models.config import LabelSpec, ModelSpec
+from features.models.messages import snapshot_messages
+from features.models.segment import SegmentModel
 from tests.kafka_helpers import produce
 
 pytestmark = pytest.mark.integration

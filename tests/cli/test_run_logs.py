@@ -13,11 +13,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from dataflows.broker import RunningBroker, create_topics
+from dataflows.kafka.broker import RunningBroker, create_topics
 from dataflows.counters import FlowCounters
-from dataflows.logs import choose_format, configure_logging, log_event
-from dataflows.run_log import RunLog
-from dataflows.runner import Execution
+from dataflows.cli.logs import choose_format, configure_logging, log_event
+from dataflows.cli.run_log import RunLog
+from dataflows.flows.runner import Execution
 from features.config import parse_config
 from tests.flow_fixtures import event_lines, make_config, to_toml
 from tests.kafka_helpers import consume_json, produce
@@ -111,7 +111,7 @@ def test_a_run_writes_only_json_lines_to_a_pipe(broker: RunningBroker, topic_pre
 
 
 def test_an_unreachable_broker_ends_the_run_with_one_json_error_line(tmp_path: Path) -> None:
-    from dataflows.broker import free_port
+    from dataflows.kafka.broker import free_port
 
     path = tmp_path / "config.toml"
     path.write_text(to_toml(make_config("gone-")))

@@ -7,11 +7,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from dataflows.cli import main
-from dataflows.replay import replay
-from features.sample_messages import merge_samples
+from dataflows.cli.commands import main
+from dataflows.cli.replay import replay
+from features.samples.messages import merge_samples
 from tests.flow_fixtures import START, event_lines, to_toml
-from tests.test_samples_flow import sampled_config
+from tests.flows.test_samples_flow import sampled_config
 
 
 @pytest.fixture(scope="module")

@@ -11,13 +11,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dataflows.broker import RunningBroker, create_topics
+from dataflows.kafka.broker import RunningBroker, create_topics
 from dataflows.client import DriftSubscriber, FeatureTable, SchemaVersionError, parse_drift_event
 from dataflows.counters import FlowCounters
-from dataflows.feature_table import Entry
-from dataflows.features_flow import build_features_flow
-from dataflows.kafka_io import KafkaInput, KafkaOutput
-from dataflows.runner import run_flow
+from dataflows.client.feature_table import Entry
+from dataflows.flows.features import build_features_flow
+from dataflows.kafka.io import KafkaInput, KafkaOutput
+from dataflows.flows.runner import run_flow
 from features.config import parse_config
 from features.messages import encode, feature_message, iso_utc
 from tests.flow_fixtures import event_lines, make_config

@@ -8,8 +8,8 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from features.alert_policy import AlertPolicy, PolicyState, benjamini_hochberg
-from features.drift_result import TestResult
+from features.drift.alert_policy import AlertPolicy, PolicyState, benjamini_hochberg
+from features.drift.result import TestResult
 
 MIN = 60_000
 

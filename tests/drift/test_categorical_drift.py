@@ -9,11 +9,11 @@ from hypothesis import strategies as st
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
-from features.categorical_drift import (
+from features.drift.categorical import (
     OTHER, aligned_counts, chi2_test, js_test, new_category_test, null_rate_test, psi_test,
     summary_stats, vanished_category_test,
 )
-from features.categorical_summary import CategoricalSummary
+from features.summaries.categorical import CategoricalSummary
 
 counts = st.dictionaries(st.sampled_from("abcdefgh"), st.integers(0, 500), min_size=1)
 

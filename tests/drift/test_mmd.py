@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from features.mmd import mmd_test
+from features.drift.mmd import mmd_test
 
 
 def test_p_values_are_calibrated_under_no_drift() -> None:

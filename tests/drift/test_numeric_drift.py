@@ -11,11 +11,11 @@ from hypothesis import strategies as st
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
-from features.numeric_drift import (
+from features.drift.numeric import (
     PSI_BINS, WASSERSTEIN_GRID, binned, js_test, ks_test, mean_test, null_rate_test, psi_from_shares, psi_test,
     reference_bins, std_test, summary_stats, wasserstein_test,
 )
-from features.numeric_summary import NumericSummary
+from features.summaries.numeric import NumericSummary
 
 
 def summary(values: np.ndarray) -> NumericSummary:

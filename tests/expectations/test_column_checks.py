@@ -13,14 +13,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from features.categorical_summary import CategoricalSummary
-from features.categorical_summary import merge as merge_categorical
-from features.expectations import (
+from features.summaries.categorical import CategoricalSummary
+from features.summaries.categorical import merge as merge_categorical
+from features.expectations.column_checks import (
     ExpectationResult, HasType, InSet, Matches, NotNull, NumericType, ValueRange, evaluate,
     evaluate_all, merge_checks,
 )
-from features.numeric_summary import NumericSummary
-from features.window_summary import summarize_events
+from features.summaries.numeric import NumericSummary
+from features.summaries.window import summarize_events
 
 
 def numeric(xs: object) -> NumericSummary:

@@ -6,16 +6,16 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from dataflows.cli import main
-from dataflows.expectations_cli import suggest_expectations
-from dataflows.reference_cli import _events
-from dataflows.generator import StreamSpec, generate
-from dataflows.planted_changes import parse_change
+from dataflows.cli.commands import main
+from dataflows.cli.expectations import suggest_expectations
+from dataflows.cli.reference import _events
+from dataflows.synth.generator import StreamSpec, generate
+from dataflows.synth.planted_changes import parse_change
 from features.config import parse_config
-from features.drift_reference import build_references
-from features.expectations import evaluate
+from features.monitors.reference import build_references
+from features.expectations.column_checks import evaluate
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests import ROOT
 
 
 def write_events(path: Path, spec: StreamSpec) -> None:

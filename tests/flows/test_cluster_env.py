@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from dataflows.cli import _build_parser, _cluster, _execution
-from dataflows.cluster_env import cluster_position
+from dataflows.cli.commands import _build_parser, _cluster, _execution
+from dataflows.flows.cluster_env import cluster_position
 from features.config_values import ConfigError
 
 POD = {"BYTEWAX_POD_NAME": "drift-2", "BYTEWAX_STATEFULSET_NAME": "drift"}

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from dataflows.broker import RunningBroker, create_topics, free_port
-from dataflows.kafka_io import list_partitions
+from dataflows.kafka.broker import RunningBroker, create_topics, free_port
+from dataflows.kafka.io import list_partitions
 from features.config import parse_config
 from tests.flow_fixtures import event_lines, make_config, strip, to_toml
 from tests.kafka_helpers import consume_json, produce

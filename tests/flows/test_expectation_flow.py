@@ -12,21 +12,21 @@ import orjson
 import pytest
 from jsonschema import Draft202012Validator
 
-from dataflows.broker import RunningBroker, create_topics
+from dataflows.kafka.broker import RunningBroker, create_topics
 from dataflows.counters import FlowCounters
-from dataflows.drift_flow import build_drift_flow
-from dataflows.kafka_io import KafkaInput, KafkaOutput
-from dataflows.replay import replay
-from dataflows.runner import run_flow
+from dataflows.flows.drift import build_drift_flow
+from dataflows.kafka.io import KafkaInput, KafkaOutput
+from dataflows.cli.replay import replay
+from dataflows.flows.runner import run_flow
 from features.config import parse_config
 from tests.drift_messages import comparable
 from tests.flow_fixtures import START, to_toml
 from tests.kafka_helpers import consume_json, produce
-from tests.test_drift_flow import drop_times, monitors_toml
+from tests.flows.test_drift_flow import drop_times, monitors_toml
 
 pytestmark = pytest.mark.integration
 MIN = 60_000
-ROOT = Path(__file__).resolve().parent.parent
+from tests import ROOT
 
 
 def expectation_config(prefix: str) -> dict:

@@ -7,12 +7,12 @@ from pathlib import Path
 import orjson
 import pytest
 
-from dataflows.broker import RunningBroker, create_topics
+from dataflows.kafka.broker import RunningBroker, create_topics
 from dataflows.counters import FlowCounters
-from dataflows.features_flow import build_features_flow
-from dataflows.kafka_io import KafkaInput, KafkaOutput
-from dataflows.replay import replay
-from dataflows.runner import Execution, run_flow
+from dataflows.flows.features import build_features_flow
+from dataflows.kafka.io import KafkaInput, KafkaOutput
+from dataflows.cli.replay import replay
+from dataflows.flows.runner import Execution, run_flow
 from features.config import Config, parse_config
 from tests.flow_fixtures import event_lines, make_config, strip, to_toml
 from tests.kafka_helpers import consume_json, produce

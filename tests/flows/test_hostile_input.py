@@ -9,11 +9,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from dataflows.broker import RunningBroker, create_topics
+from dataflows.kafka.broker import RunningBroker, create_topics
 from dataflows.counters import FlowCounters
-from dataflows.features_flow import build_features_flow
-from dataflows.kafka_io import KafkaInput, KafkaOutput
-from dataflows.runner import run_flow
+from dataflows.flows.features import build_features_flow
+from dataflows.kafka.io import KafkaInput, KafkaOutput
+from dataflows.flows.runner import run_flow
 from features.config import parse_config
 from features.events import Reason
 from tests.flow_fixtures import START, event_lines, make_config, strip

@@ -9,16 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from dataflows.broker import RunningBroker, create_topics
+from dataflows.kafka.broker import RunningBroker, create_topics
 from dataflows.counters import FlowCounters
-from dataflows.generator import StreamSpec, generate
-from dataflows.ingest import build_ingest_flow
-from dataflows.kafka_io import KafkaInput, KafkaOutput
-from dataflows.malformed_events import REJECTION_KINDS
-from dataflows.runner import run_flow
+from dataflows.synth.generator import StreamSpec, generate
+from dataflows.flows.ingest import build_ingest_flow
+from dataflows.kafka.io import KafkaInput, KafkaOutput
+from dataflows.synth.malformed_events import REJECTION_KINDS
+from dataflows.flows.runner import run_flow
 from features.config import Config, parse_config
 from features.events import Reason
 from tests.kafka_helpers import consume_json, produce
+from tests import ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +28,7 @@ EVENTS = 10_000
 
 def rides_config(prefix: str) -> Config:
     """The demo config (deploy/rides.toml) on this test's own topics, ingestion only."""
-    raw = tomllib.loads((Path(__file__).resolve().parents[1] / "deploy" / "rides.toml").read_text())
+    raw = tomllib.loads((ROOT / "deploy" / "rides.toml").read_text())
     raw["source"]["topic"] = f"{prefix}rides"
     del raw["feature_sets"], raw["models"]  # the model reads feature sets
     return parse_config(raw)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from dataflows.broker import RunningBroker, create_topics, free_port
+from dataflows.kafka.broker import RunningBroker, create_topics, free_port
 from features.config import parse_config
 from tests.flow_fixtures import event_lines, make_config, to_toml
 from tests.kafka_helpers import consume_json, produce
@@ -76,7 +76,7 @@ def test_metrics_endpoint_matches_the_run(broker: RunningBroker, topic_prefix: s
 
 def test_drift_alerts_by_severity_and_model_metrics_are_exposed() -> None:
     from dataflows.counters import FlowCounters
-    from dataflows.metrics import MODEL_METRIC, FlowCollector
+    from dataflows.flows.metrics import MODEL_METRIC, FlowCollector
 
     counters = FlowCounters()
     counters.add({"drift_alerts.critical": 2, "drift_alerts.warning": 1, "model.predictions": 40})

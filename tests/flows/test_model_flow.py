@@ -11,23 +11,23 @@ import orjson
 import pytest
 from jsonschema import Draft202012Validator
 
-from dataflows.broker import RunningBroker, create_topics
+from dataflows.kafka.broker import RunningBroker, create_topics
 from dataflows.counters import FlowCounters
-from dataflows.flows import FLOWS, topics_for
-from dataflows.generator import StreamSpec
-from dataflows.kafka_io import KafkaInput, KafkaOutput
-from dataflows.model_flow import build_model_flow
-from dataflows.planted_changes import ConceptDrift
-from dataflows.produce import produce_to_kafka, write_jsonl
-from dataflows.replay import replay
-from dataflows.runner import Execution, run_flow
+from dataflows.flows.registry import FLOWS, topics_for
+from dataflows.synth.generator import StreamSpec
+from dataflows.kafka.io import KafkaInput, KafkaOutput
+from dataflows.flows.model import build_model_flow
+from dataflows.synth.planted_changes import ConceptDrift
+from dataflows.synth.produce import produce_to_kafka, write_jsonl
+from dataflows.cli.replay import replay
+from dataflows.flows.runner import Execution, run_flow
 from features.config import Config, parse_config
 from tests.flow_fixtures import strip, to_toml
 from tests.kafka_helpers import consume_json, produce
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests import ROOT
 SCHEMAS = {name: ROOT / "deploy" / "schemas" / f"{file}.json" for name, file in (
     ("driftline.prediction/1", "prediction"), ("driftline.model_metrics/1", "model_metrics"),
     ("driftline.model_promotion/1", "model_promotion"), ("driftline.model_snapshot/1", "model_snapshot"),

@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from dataflows.broker import RunningBroker, create_topics
-from dataflows.flows import FLOWS, topics_for
-from dataflows.generator import StreamSpec
-from dataflows.planted_changes import ConceptDrift
-from dataflows.produce import produce_to_kafka
+from dataflows.kafka.broker import RunningBroker, create_topics
+from dataflows.flows.registry import FLOWS, topics_for
+from dataflows.synth.generator import StreamSpec
+from dataflows.synth.planted_changes import ConceptDrift
+from dataflows.synth.produce import produce_to_kafka
 from features.config import parse_config
 from tests.flow_fixtures import strip
 from tests.kafka_helpers import consume_json
-from tests.test_model_flow import config_document, to_toml, without_pickles
+from tests.flows.test_model_flow import config_document, to_toml, without_pickles
 
 pytestmark = pytest.mark.integration
 

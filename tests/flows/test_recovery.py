@@ -16,7 +16,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from dataflows.broker import RunningBroker, create_topics
+from dataflows.kafka.broker import RunningBroker, create_topics
 from features.config import parse_config
 from tests.flow_fixtures import event_lines, make_config, strip, to_toml
 from tests.kafka_helpers import consume_json, produce
@@ -110,7 +110,7 @@ def test_sigterm_stops_gracefully_and_the_restart_finishes_the_work(broker: Runn
 
 
 def test_two_processes_on_loopback_equal_one(broker: RunningBroker, topic_prefix: str, tmp_path: Path) -> None:
-    from dataflows.broker import free_port
+    from dataflows.kafka.broker import free_port
 
     one_path, one = _write_config(tmp_path, topic_prefix, "-one")
     two_path, two = _write_config(tmp_path, topic_prefix, "-two")
@@ -138,7 +138,7 @@ def test_two_processes_on_loopback_equal_one(broker: RunningBroker, topic_prefix
 
 def test_broker_frozen_for_20_s_mid_run_loses_nothing(tmp_path: Path) -> None:
     """SIGSTOP the broker while the flow runs, SIGCONT after 20 s: no crash, nothing lost, it catches up."""
-    from dataflows.broker import local_broker
+    from dataflows.kafka.broker import local_broker
 
     with local_broker() as own:  # its own broker: freezing the shared one would stall other tests
         path, config = _write_config(tmp_path, "stall-", "")

@@ -17,19 +17,20 @@ from pathlib import Path
 
 import pytest
 
-from dataflows.broker import RunningBroker, create_topics, local_broker
-from dataflows.flows import FLOWS, default_flows, topics_for
-from dataflows.generator import StreamSpec
-from dataflows.produce import produce_to_kafka
+from dataflows.kafka.broker import RunningBroker, create_topics, local_broker
+from dataflows.flows.registry import FLOWS, default_flows, topics_for
+from dataflows.synth.generator import StreamSpec
+from dataflows.synth.produce import produce_to_kafka
 from features.config import load_config
 from tests.drift_messages import comparable
 from tests.flow_fixtures import strip
 from tests.kafka_helpers import consume_json
-from tests.test_model_flow import without_pickles
+from tests.flows.test_model_flow import without_pickles
+from tests import ROOT
 
 pytestmark = pytest.mark.integration
 
-CONFIG = Path(__file__).resolve().parents[1] / "deploy" / "rides.toml"
+CONFIG = ROOT / "deploy" / "rides.toml"
 EVENTS = 60_000
 DRIFT_SCHEMAS = ("driftline.drift_event/", "driftline.window_summary/")
 
@@ -84,7 +85,7 @@ def _normalized(messages: list[dict]) -> set[bytes]:
     a future timestamp's distance from the clock), and drift messages in the form two runs
     must agree on (`tests.drift_messages.comparable`: KLL sketches draw unseeded bits), model
     snapshots without their pickle (River's trees pickle unused, unseeded generators; the
-    models predict alike, which tests/test_model_flow.py checks)."""
+    models predict alike, which tests/flows/test_model_flow.py checks)."""
     drift = [m for m in messages if m.get("schema", "").startswith(DRIFT_SCHEMAS)]
     other = without_pickles([m for m in messages if not m.get("schema", "").startswith(DRIFT_SCHEMAS)])
     return strip([{**{k: v for k, v in m.items() if k != "detail"},

@@ -10,15 +10,15 @@ from typing import Any
 import orjson
 import pytest
 
-from dataflows.broker import RunningBroker, create_topics
+from dataflows.kafka.broker import RunningBroker, create_topics
 from dataflows.counters import FlowCounters
-from dataflows.features_flow import build_features_flow
-from dataflows.flows import FLOWS
-from dataflows.kafka_io import KafkaInput, KafkaOutput
-from dataflows.replay import replay
-from dataflows.runner import Execution, run_flow
+from dataflows.flows.features import build_features_flow
+from dataflows.flows.registry import FLOWS
+from dataflows.kafka.io import KafkaInput, KafkaOutput
+from dataflows.cli.replay import replay
+from dataflows.flows.runner import Execution, run_flow
 from features.config import Config, parse_config
-from features.sample_messages import merge_samples
+from features.samples.messages import merge_samples
 from tests.flow_fixtures import event_lines, make_config, strip, to_toml
 from tests.kafka_helpers import consume_json, produce
 from tests.test_schemas import validator
@@ -104,7 +104,7 @@ def test_kafka_run_equals_replay_and_messages_match_the_schema(broker: RunningBr
     assert merged["seen"] == sum(m["seen"] for m in uniform if m["window"]["start_ms"] < first + 60_000)
 
     # `driftline samples merge` over the topic gives the merge of the replay's file.
-    from dataflows.cli import main
+    from dataflows.cli.commands import main
 
     topic = config.sample_sets[0].topic
     out = tmp_path / "merged.jsonl"

@@ -10,12 +10,12 @@ from pathlib import Path
 import orjson
 import pytest
 
-from dataflows.broker import RunningBroker, create_topics
-from dataflows.kafka_clients import command_settings, new_client
-from dataflows.kafka_io import KafkaInput, KafkaOutput, list_partitions
-from dataflows.produce import kafka_producer_config, produce_to_kafka
-from dataflows.generator import StreamSpec
-from dataflows.tail import tail, tail_consumer_config
+from dataflows.kafka.broker import RunningBroker, create_topics
+from dataflows.kafka.clients import command_settings, new_client
+from dataflows.kafka.io import KafkaInput, KafkaOutput, list_partitions
+from dataflows.synth.produce import kafka_producer_config, produce_to_kafka
+from dataflows.synth.generator import StreamSpec
+from dataflows.kafka.tail import tail, tail_consumer_config
 from features.config import parse_config
 from features.config_values import ConfigError
 from features.kafka_settings import KafkaSettings, parse_kafka_settings
@@ -29,7 +29,7 @@ REFUSED = KafkaSettings((("security.protocol", "bogus"), ("sasl.password", SECRE
 
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "dataflows.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "dataflows.cli.commands", *args], capture_output=True, text=True,
                           timeout=300, env={**os.environ, "CI": "true", **env})
 
 

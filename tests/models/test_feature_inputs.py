@@ -14,12 +14,12 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dataflows.generator import StreamSpec
-from dataflows.produce import write_jsonl
-from dataflows.replay import replay
-from features.feature_config import FeatureSet, FeatureSpec, WindowSpec
-from features.model_config import FeatureInput
-from features.model_features import FeatureInputs
+from dataflows.synth.generator import StreamSpec
+from dataflows.synth.produce import write_jsonl
+from dataflows.cli.replay import replay
+from features.windows.config import FeatureSet, FeatureSpec, WindowSpec
+from features.models.config import FeatureInput
+from features.models.feature_inputs import FeatureInputs
 from tests.flow_fixtures import to_toml
 
 MINUTE = 60_000

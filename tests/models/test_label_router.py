@@ -8,7 +8,7 @@ import pickle
 from hypothesis import given
 from hypothesis import strategies as st
 
-from features.label_router import LabelRouter
+from features.models.label_router import LabelRouter
 
 operations = st.lists(st.one_of(
     st.tuples(st.just("event"), st.sampled_from("abcdef"), st.integers(0, 10_000)),

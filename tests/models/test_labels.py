@@ -8,9 +8,9 @@ from hypothesis import strategies as st
 
 from features.events import Reason
 from features.messages import iso_utc
-from features.model_config import LabelSpec
-from features.model_labels import Label, LabelDecoder
-from features.model_messages import event_time_iso
+from features.models.config import LabelSpec
+from features.models.labels import Label, LabelDecoder
+from features.models.messages import event_time_iso
 
 DECODER = LabelDecoder(LabelSpec("rides.labels", "ride_id", "cancelled"), max_bytes=200)
 

@@ -13,9 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from river import datasets, evaluate, linear_model, metrics, preprocessing, tree
 
-from features.model_config import ChallengerSpec, LabelSpec, ModelSpec, Preprocessing
-from features.model_metrics import WindowScores, roc_auc
-from features.model_segment import ErrorDrift, Promotion, SegmentModel, Served, Snapshot, WindowMetrics
+from features.models.config import ChallengerSpec, LabelSpec, ModelSpec, Preprocessing
+from features.models.metrics import WindowScores, roc_auc
+from features.models.segment import ErrorDrift, Promotion, SegmentModel, Served, Snapshot, WindowMetrics
 
 PHISHING_INPUTS = tuple(next(iter(datasets.Phishing()))[0])
 

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from features.drift_windows import PartitionWindows, WindowCloser, combine
+from features.monitors.base_windows import PartitionWindows, WindowCloser, combine
 from features.events import Event
-from features.monitor_config import Monitor, ReferenceSpec
-from features.window_summary import summarize_columns
+from features.monitors.config import Monitor, ReferenceSpec
+from features.summaries.window import summarize_columns
 
 MIN = 60_000
 MONITOR = Monitor("m", ("x",), ("c",), MIN, (MIN,), ReferenceSpec("first_windows"))

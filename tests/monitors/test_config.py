@@ -8,9 +8,9 @@ import pytest
 
 from features.config import parse_config
 from features.config_values import ConfigError
-from features.drift_reference import build_references, read_references, write_references
+from features.monitors.reference import build_references, read_references, write_references
 from features.events import Event
-from features.monitor_config import DEFAULT_CATEGORICAL_TESTS, DEFAULT_NUMERIC_TESTS
+from features.monitors.config import DEFAULT_CATEGORICAL_TESTS, DEFAULT_NUMERIC_TESTS
 
 
 def doc(**monitor: object) -> dict:

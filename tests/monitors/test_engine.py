@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from features.drift_engine import DriftEngine
-from features.drift_reference import Reference, sample_rows
-from features.monitor_config import Monitor, MultivariateSpec, ReferenceSpec
-from features.samplers import UniformReservoir
-from features.window_summary import summarize_columns
+from features.monitors.engine import DriftEngine
+from features.monitors.reference import Reference, sample_rows
+from features.monitors.config import Monitor, MultivariateSpec, ReferenceSpec
+from features.samples.reservoirs import UniformReservoir
+from features.summaries.window import summarize_columns
 
 MIN = 60_000
 

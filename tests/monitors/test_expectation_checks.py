@@ -15,16 +15,16 @@ from hypothesis import strategies as st
 
 from features.config import parse_config
 from features.config_values import ConfigError
-from features.drift_windows import PartitionWindows, WindowCloser
+from features.monitors.base_windows import PartitionWindows, WindowCloser
 from features.events import Event
-from features.expectation_config import Expectation
-from features.expectation_monitor import ExpectationMonitor
-from features.expectations import ValueRange
-from features.monitor_config import Monitor
-from features.numeric_summary import NumericSummary, merge
-from features.value_checks import Matches
-from features.window_checks import WindowChecks
-from features.window_checks import merge as merge_window_checks
+from features.expectations.config import Expectation
+from features.monitors.expectation_checks import ExpectationMonitor
+from features.expectations.column_checks import ValueRange
+from features.monitors.config import Monitor
+from features.summaries.numeric import NumericSummary, merge
+from features.expectations.value_checks import Matches
+from features.expectations.window_checks import WindowChecks
+from features.expectations.window_checks import merge as merge_window_checks
 
 FIELDS = {"area": "string", "km": "float", "surge": {"type": "float", "nullable": True},
           "payment": {"type": "category", "values": ["card", "cash"]}, "ride_id": "string",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataflows.model_report import drift_story, story_lines
-from features.model_messages import METRICS_SCHEMA, PROMOTION_SCHEMA
+from dataflows.report.model_findings import drift_story, story_lines
+from features.models.messages import METRICS_SCHEMA, PROMOTION_SCHEMA
 
 MINUTE = 60_000
 

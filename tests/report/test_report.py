@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from dataflows.cli import main
-from dataflows.generator import StreamSpec, generate
-from dataflows.planted_changes import parse_change
-from dataflows.replay import replay
-from dataflows.report_cli import write_report
-from dataflows.report_html import TITLE
+from dataflows.cli.commands import main
+from dataflows.synth.generator import StreamSpec, generate
+from dataflows.synth.planted_changes import parse_change
+from dataflows.cli.replay import replay
+from dataflows.cli.report import write_report
+from dataflows.report.html import TITLE
 from features.config import load_config
 
 WINDOW_MS = 10_000
@@ -256,7 +256,7 @@ def _error_drift(end_ms: int) -> dict:
 @pytest.mark.integration
 def test_kafka_topics_give_the_report_of_the_replay_files(replayed: dict, broker, topic_prefix: str,
                                                           tmp_path: Path) -> None:
-    from dataflows.broker import create_topics
+    from dataflows.kafka.broker import create_topics
     from tests.kafka_helpers import produce
 
     source = f"{topic_prefix}.rides"

@@ -6,9 +6,9 @@ import random
 
 from hypothesis import given, strategies as st
 
-from features.monitor_config import Monitor, ReferenceSpec
+from features.monitors.config import Monitor, ReferenceSpec
 from features.report_data import TopicNames, build_report, summary_message
-from features.window_summary import summarize_events
+from features.summaries.window import summarize_events
 
 MONITOR = Monitor("inputs", ("price",), ("payment",), 60_000, (60_000, 180_000),
                   ReferenceSpec("first_windows", windows=2), min_count=10)

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from features.samplers import (
+from features.samples.reservoirs import (
     SkipReservoir, StratifiedReservoir, UniformReservoir, WeightedReservoir, merge_uniform,
     merge_weighted,
 )

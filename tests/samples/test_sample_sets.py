@@ -1,5 +1,5 @@
 """Sample sets: config, priority sampling (inclusion probabilities by chi-squared over many
-seeded windows, as in tests/test_samplers.py), order independence, merge algebra, size cap."""
+seeded windows, as in tests/samples/test_reservoirs.py), order independence, merge algebra, size cap."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ from hypothesis import strategies as st
 from features.config import parse_config
 from features.config_values import ConfigError
 from features.events import Event
-from features.feature_config import WindowSpec
-from features.sample_config import SampleSet
-from features.sample_messages import merge_samples, message_key, sample_messages
-from features.sample_windows import PaneSampler, SampleWindows, stratum_ranker
-from tests.test_samplers import P_MIN, chi2_pvalue, inclusions, successive_design, uniform_pvalue
+from features.windows.config import WindowSpec
+from features.samples.config import SampleSet
+from features.samples.messages import merge_samples, message_key, sample_messages
+from features.samples.windows import PaneSampler, SampleWindows, stratum_ranker
+from tests.samples.test_reservoirs import P_MIN, chi2_pvalue, inclusions, successive_design, uniform_pvalue
 
 MINUTE = 60_000
 
@@ -235,7 +235,7 @@ def test_id_field_and_kept_fields() -> None:
 
 
 def test_filter_keeps_matching_events_only() -> None:
-    from features.feature_config import Filter
+    from features.windows.config import Filter
 
     s = spec(k=50, where=Filter("payment", frozenset({"cash"})))
     (m,) = run(s, [ev(i, i, payment="cash" if i % 3 else "card") for i in range(30)])
@@ -363,8 +363,8 @@ def test_a_sample_over_the_size_cap_is_cut_in_key_order_and_flagged() -> None:
 
 def test_sample_counts_reach_the_metrics_and_the_demo_summary() -> None:
     from dataflows.counters import FlowCounters
-    from dataflows.metrics import FlowCollector
-    from dataflows.samples_flow import samples_summary
+    from dataflows.flows.metrics import FlowCollector
+    from dataflows.flows.samples import samples_summary
 
     counters = FlowCounters()
     assert samples_summary(counters) == ""

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from features.categorical_summary import CategoricalSummary, merge
+from features.summaries.categorical import CategoricalSummary, merge
 
 category = st.one_of(st.sampled_from(["card", "cash", "wallet", "", "é€", "1"]),
                      st.text(max_size=6), st.integers(-3, 3), st.just(1.0), st.booleans(),

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats
 
-from features.moments import EMPTY, Moments, add_value, merge_moments, moments_of
+from features.summaries.moments import EMPTY, Moments, add_value, merge_moments, moments_of
 
 values = st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=120)
 

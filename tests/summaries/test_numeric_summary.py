@@ -14,8 +14,8 @@ from datasketches import hll_sketch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from features.hll import HLL_TYPE, HllBatchFeeder, coupons
-from features.numeric_summary import NumericSummary, merge
+from features.summaries.hll import HLL_TYPE, HllBatchFeeder, coupons
+from features.summaries.numeric import NumericSummary, merge
 
 finite = st.floats(-1e6, 1e6, allow_nan=False).map(lambda v: round(v, 2))
 values = st.lists(st.one_of(finite, finite, finite, st.none(), st.just(math.nan),

@@ -13,12 +13,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from features.categorical_summary import CategoricalSummary
-from features.numeric_summary import NumericSummary
-from features.window_summary import (
+from features.summaries.categorical import CategoricalSummary
+from features.summaries.numeric import NumericSummary
+from features.summaries.window import (
     SummaryConfig, WindowAccumulator, WindowSummary, merge, merge_all, summarize_columns,
     summarize_events,
 )
+from tests import ROOT
 
 MINUTE = 60_000
 NUMERIC, CATEGORICAL = ["temp"], ["room"]
@@ -176,6 +177,6 @@ def test_the_summaries_doc_examples_run() -> None:
     import doctest
     from pathlib import Path
 
-    doc = Path(__file__).resolve().parent.parent / "docs" / "summaries.md"
+    doc = ROOT / "docs" / "summaries.md"
     failures, attempted = doctest.testfile(str(doc), module_relative=False)
     assert attempted > 30 and failures == 0

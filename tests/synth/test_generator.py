@@ -15,15 +15,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dataflows import cli
-from dataflows.generator import PAYMENTS, Produced, StreamSpec, generate
-from dataflows.malformed_events import FAR_FUTURE_MS, REJECTION_KINDS
-from dataflows.planted_changes import ConceptDrift, CovariateShift, NewCategory, UnitChange, parse_change
-from dataflows.produce import write_jsonl
-from dataflows.produce_cli import produce_command
+from dataflows.synth.generator import PAYMENTS, Produced, StreamSpec, generate
+from dataflows.synth.malformed_events import FAR_FUTURE_MS, REJECTION_KINDS
+from dataflows.synth.planted_changes import ConceptDrift, CovariateShift, NewCategory, UnitChange, parse_change
+from dataflows.synth.produce import write_jsonl
+from dataflows.cli.produce import produce_command
 from features.config import load_config
 from features.events import DecodeLimits, Event, EventDecoder, Reason, Rejection
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests import ROOT
 CONFIG = load_config(ROOT / "deploy" / "rides.toml")
 DECODER = EventDecoder(CONFIG.schema, CONFIG.source.limits)
 

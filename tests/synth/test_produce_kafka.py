@@ -9,13 +9,13 @@ import orjson
 import pytest
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-from dataflows.broker import RunningBroker, create_topics
-from dataflows.generator import StreamSpec, generate
-from dataflows.kafka_io import list_partitions
-from dataflows.malformed_events import REJECTION_KINDS
-from dataflows.produce import ProduceProgress, produce_to_kafka
-from dataflows.produce_cli import produce_command
-from tests.test_generator import produce_args
+from dataflows.kafka.broker import RunningBroker, create_topics
+from dataflows.synth.generator import StreamSpec, generate
+from dataflows.kafka.io import list_partitions
+from dataflows.synth.malformed_events import REJECTION_KINDS
+from dataflows.synth.produce import ProduceProgress, produce_to_kafka
+from dataflows.cli.produce import produce_command
+from tests.synth.test_generator import produce_args
 
 pytestmark = pytest.mark.integration
 

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from features import aggregates
-from features.aggregates import compile_aggregates
-from features.feature_config import FeatureSpec, Filter
+from features.windows import aggregates
+from features.windows.aggregates import compile_aggregates
+from features.windows.config import FeatureSpec, Filter
 
 FEATURES = (
     FeatureSpec("n", "count"),

@@ -19,9 +19,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from features.events import Event
-from features.feature_config import FeatureSet, FeatureSpec, Filter, WindowSpec
-from features.feature_engine import LateEvent, ShardEngine
-from features.window_state import FeatureRow
+from features.windows.config import FeatureSet, FeatureSpec, Filter, WindowSpec
+from features.windows.engine import LateEvent, ShardEngine
+from features.windows.state import FeatureRow
 
 LATENESS = 5_000
 FEATURES = (

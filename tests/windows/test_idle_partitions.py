@@ -8,12 +8,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from features.events import Event
-from features.feature_config import FeatureSet, FeatureSpec, WindowSpec
-from features.feature_engine import LateEvent, ShardEngine
+from features.windows.config import FeatureSet, FeatureSpec, WindowSpec
+from features.windows.engine import LateEvent, ShardEngine
 from features.partition_progress import NEVER, PartitionProgress
-from features.sample_config import SampleSet
-from features.sample_windows import PaneSampler, SampleWindows
-from features.window_state import FeatureRow
+from features.samples.config import SampleSet
+from features.samples.windows import PaneSampler, SampleWindows
+from features.windows.state import FeatureRow
 
 MINUTE = 60_000
 FEATURES = FeatureSet("s", "area", "features.s", WindowSpec("tumbling", MINUTE, MINUTE), (FeatureSpec("n", "count"),))
@@ -94,8 +94,8 @@ def test_model_join_shard_stops_waiting_for_a_silent_labels_partition() -> None:
     time the watermark follows the events partition alone, and a label that then comes behind
     it is counted late instead of reaching the model shards out of order."""
     from dataflows.counters import FlowCounters
-    from dataflows.model_flow import EVENT, LABEL, _JoinLogic, _JoinState
-    from features.model_config import LabelSpec, ModelSpec
+    from dataflows.flows.model import EVENT, LABEL, _JoinLogic, _JoinState
+    from features.models.config import LabelSpec, ModelSpec
 
     spec = ModelSpec("m", "hoeffding_tree_classifier", "classification", ("x",),
                      LabelSpec("rides.labels", "id", "y", ttl_ms=60_000))

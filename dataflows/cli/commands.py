@@ -11,13 +11,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from pathlib import Path
 
-from dataflows.broker import BrokerError
+from dataflows.kafka.broker import BrokerError
 
 if TYPE_CHECKING:
-    from dataflows.cluster_env import ClusterPosition
-    from dataflows.runner import Execution
+    from dataflows.flows.cluster_env import ClusterPosition
+    from dataflows.flows.runner import Execution
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "deploy" / "rides.toml"
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "rides.toml"
 
 
 def _add_bootstrap(parser: argparse.ArgumentParser, required: bool = True) -> None:
@@ -49,7 +49,7 @@ def _build_parser() -> argparse.ArgumentParser:
     broker.add_argument("--port", type=int, default=9092)
 
     run = sub.add_parser("run", help="run a dataflow")
-    from dataflows.flows import FLOWS
+    from dataflows.flows.registry import FLOWS
 
     run.add_argument("flow", choices=sorted(FLOWS), help="; ".join(f"{f.name}: {f.summary}" for f in FLOWS.values()))
     run.add_argument("--config", type=Path, required=True)
@@ -107,15 +107,15 @@ def _build_parser() -> argparse.ArgumentParser:
     produce.add_argument("--labels-output", type=Path, help="with --output: write labels to this JSONL file")
     _add_kafka_config(produce)
 
-    from dataflows.samples_cli import add_samples_parser
+    from dataflows.cli.samples import add_samples_parser
 
     add_samples_parser(sub)
 
-    from dataflows.expectations_cli import add_expectations_parser
+    from dataflows.cli.expectations import add_expectations_parser
 
     add_expectations_parser(sub)
 
-    from dataflows.report_cli import add_report_parser
+    from dataflows.cli.report import add_report_parser
 
     add_report_parser(sub)
 
@@ -146,7 +146,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_broker(args: argparse.Namespace) -> int:
-    from dataflows.broker import local_broker
+    from dataflows.kafka.broker import local_broker
 
     with local_broker(port=args.port) as broker:
         print(f"driftline: local broker (Tansu) at {broker.bootstrap}; log: {broker.log_path}; Ctrl-C stops it",
@@ -161,12 +161,12 @@ def _cmd_broker(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from dataflows.counters import FlowCounters
-    from dataflows.flows import FLOWS
-    from dataflows.kafka_clients import admin_client
-    from dataflows.kafka_io import KafkaInput, KafkaOutput
-    from dataflows.logs import configure_logging
-    from dataflows.run_log import RunLog
-    from dataflows.runner import run_flow, stop_on_sigterm
+    from dataflows.flows.registry import FLOWS
+    from dataflows.kafka.clients import admin_client
+    from dataflows.kafka.io import KafkaInput, KafkaOutput
+    from dataflows.cli.logs import configure_logging
+    from dataflows.cli.run_log import RunLog
+    from dataflows.flows.runner import run_flow, stop_on_sigterm
     from features.config import load_config
 
     log_format = configure_logging(args.log_format)
@@ -178,7 +178,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     source = KafkaInput(args.bootstrap, FLOWS[args.flow].input_topics(config), stop_at_end=args.stop_at_end,
                         counters=counters, settings=config.kafka)
     if args.metrics_port is not None:
-        from dataflows.metrics import serve_metrics
+        from dataflows.flows.metrics import serve_metrics
 
         serve_metrics(counters, args.metrics_port)
     flow = FLOWS[args.flow].build(config, source, KafkaOutput(args.bootstrap, config.kafka), counters)
@@ -189,13 +189,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cluster(args: argparse.Namespace) -> ClusterPosition:
-    from dataflows.cluster_env import cluster_position
+    from dataflows.flows.cluster_env import cluster_position
 
     return cluster_position(args.workers, args.process_id, args.addresses, os.environ)
 
 
 def _execution(args: argparse.Namespace, position: ClusterPosition) -> Execution:
-    from dataflows.runner import Execution
+    from dataflows.flows.runner import Execution
     from features.config_values import ConfigError, parse_duration_ms
 
     workers, process_id, addresses = position.workers, position.process_id, position.addresses
@@ -219,8 +219,8 @@ def _execution(args: argparse.Namespace, position: ClusterPosition) -> Execution
 
 
 def _cmd_topics(args: argparse.Namespace) -> int:
-    from dataflows.broker import create_topics
-    from dataflows.flows import default_flows, topics_for
+    from dataflows.kafka.broker import create_topics
+    from dataflows.flows.registry import default_flows, topics_for
     from features.config import load_config
 
     config = load_config(args.config)
@@ -232,21 +232,21 @@ def _cmd_topics(args: argparse.Namespace) -> int:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from dataflows.replay import replay
+    from dataflows.cli.replay import replay
 
     replay(args.config, args.input, args.output_dir, args.flow, labels_path=args.labels)
     return 0
 
 
 def _cmd_produce(args: argparse.Namespace) -> int:
-    from dataflows.produce_cli import produce_command
+    from dataflows.cli.produce import produce_command
 
     return produce_command(args)
 
 
 def _cmd_tail(args: argparse.Namespace) -> int:
-    from dataflows.kafka_clients import command_settings
-    from dataflows.tail import tail
+    from dataflows.kafka.clients import command_settings
+    from dataflows.kafka.tail import tail
 
     tail(args.bootstrap, args.topic, follow=args.follow, max_messages=args.max_messages, compact=args.compact,
          settings=command_settings(args.config))
@@ -254,21 +254,21 @@ def _cmd_tail(args: argparse.Namespace) -> int:
 
 
 def _cmd_samples(args: argparse.Namespace) -> int:
-    from dataflows.samples_cli import samples_command
+    from dataflows.cli.samples import samples_command
 
     return samples_command(args)
 
 
 def _cmd_reference(args: argparse.Namespace) -> int:
-    from dataflows.reference_cli import build_reference_file
+    from dataflows.cli.reference import build_reference_file
 
     build_reference_file(args.config, args.input, args.output)
     return 0
 
 
 def _cmd_model(args: argparse.Namespace) -> int:
-    from dataflows.kafka_clients import command_settings
-    from dataflows.model_export import ExportError, export_model
+    from dataflows.kafka.clients import command_settings
+    from dataflows.cli.model_export import ExportError, export_model
 
     try:
         snapshot = export_model(args.bootstrap, args.topic, args.model, args.output, args.segment,
@@ -284,19 +284,19 @@ def _cmd_model(args: argparse.Namespace) -> int:
 
 
 def _cmd_expectations(args: argparse.Namespace) -> int:
-    from dataflows.expectations_cli import expectations_command
+    from dataflows.cli.expectations import expectations_command
 
     return expectations_command(args)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from dataflows.report_cli import report_command
+    from dataflows.cli.report import report_command
 
     return report_command(args)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from dataflows.demo import run_demo
+    from dataflows.cli.demo import run_demo
 
     return run_demo(args)
 
@@ -308,7 +308,7 @@ _COMMANDS = {"broker": _cmd_broker, "run": _cmd_run, "replay": _cmd_replay, "pro
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `driftline` console script."""
-    from dataflows.runner import Terminated
+    from dataflows.flows.runner import Terminated
     from features.config_values import ConfigError
 
     args = _build_parser().parse_args(argv)
@@ -324,7 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _report("interrupted", "interrupted")
         return 130
     except Exception as exc:
-        from dataflows.logs import is_configured
+        from dataflows.cli.logs import is_configured
 
         if not is_configured():
             raise
@@ -334,7 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _report(event: str, message: str, exc: BaseException | None = None) -> None:
     """An error or stop: a log record once `run` has set up logging (JSON lines stay JSON), else a line on stderr."""
-    from dataflows.logs import is_configured, log_event
+    from dataflows.cli.logs import is_configured, log_event
 
     if is_configured():
         log_event(logging.getLogger("driftline.cli"), event, message,
@@ -342,6 +342,3 @@ def _report(event: str, message: str, exc: BaseException | None = None) -> None:
     else:
         print(f"driftline: {message}", file=sys.stderr)
 
-
-if __name__ == "__main__":
-    sys.exit(main())
