@@ -192,7 +192,7 @@ class RunningPrometheus:
 @pytest.mark.integration
 def test_prometheus_raises_the_dead_letter_and_flow_down_alerts_of_a_live_flow(broker, topic_prefix: str,
                                                                                 tmp_path: Path) -> None:
-    tool("promtool")  # skip before starting anything when the package is missing
+    tool("prometheus")  # skip before starting anything when the package is missing
     document = make_config(topic_prefix)
     config = tmp_path / "config.toml"
     config.write_text(to_toml(document))
@@ -201,10 +201,12 @@ def test_prometheus_raises_the_dead_letter_and_flow_down_alerts_of_a_live_flow(b
     # 5,000 events of which 20 have a bad timestamp (0.4%, under the 5% threshold).
     produce(broker.bootstrap, source, event_lines(5_000, seed=11))
 
+    rules = fast_rules(RULES_PATH.read_text())
     flow = RunningFlow("features", config, broker.bootstrap, tmp_path / "flow.log")
-    prometheus = RunningPrometheus(tmp_path / "prometheus", fast_rules(RULES_PATH.read_text()), flow.port)
     instance = f"127.0.0.1:{flow.port}"
+    prometheus = None
     try:
+        prometheus = RunningPrometheus(tmp_path / "prometheus", rules, flow.port)
         # The target is up, and Prometheus has the flow's count of the whole first batch.
         target = prometheus.wait_for("the flow's target to be up", lambda: [
             t for t in prometheus.api("targets")["activeTargets"]
@@ -220,9 +222,9 @@ def test_prometheus_raises_the_dead_letter_and_flow_down_alerts_of_a_live_flow(b
             rules = [r for g in prometheus.api("rules")["groups"] for r in g["rules"]]
             return rules if all(_epoch(r["lastEvaluation"]) > seen_at + 1 for r in rules) else []
 
-        rules = prometheus.wait_for("a rule evaluation after the first batch", evaluated_since)
-        assert {r["name"] for r in rules} == ISSUE_ALERTS
-        assert all(r["health"] == "ok" for r in rules), [(r["name"], r.get("lastError")) for r in rules]
+        loaded = prometheus.wait_for("a rule evaluation after the first batch", evaluated_since)
+        assert {r["name"] for r in loaded} == ISSUE_ALERTS
+        assert all(r["health"] == "ok" for r in loaded), [(r["name"], r.get("lastError")) for r in loaded]
         assert prometheus.alerts("DriftlineDeadLetterRateHigh") == []
         assert prometheus.alerts("DriftlineFlowDown") == []
 
@@ -250,7 +252,8 @@ def test_prometheus_raises_the_dead_letter_and_flow_down_alerts_of_a_live_flow(b
         assert down["annotations"]["summary"] == f"driftline flow {instance} is down"
     finally:
         flow.stop()
-        prometheus.stop()
+        if prometheus is not None:
+            prometheus.stop()
 
 
 def _epoch(timestamp: str) -> float:
