@@ -1,0 +1,521 @@
+"""Tumbling and hopping windows of one feature set as numpy arrays: a ring of panes per entity.
+
+A window of `length` every `step` is the merge of `length / step` panes of one step
+(tumbling: one pane). Each entity (a dense integer id, see `columnar`) owns `ring` pane
+slots; pane `k` (events with `t // step == k`) lives in slot `k % ring`. The ring holds
+every pane an open window can still read: after an entity's windows up to watermark `w`
+are emitted, its panes start after `w - length`, and a non-late event is at most
+`lateness` behind the entity's watermark, so `ring = panes per window + ceil(lateness /
+step) + 1` suffices once windows are closed before a later pane needs the slot (`fits`
+says when a batch would need a slot still in use; the engine then feeds it in smaller
+pieces).
+
+A batch updates the panes with grouped numpy operations (sort by slot, `reduceat`,
+`bincount`), whatever the number of events; emitting gathers each window's panes.
+Aggregates are those of `features.windows.aggregates`, with the same results: counts,
+sums, means, min, max, first, last, share and rate exact; std from moments merged with
+Chan's formulas (equal to the per-event Welford update up to rounding); quantiles and
+distinct counts exact up to the same caps, then the same sketches.
+
+>>> from features.windows.config import FeatureSet, FeatureSpec, WindowSpec
+>>> fs = FeatureSet("s", "area", "features.s", WindowSpec("hopping", 120_000, 60_000),
+...                 (FeatureSpec("n", "count"), FeatureSpec("m", "max", "price")))
+>>> panes = PaneWindows(fs, lateness_ms=10_000)
+>>> panes.grow(2)
+>>> columns = {"price": np.array([1.0, 5.0, 2.0])}
+>>> panes.add(np.array([0, 0, 1]), np.array([1_000, 61_000, 5_000]), columns, {})
+>>> block = panes.close(np.array([0, 1]), np.array([200_000, 60_000]))
+>>> list(zip(block.entity_ids.tolist(), block.ends.tolist(), block.values["n"], block.values["m"]))
+[(0, 60000, 1, 1.0), (0, 120000, 2, 5.0), (0, 180000, 1, 5.0), (1, 60000, 1, 2.0)]
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from features.windows.aggregates import (
+    EXACT_DISTINCT_CAP,
+    EXACT_VALUES_CAP,
+    Distinct,
+    Quantiles,
+    _merge_distinct,
+    _merge_values,
+    distinct_count,
+    quantile,
+)
+from features.windows.config import FeatureSet, FeatureSpec, Filter
+from features.schema import EventSchema
+
+NO_END = np.iinfo(np.int64).max  # an entity without panes
+_NUMERIC = frozenset({"sum", "mean", "min", "max", "std", "quantile", "median"})
+_NEEDS = {
+    "count": (), "rate": (), "sum": ("sum",), "mean": ("sum",), "std": ("moments",), "min": ("minmax",),
+    "max": ("minmax",), "first": ("firstlast",), "last": ("firstlast",), "quantile": ("values",),
+    "median": ("values",), "distinct": ("distinct",), "share": ("cats",),
+}
+
+
+class DueIndex:
+    """Entity ids to look at when a watermark passes a time: `schedule` many at once, `pop` those due.
+
+    Entries may be stale (the caller re-checks); each is popped once.
+
+    >>> due = DueIndex()
+    >>> due.schedule(np.array([3, 4, 3]), np.array([20, 10, 10]))
+    >>> due.pop(15).tolist(), due.pop(15).tolist(), due.pop(99).tolist()
+    ([3, 4], [], [3])
+    """
+
+    def __init__(self) -> None:
+        self._times: list[int] = []
+        self._ids: dict[int, list[np.ndarray]] = {}
+
+    def schedule(self, entity_ids: np.ndarray, times: np.ndarray) -> None:
+        order = np.argsort(times, kind="stable")
+        times, entity_ids = times[order], entity_ids[order]
+        heads = np.flatnonzero(np.r_[True, times[1:] != times[:-1]])
+        for time, part in zip(times[heads].tolist(), np.split(entity_ids, heads[1:])):
+            bucket = self._ids.get(time)
+            if bucket is None:
+                self._ids[time] = bucket = []
+                heapq.heappush(self._times, time)
+            bucket.append(part)
+
+    def pop(self, watermark: int) -> np.ndarray:
+        """The distinct ids scheduled at times up to `watermark`."""
+        parts = []
+        while self._times and self._times[0] <= watermark:
+            parts.extend(self._ids.pop(heapq.heappop(self._times)))
+        return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+
+    def __len__(self) -> int:
+        return sum(len(p) for parts in self._ids.values() for p in parts)
+
+
+@dataclass(frozen=True, eq=False)
+class WindowBlock:
+    """Closed windows of one feature set: one row per (entity id, window), values by feature name."""
+
+    entity_ids: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+    counts: np.ndarray  # events in the window, whatever the filters
+    values: dict[str, list[Any]]
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+
+class _Group:
+    """The state of the features that read one (field, filter) pair, for every pane slot."""
+
+    def __init__(self, field: str | None, where: Filter | None, needs: set[str], shares: list[Any],
+                 integer: bool) -> None:
+        self.field = field
+        self.where = where
+        self.needs = needs
+        self.shares = shares  # the values `share` features count
+        self.integer = integer  # an int field: sums, min, max keep integers
+        self.numeric = bool(needs & {"sum", "moments", "minmax", "values"})
+
+    def allocate(self, size: int) -> None:
+        self.n = np.zeros(size, np.int64)
+        if "sum" in self.needs:
+            self.sum = np.zeros(size, np.float64)
+        if "moments" in self.needs:
+            self.mean = np.zeros(size, np.float64)
+            self.m2 = np.zeros(size, np.float64)
+        if "minmax" in self.needs:
+            self.lo = np.full(size, np.inf)
+            self.hi = np.full(size, -np.inf)
+        if "firstlast" in self.needs:
+            self.ft = np.full(size, NO_END, np.int64)
+            self.fv = np.empty(size, object)
+            self.lt = np.full(size, -1, np.int64)
+            self.lv = np.empty(size, object)
+        if "values" in self.needs:
+            self.values = np.empty(size, object)
+        if "distinct" in self.needs:
+            self.distinct = np.empty(size, object)
+        if "cats" in self.needs:
+            self.eq = [np.zeros(size, np.int64) for _ in self.shares]
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {k: v for k, v in vars(self).items() if isinstance(v, np.ndarray)} | (
+            {f"eq{i}": a for i, a in enumerate(self.eq)} if "cats" in self.needs else {})
+
+    def resize(self, size: int) -> None:
+        old = self.arrays()
+        self.allocate(size)
+        for name, array in old.items():
+            target = self.eq[int(name[2:])] if name.startswith("eq") else getattr(self, name)
+            target[: len(array)] = array
+
+    def reset(self, slots: np.ndarray) -> None:
+        self.n[slots] = 0
+        if "sum" in self.needs:
+            self.sum[slots] = 0.0
+        if "moments" in self.needs:
+            self.mean[slots] = 0.0
+            self.m2[slots] = 0.0
+        if "minmax" in self.needs:
+            self.lo[slots] = np.inf
+            self.hi[slots] = -np.inf
+        if "firstlast" in self.needs:
+            self.ft[slots] = NO_END
+            self.fv[slots] = None
+            self.lt[slots] = -1
+            self.lv[slots] = None
+        if "values" in self.needs:
+            self.values[slots] = None
+        if "distinct" in self.needs:
+            self.distinct[slots] = None
+        if "cats" in self.needs:
+            for eq in self.eq:
+                eq[slots] = 0
+
+    def add(self, slots: np.ndarray, times: np.ndarray, columns: Mapping[str, np.ndarray],
+            objects: Mapping[str, list[Any]]) -> None:
+        """Add events (sorted by slot, arrival order within a slot)."""
+        keep = None
+        if self.where is not None:
+            keep = np.isin(np.array(objects[self.where.field], dtype=object), list(self.where.values))
+        if self.field is not None:
+            if self.numeric:
+                v = columns[self.field]
+                present = ~np.isnan(v)
+            else:
+                raw = np.array(objects[self.field], dtype=object)
+                present = raw != None  # noqa: E711 - elementwise
+            keep = present if keep is None else keep & present
+        if keep is not None:
+            if not keep.any():
+                return
+            slots, times = slots[keep], times[keep]
+        heads = np.flatnonzero(np.r_[True, slots[1:] != slots[:-1]])
+        at = slots[heads]
+        counts = np.diff(np.r_[heads, len(slots)])
+        n_before = self.n[at]
+        self.n[at] = n_before + counts
+        if self.field is None:
+            return
+        if self.numeric:
+            v = columns[self.field] if keep is None else columns[self.field][keep]
+        obj = None
+        if "firstlast" in self.needs or "distinct" in self.needs or "cats" in self.needs:
+            raw = np.array(objects[self.field], dtype=object)
+            obj = raw if keep is None else raw[keep]
+        if "sum" in self.needs:
+            self.sum[at] += np.add.reduceat(v, heads)
+        if "moments" in self.needs:
+            mean_b = np.add.reduceat(v, heads) / counts
+            m2_b = np.add.reduceat((v - np.repeat(mean_b, counts)) ** 2, heads)
+            total = n_before + counts
+            delta = mean_b - self.mean[at]
+            self.m2[at] += m2_b + delta * delta * n_before * counts / total
+            self.mean[at] += delta * counts / total
+        if "minmax" in self.needs:
+            self.lo[at] = np.minimum(self.lo[at], np.minimum.reduceat(v, heads))
+            self.hi[at] = np.maximum(self.hi[at], np.maximum.reduceat(v, heads))
+        if "firstlast" in self.needs:
+            run = np.repeat(np.arange(len(heads)), counts)
+            low = np.minimum.reduceat(times, heads)
+            first = np.flatnonzero(times == low[run])
+            first = first[np.r_[True, run[first][1:] != run[first][:-1]]]  # earliest arrival among the earliest
+            high = np.maximum.reduceat(times, heads)
+            last = np.flatnonzero(times == high[run])
+            last = last[np.r_[run[last][1:] != run[last][:-1], True]]  # latest arrival among the latest
+            replace = low < self.ft[at]
+            self.ft[at[replace]] = low[replace]
+            self.fv[at[replace]] = obj[first[replace]]
+            replace = high >= self.lt[at]
+            self.lt[at[replace]] = high[replace]
+            self.lv[at[replace]] = obj[last[replace]]
+        if "values" in self.needs:
+            ends = np.r_[heads[1:], len(v)]
+            values = v.tolist()
+            store = self.values
+            for slot, a, b in zip(at.tolist(), heads.tolist(), ends.tolist()):
+                current = store[slot]
+                if current is None:
+                    current = store[slot] = []
+                if type(current) is list:
+                    current.extend(values[a:b])
+                    if len(current) > EXACT_VALUES_CAP:
+                        store[slot] = Quantiles(current)
+                else:
+                    for x in values[a:b]:
+                        current.update(x)
+        if "distinct" in self.needs:
+            ends = np.r_[heads[1:], len(obj)]
+            items = obj.tolist()
+            store = self.distinct
+            for slot, a, b in zip(at.tolist(), heads.tolist(), ends.tolist()):
+                current = store[slot]
+                if current is None:
+                    current = store[slot] = set()
+                if type(current) is set:
+                    current.update(items[a:b])
+                    if len(current) > EXACT_DISTINCT_CAP:
+                        store[slot] = Distinct(current)
+                else:
+                    for x in items[a:b]:
+                        current.update(x)
+        if "cats" in self.needs:
+            for eq, value in zip(self.eq, self.shares):
+                eq[at] += np.add.reduceat((obj == value).astype(np.int64), heads)
+
+    def window(self, slots: np.ndarray, valid: np.ndarray) -> dict[str, Any]:
+        """This group's state over each window's panes: `slots` and `valid` are (windows, panes)."""
+        n = np.where(valid, self.n[slots], 0)
+        out: dict[str, Any] = {"n": n.sum(axis=1)}
+        if "sum" in self.needs:
+            out["sum"] = np.where(valid, self.sum[slots], 0.0).sum(axis=1)
+        if "moments" in self.needs:  # Chan et al.'s pairwise merge, pane by pane in time order
+            count = np.zeros(len(slots), np.int64)
+            mean = np.zeros(len(slots))
+            m2 = np.zeros(len(slots))
+            for j in range(slots.shape[1]):
+                nb = n[:, j]
+                has = nb > 0
+                total = np.where(has, count + nb, 1)
+                delta = self.mean[slots[:, j]] - mean
+                m2 = np.where(has, m2 + self.m2[slots[:, j]] + delta * delta * count * nb / total, m2)
+                mean = np.where(has, mean + delta * nb / total, mean)
+                count = count + nb
+            out["m2"] = m2
+        if "minmax" in self.needs:
+            out["lo"] = np.where(valid, self.lo[slots], np.inf).min(axis=1)
+            out["hi"] = np.where(valid, self.hi[slots], -np.inf).max(axis=1)
+        if "firstlast" in self.needs:
+            ft = np.where(valid, self.ft[slots], NO_END)
+            lt = np.where(valid, self.lt[slots], -1)
+            rows = np.arange(len(slots))
+            first = slots[rows, ft.argmin(axis=1)]
+            last = slots[rows, lt.argmax(axis=1)]
+            out["first"] = np.where(ft.min(axis=1) != NO_END, self.fv[first], None)
+            out["last"] = np.where(lt.max(axis=1) >= 0, self.lv[last], None)
+        if "values" in self.needs:
+            out["values"] = [_merged(self.values, s, ok, _merge_values, []) for s, ok in zip(slots, valid)]
+        if "distinct" in self.needs:
+            out["distinct"] = [_merged(self.distinct, s, ok, _merge_distinct, set()) for s, ok in zip(slots, valid)]
+        if "cats" in self.needs:
+            out["eq"] = [np.where(valid, eq[slots], 0).sum(axis=1) for eq in self.eq]
+        return out
+
+
+def _merged(store: np.ndarray, slots: np.ndarray, valid: np.ndarray, merge: Any, empty: Any) -> Any:
+    parts = [store[s] for s, ok in zip(slots.tolist(), valid.tolist()) if ok and store[s] is not None]
+    if len(parts) == 1:
+        return parts[0]
+    merged = type(empty)()
+    for part in parts:
+        merged = merge(merged, part)
+    return merged
+
+
+def _number(x: float, integer: bool) -> int | float:
+    return int(x) if integer else x
+
+
+class PaneWindows:
+    """The open tumbling or hopping windows of one feature set, for the entities of one shard."""
+
+    def __init__(self, feature_set: FeatureSet, lateness_ms: int, schema: EventSchema | None = None) -> None:
+        window = feature_set.window
+        if window.type not in ("tumbling", "hopping") or feature_set.emit != "final":
+            raise ValueError(f"pane windows serve tumbling and hopping sets with emit = final, not {window.type}")
+        self.spec = feature_set
+        self.step = window.step_ms if window.type == "hopping" else window.length_ms
+        self.panes = window.length_ms // self.step
+        self.ring = self.panes + math.ceil(lateness_ms / self.step) + 1
+        integers = {f.name for f in schema.fields if f.type == "int"} if schema is not None else set()
+        groups: dict[tuple[str | None, Filter | None], tuple[set[str], list[Any]]] = {}
+        for feature in feature_set.features:
+            needs, shares = groups.setdefault((feature.field, feature.where), (set(), []))
+            needs.update(_NEEDS[feature.agg])
+            if feature.agg == "share" and feature.value not in shares:
+                shares.append(feature.value)
+        self.groups = [_Group(f, w, needs, shares, f in integers) for (f, w), (needs, shares) in groups.items()]
+        self._group_of = {key: i for i, key in enumerate(groups)}
+        self.fields = sorted({g.field for g in self.groups if g.field is not None and g.numeric})
+        self.objects = sorted({g.where.field for g in self.groups if g.where is not None}
+                              | {g.field for g in self.groups if g.field is not None and not g.numeric}
+                              | {g.field for g in self.groups if g.field is not None
+                                 and g.needs & {"firstlast", "distinct", "cats"}})
+        self.capacity = 0
+        self.pane_k = np.zeros(0, np.int64)
+        self.count = np.zeros(0, np.int64)
+        self.next_end = np.zeros(0, np.int64)
+        for group in self.groups:
+            group.allocate(0)
+        self.due = DueIndex()  # entities by the end of their next window
+
+    # ------------------------------------------------------------------ state size
+
+    def grow(self, capacity: int) -> None:
+        """Make room for entity ids below `capacity`."""
+        if capacity <= self.capacity:
+            return
+        size = max(capacity, 2 * self.capacity, 64)
+        slots = size * self.ring
+        pane_k = np.full(slots, -1, np.int64)
+        pane_k[: len(self.pane_k)] = self.pane_k
+        count = np.zeros(slots, np.int64)
+        count[: len(self.count)] = self.count
+        next_end = np.full(size, NO_END, np.int64)
+        next_end[: len(self.next_end)] = self.next_end
+        self.pane_k, self.count, self.next_end = pane_k, count, next_end
+        for group in self.groups:
+            group.resize(slots)
+        self.capacity = size
+
+    def live(self, entity_ids: np.ndarray) -> np.ndarray:
+        """Whether each entity still has panes (an open window)."""
+        return self.next_end[entity_ids] != NO_END
+
+    # ------------------------------------------------------------------ adding
+
+    def fits(self, entity_ids: np.ndarray, times: np.ndarray) -> bool:
+        """True when every event's pane has its slot to itself (free, or already this pane)."""
+        k = times // self.step
+        slots = entity_ids * self.ring + k % self.ring
+        held = self.pane_k[slots]
+        if np.any((held != -1) & (held != k)):
+            return False
+        order = np.argsort(slots, kind="stable")
+        s, kk = slots[order], k[order]
+        return not np.any((s[1:] == s[:-1]) & (kk[1:] != kk[:-1]))
+
+    def add(self, entity_ids: np.ndarray, times: np.ndarray, columns: Mapping[str, np.ndarray],
+            objects: Mapping[str, list[Any]]) -> None:
+        """Add non-late events (arrival order); the caller has checked `fits`."""
+        if not len(times):
+            return
+        k = times // self.step
+        slots = entity_ids * self.ring + k % self.ring
+        new = self.pane_k[slots] == -1
+        if new.any():
+            self.pane_k[slots[new]] = k[new]
+            ends = (k[new] + 1) * self.step
+            eids = entity_ids[new]
+            earlier = ends < self.next_end[eids]
+            if earlier.any():
+                eids, ends = eids[earlier], ends[earlier]
+                np.minimum.at(self.next_end, eids, ends)
+                self.due.schedule(eids, ends)
+        order = np.argsort(slots, kind="stable")
+        slots, times = slots[order], times[order]
+        np.add.at(self.count, slots, 1)
+        sorted_columns = {name: columns[name][order] for name in self.fields}
+        sorted_objects = {}
+        if self.objects:
+            pick = order.tolist()
+            sorted_objects = {name: [objects[name][i] for i in pick] for name in self.objects}
+        for group in self.groups:
+            group.add(slots, times, sorted_columns, sorted_objects)
+
+    # ------------------------------------------------------------------ closing
+
+    def close(self, entity_ids: np.ndarray, watermarks: np.ndarray) -> WindowBlock:
+        """Emit, for each entity, its windows ending at or before its watermark; drop the panes
+        no later window reads. Rows are ordered by entity, then window end."""
+        step, panes, ring = self.step, self.panes, self.ring
+        first = self.next_end[entity_ids]
+        due = first <= watermarks
+        entity_ids, first, watermarks = entity_ids[due], first[due], watermarks[due]
+        if not len(entity_ids):
+            return _empty_block(self)
+        held = self.pane_k.reshape(-1, ring)[entity_ids]
+        last_pane = held.max(axis=1)
+        last = np.minimum(watermarks - watermarks % step, (last_pane + panes) * step)  # no window past the panes
+        last = np.maximum(last, first)
+        n_ends = (last - first) // step + 1
+        eids = np.repeat(entity_ids, n_ends)
+        offsets = np.arange(n_ends.sum()) - np.repeat(np.cumsum(n_ends) - n_ends, n_ends)
+        ends = np.repeat(first, n_ends) + offsets * step
+        k = ends[:, None] // step - panes + np.arange(panes)[None, :]
+        slots = eids[:, None] * ring + k % ring
+        valid = self.pane_k[slots] == k
+        counts = np.where(valid, self.count[slots], 0).sum(axis=1)
+        keep = counts > 0  # windows over gaps between an entity's panes have no row
+        eids, ends, slots, valid, counts = eids[keep], ends[keep], slots[keep], valid[keep], counts[keep]
+        block = self._block(eids, ends, slots, valid, counts)
+        # Drop what no later window reads: panes whose last window has just been emitted.
+        last_end = np.zeros(self.capacity, np.int64)
+        np.maximum.at(last_end, eids, ends)
+        done = entity_ids
+        all_slots = done[:, None] * ring + np.arange(ring)[None, :]
+        k_all = self.pane_k[all_slots]
+        drop = (k_all != -1) & ((k_all + panes) * step <= last_end[done][:, None])
+        dropped = all_slots[drop]
+        if dropped.size:
+            self.pane_k[dropped] = -1
+            self.count[dropped] = 0
+            for group in self.groups:
+                group.reset(dropped)
+        remaining = np.where(drop | (k_all == -1), np.iinfo(np.int64).max, k_all).min(axis=1)
+        alive = remaining != np.iinfo(np.int64).max
+        nxt = np.full(len(done), NO_END, np.int64)
+        nxt[alive] = np.maximum(last_end[done][alive] + step, (remaining[alive] + 1) * step)
+        self.next_end[done] = nxt
+        if alive.any():
+            self.due.schedule(done[alive], nxt[alive])
+        return block
+
+    def flush(self) -> WindowBlock:
+        """Emit every open window (the inputs have ended)."""
+        live = np.flatnonzero(self.next_end[: self.capacity] != NO_END)
+        return self.close(live, np.full(len(live), np.iinfo(np.int64).max // 4, np.int64))
+
+    def _block(self, eids: np.ndarray, ends: np.ndarray, slots: np.ndarray, valid: np.ndarray,
+               counts: np.ndarray) -> WindowBlock:
+        length = self.step * self.panes
+        states = [group.window(slots, valid) for group in self.groups]
+        values: dict[str, list[Any]] = {}
+        for feature in self.spec.features:
+            group_index = self._group_of[(feature.field, feature.where)]
+            values[feature.name] = _feature_values(feature, self.groups[group_index], states[group_index], length)
+        return WindowBlock(eids, ends - length, ends, counts, values)
+
+
+def _empty_block(panes: PaneWindows) -> WindowBlock:
+    empty = np.zeros(0, np.int64)
+    return WindowBlock(empty, empty, empty, empty, {f.name: [] for f in panes.spec.features})
+
+
+def _feature_values(feature: FeatureSpec, group: _Group, state: dict[str, Any], length_ms: int) -> list[Any]:
+    """One feature's values over the windows of a block, as Python values (None where undefined)."""
+    n = state["n"]
+    agg = feature.agg
+    if agg == "count":
+        return n.tolist()
+    if agg == "rate":
+        return (n / (length_ms / 1000)).tolist() if length_ms > 0 else [None] * len(n)
+    integer = group.integer
+    if agg == "sum":
+        return [_number(x, integer) for x in state["sum"].tolist()]
+    if agg == "mean":
+        return [s / c if c else None for s, c in zip(state["sum"].tolist(), n.tolist())]
+    if agg == "std":
+        return [math.sqrt(m / (c - 1)) if c > 1 else None for m, c in zip(state["m2"].tolist(), n.tolist())]
+    if agg in ("min", "max"):
+        side = state["lo" if agg == "min" else "hi"].tolist()
+        return [_number(x, integer) if c else None for x, c in zip(side, n.tolist())]
+    if agg in ("first", "last"):
+        return list(state[agg])
+    if agg in ("quantile", "median"):
+        q = 0.5 if agg == "median" else feature.q
+        return [quantile(v, q) for v in state["values"]]
+    if agg == "distinct":
+        return [distinct_count(v) for v in state["distinct"]]
+    if agg == "share":
+        eq = state["eq"][group.shares.index(feature.value)]
+        return [e / c if c else None for e, c in zip(eq.tolist(), n.tolist())]
+    raise ValueError(f"unknown aggregation {agg!r}")
