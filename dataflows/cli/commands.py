@@ -125,6 +125,10 @@ def _build_parser() -> argparse.ArgumentParser:
 
     add_serving_parsers(sub)
 
+    from dataflows.cli.training_set import add_training_set_parser
+
+    add_training_set_parser(sub)
+
     reference = sub.add_parser("reference", help="build a drift reference from a file of training events")
     reference_sub = reference.add_subparsers(dest="reference_command", required=True, metavar="ACTION")
     build = reference_sub.add_parser("build", help="summarise a JSONL file once for every monitor of the config")
@@ -312,6 +316,12 @@ def _cmd_serve_check(args: argparse.Namespace) -> int:
     return cmd_serve_check(args)
 
 
+def _cmd_training_set(args: argparse.Namespace) -> int:
+    from dataflows.cli.training_set import cmd_training_set
+
+    return cmd_training_set(args)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from dataflows.cli.demo import run_demo
 
@@ -321,7 +331,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 _COMMANDS = {"broker": _cmd_broker, "run": _cmd_run, "replay": _cmd_replay, "produce": _cmd_produce, "tail": _cmd_tail,
              "demo": _cmd_demo, "samples": _cmd_samples, "topics": _cmd_topics, "reference": _cmd_reference,
              "model": _cmd_model, "expectations": _cmd_expectations, "report": _cmd_report,
-             "serve-check": _cmd_serve_check}
+             "serve-check": _cmd_serve_check, "training-set": _cmd_training_set}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
