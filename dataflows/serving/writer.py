@@ -74,7 +74,7 @@ def connect(url: str, timeout_s: float = 5.0) -> Any:
         client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
         client.ping()
     except (redis.RedisError, ValueError) as exc:
-        raise OnlineStoreError(f"cannot reach the online store at {redacted(url)}: {exc}. Check "
+        raise OnlineStoreError(f"cannot reach the online store at {redacted(url)}: {str(exc).rstrip('.')}. Check "
                            "[online_store].url and that Redis (or Valkey) runs there.") from None
     return client
 
