@@ -6,11 +6,12 @@ millisecond. This module is the pure part, shared by the writer (the flow's sink
 `dataflows.serving`) and the reader (`dataflows.client.OnlineStore`): the config, the key of
 a vector, and its order key. It imports no Redis client.
 
-Layout: one hash per (feature set, entity), at key `<prefix><set>:<entity>`, with fields
+Layout: one string per (feature set, entity), at key `<prefix><set>:<entity>`, whose value is
 
-- `msg`: the `driftline.features/1` message, the exact JSON bytes written to `features.<set>`;
-- `end_ms`, `final`, `as_of_ms`: its order key (window end; 1 for a final, 0 for an interim
-  update; an update's event time, 0 for a final).
+- the order key in `ORDER_WIDTH` (32) ASCII bytes: the window end (15 digits, ms), `1` for a
+  final or `0` for an interim update, an update's event time (15 digits, 0 for a final),
+  and `|`;
+- then the `driftline.features/1` message, the exact JSON bytes written to `features.<set>`.
 
 A message replaces the stored one only when its order key is not smaller (compared in a Lua
 script, atomically): a later window wins, for the same window a final wins over interim
@@ -23,6 +24,10 @@ store never goes back to an older window under replays, restarts or duplicate de
 (120000, 1, 0)
 >>> vector_key("driftline:", "a1m", "area-7")
 'driftline:a1m:area-7'
+>>> stored_value((120000, 1, 0), b'{"id": "a1m/area-7/120000"}')
+b'0000000001200001000000000000000|{"id": "a1m/area-7/120000"}'
+>>> message_bytes(_), stored_order(_)
+(b'{"id": "a1m/area-7/120000"}', (120000, 1, 0))
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from features.config_values import (
 )
 from features.windows.config import FeatureSet
 
+ORDER_WIDTH = 32  # 15 + 1 + 15 digits and "|": fixed width, so byte order is the order key's order
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_PREFIX = "driftline:"
 _KEYS = {"url", "prefix", "ttl", "sets", "interim"}
@@ -122,3 +128,18 @@ def order_key(message: Mapping[str, Any]) -> tuple[int, int, int]:
     if message["kind"] == "final":
         return int(message["window"]["end_ms"]), 1, 0
     return int(message["window"]["end_ms"]), 0, int(message["id"].rsplit("/", 1)[1][1:])
+
+
+def stored_value(order: tuple[int, int, int], message: bytes) -> bytes:
+    """The stored value of a message: its fixed-width order key, `|`, the message bytes."""
+    return b"%015d%d%015d|%b" % (order[0], order[1], order[2], message)
+
+
+def stored_order(value: bytes) -> tuple[int, int, int]:
+    """The order key of a stored value."""
+    return int(value[:15]), int(value[15:16]), int(value[16:31])
+
+
+def message_bytes(value: bytes) -> bytes:
+    """The message JSON of a stored value."""
+    return value[ORDER_WIDTH:]

@@ -2,7 +2,7 @@
 
 The features flow keeps the latest vector of every entity per feature set in Redis when the
 config has an `[online_store]` table (layout: `features.online_store`, docs/serving.md).
-Reads are one round trip: `get` for one entity, `get_many` for a batch (pipelined).
+Reads are one round trip: `get` for one entity (GET), `get_many` for a batch (MGET).
 Nothing runs in the background and no state is held, so any number of stateless request
 handlers can share one Redis.
 
@@ -27,7 +27,7 @@ import orjson
 
 from dataflows.client.contract import require_schema
 from dataflows.client.feature_table import SCHEMA_MAJOR, SCHEMA_NAME, Features
-from features.online_store import DEFAULT_PREFIX, DEFAULT_URL, vector_key
+from features.online_store import DEFAULT_PREFIX, DEFAULT_URL, message_bytes, vector_key
 
 
 class OnlineStore:
@@ -56,23 +56,23 @@ class OnlineStore:
 
     def get(self, feature_set: str, entity: str) -> Features | None:
         """The entity's latest features in `feature_set`, or None when the store has none."""
-        raw = self._client.hget(vector_key(self._prefix, feature_set, entity), "msg")
+        raw = self._client.get(vector_key(self._prefix, feature_set, entity))
         return None if raw is None else self._features(raw, self._clock())
 
     def get_many(self, feature_set: str, entities: Iterable[str]) -> dict[str, Features]:
         """The latest features of each of `entities` that the store has (absent ones are left
-        out), in one round trip."""
+        out), in one round trip (MGET)."""
         entities = list(entities)
-        pipe = self._client.pipeline(transaction=False)
+        if not entities:
+            return {}
         prefix = self._prefix
-        for entity in entities:
-            pipe.hget(vector_key(prefix, feature_set, entity), "msg")
+        values = self._client.mget([vector_key(prefix, feature_set, entity) for entity in entities])
         now = self._clock()
-        return {entity: self._features(raw, now) for entity, raw in zip(entities, pipe.execute()) if raw is not None}
+        return {entity: self._features(raw, now) for entity, raw in zip(entities, values) if raw is not None}
 
     @staticmethod
     def _features(raw: bytes, now: float) -> Features:
-        m = orjson.loads(raw)
+        m = orjson.loads(message_bytes(raw))
         require_schema(m, SCHEMA_NAME, SCHEMA_MAJOR)
         window = m["window"]
         return Features(entity=m["entity"], feature_set=m["feature_set"], values=MappingProxyType(m["values"]),

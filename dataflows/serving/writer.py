@@ -1,10 +1,10 @@
 """`OnlineStoreWriter`: the latest feature vector per entity in Redis, never an older window.
 
 Each batch of feature messages is written in one round trip: a pipeline of calls to one Lua
-script, each call covering up to `CHUNK` vectors. For each vector the script compares the
-stored order key `(end_ms, final, as_of_ms)` with the incoming one and writes only when the
-incoming one is not smaller (equal: the same message again, rewritten, which refreshes the
-TTL). Redis runs a script atomically, so two writers (two workers, or a replay racing the
+script (EVALSHA, packed here in RESP), each call covering up to `CHUNK` vectors. For each
+vector the script compares the stored order key (the value's first bytes) with the incoming
+one and writes only when the incoming one is not smaller (equal: the same message again,
+rewritten, which refreshes the TTL). Redis runs a script atomically, so two writers (two workers, or a replay racing the
 live flow) cannot interleave between the compare and the write.
 
 A script call names all its keys, so on a Redis Cluster the keys of one call must share a
@@ -18,33 +18,37 @@ from typing import Any
 
 import orjson
 
-from features.online_store import OnlineStoreConfig, order_key, vector_key
+from features.online_store import ORDER_WIDTH, OnlineStoreConfig, order_key, stored_value, vector_key
 
 CHUNK = 500  # vectors per script call: ~100 KB of arguments
 
-# KEYS: one per vector. ARGV[1]: TTL in ms (0: none); then per vector end_ms, final, as_of_ms, msg.
+# KEYS: one per vector. ARGV[1]: TTL in ms (0: none); then per vector its stored value: the
+# fixed-width order key (ORDER_WIDTH bytes, so strings compare as the keys do) and the message.
 # Returns how many vectors were written (the others were older than the stored ones).
 LUA_WRITE_LATEST = """
 local ttl = tonumber(ARGV[1])
+local width = %d
 local written = 0
 for i, key in ipairs(KEYS) do
-  local j = 2 + (i - 1) * 4
-  local e, f, a = tonumber(ARGV[j]), tonumber(ARGV[j + 1]), tonumber(ARGV[j + 2])
-  local cur = redis.call('HMGET', key, 'end_ms', 'final', 'as_of_ms')
-  local ce = tonumber(cur[1])
-  local newer = true
-  if ce then
-    local cf, ca = tonumber(cur[2]), tonumber(cur[3])
-    newer = e > ce or (e == ce and (f > cf or (f == cf and a >= ca)))
-  end
-  if newer then
-    redis.call('HSET', key, 'end_ms', ARGV[j], 'final', ARGV[j + 1], 'as_of_ms', ARGV[j + 2], 'msg', ARGV[j + 3])
-    if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
+  local value = ARGV[i + 1]
+  local cur = redis.call('GETRANGE', key, 0, width - 1)
+  if cur == '' or string.sub(value, 1, width) >= cur then
+    if ttl > 0 then
+      redis.call('SET', key, value, 'PX', ttl)
+    else
+      redis.call('SET', key, value)
+    end
     written = written + 1
   end
 end
 return written
-"""
+""" % ORDER_WIDTH
+
+
+def _bulk(value: bytes) -> bytes:
+    """One RESP bulk string (the writer packs its script calls itself: redis-py's generic
+    packing costs more than the server's work for a batch)."""
+    return b"$%d\r\n%b\r\n" % (len(value), value)
 
 
 def redacted(url: str) -> str:
@@ -88,7 +92,7 @@ class OnlineStoreWriter:
         self.config = config
         self.topics = dict(topics)
         self.client = client if client is not None else connect(config.url)
-        self.script = self.client.register_script(LUA_WRITE_LATEST)
+        self.sha = self.client.script_load(LUA_WRITE_LATEST).encode()
         self.written = 0
         self.older = 0  # not written: the store already had a newer (or the same window's final) vector
 
@@ -111,19 +115,44 @@ class OnlineStoreWriter:
                 latest[key] = (order, value)
         if not latest:
             return 0
-        pipe = self.client.pipeline(transaction=False)
         keys = list(latest)
+        commands = []
+        ttl = b"%d" % self.config.ttl_ms
         for start in range(0, len(keys), CHUNK):
             chunk = keys[start:start + CHUNK]
-            args: list[Any] = [self.config.ttl_ms]
-            for key in chunk:
-                (end, final, as_of), value = latest[key]
-                args += (end, final, as_of, value)
-            self.script(keys=chunk, args=args, client=pipe)
-        written = sum(pipe.execute())
+            parts = [b"*%d\r\n$7\r\nEVALSHA\r\n$40\r\n%s\r\n" % (4 + 2 * len(chunk), self.sha)]
+            parts.append(_bulk(b"%d" % len(chunk)))
+            parts.extend(_bulk(key.encode()) for key in chunk)
+            parts.append(_bulk(ttl))
+            parts.extend(_bulk(stored_value(*latest[key])) for key in chunk)
+            commands.append(b"".join(parts))
+        written = sum(self._execute(commands))
         self.written += written
         self.older += len(keys) - written
         return written
+
+    def _execute(self, commands: list[bytes]) -> list[int]:
+        """Send the packed script calls in one round trip; reload the script once if the server
+        lost it (a restart or a failover), and retry: the writes are idempotent."""
+        import redis
+
+        for attempt in (1, 2):
+            pool = self.client.connection_pool
+            conn = pool.get_connection()
+            try:
+                conn.send_packed_command(commands)
+                return [conn.read_response() for _ in commands]
+            except redis.exceptions.NoScriptError:
+                conn.disconnect()  # replies of the other calls are still unread
+                if attempt == 2:
+                    raise
+                self.sha = self.client.script_load(LUA_WRITE_LATEST).encode()
+            except BaseException:
+                conn.disconnect()
+                raise
+            finally:
+                pool.release(conn)
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         self.client.close()

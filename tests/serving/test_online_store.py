@@ -12,7 +12,7 @@ from dataflows.serving.local_redis import RunningRedis
 from features.config import parse_config
 from features.config_values import ConfigError
 from features.messages import feature_message
-from features.online_store import OnlineStoreConfig, parse_online_store
+from features.online_store import OnlineStoreConfig, message_bytes, parse_online_store, stored_value
 
 TOPIC = "features.a1m"
 
@@ -27,7 +27,7 @@ def _writer(client: object, **options: object) -> OnlineStoreWriter:
 
 
 def _stored(client: object, entity: str) -> tuple[str, int]:
-    m = orjson.loads(client.hget(f"driftline:a1m:{entity}", "msg"))
+    m = orjson.loads(message_bytes(client.get(f"driftline:a1m:{entity}")))
     return m["kind"], m["values"]["n"]
 
 
@@ -81,7 +81,7 @@ def test_online_store_get(redis_client) -> None:
         ("x", "a1m", "final", 60_000, 120_000, "a1m/x/120000")
     assert row.values == {"n": 2} and row.freshness_s == 1.5
     assert store.get("a1m", "nobody") is None
-    redis_client.hset("driftline:a1m:bad", "msg", orjson.dumps({"schema": "driftline.features/2"}))
+    redis_client.set("driftline:a1m:bad", stored_value((1, 1, 0), orjson.dumps({"schema": "driftline.features/2"})))
     with pytest.raises(SchemaVersionError):
         store.get("a1m", "bad")
 

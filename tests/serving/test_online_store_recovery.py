@@ -19,7 +19,7 @@ import pytest
 from dataflows.kafka.broker import RunningBroker, create_topics
 from dataflows.serving.local_redis import RunningRedis
 from features.config import parse_config
-from features.online_store import order_key
+from features.online_store import ORDER_WIDTH, message_bytes, order_key, stored_order
 from tests.flow_fixtures import event_lines, make_config, to_toml
 from tests.kafka_helpers import consume_json, produce
 
@@ -57,11 +57,11 @@ class _Watcher(threading.Thread):
             keys = self.client.keys(f"{self.prefix}*")
             pipe = self.client.pipeline(transaction=False)
             for key in keys:
-                pipe.hmget(key, "end_ms", "final", "as_of_ms")
-            for key, fields in zip(keys, pipe.execute()):
-                if fields[0] is None:
+                pipe.getrange(key, 0, ORDER_WIDTH - 1)
+            for key, head in zip(keys, pipe.execute()):
+                if not head:
                     continue
-                order = tuple(int(f) for f in fields)
+                order = stored_order(head)
                 before = self.seen.get(key)
                 if before is not None and order < before:
                     self.backwards.append((key, before, order))
@@ -108,7 +108,7 @@ def test_kill_9_mid_run_never_moves_a_vector_back(broker: RunningBroker, redis_s
     client = redis.Redis.from_url(redis_server.url)
 
     def stored_ids() -> dict[str, str]:
-        return {key.decode(): orjson.loads(client.hget(key, "msg"))["id"] for key in client.keys(f"{topic_prefix}:*")}
+        return {key.decode(): orjson.loads(message_bytes(client.get(key)))["id"] for key in client.keys(f"{topic_prefix}:*")}
 
     expected = {}
     for fs in config.feature_sets:
