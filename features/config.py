@@ -31,6 +31,7 @@ from features.kafka_settings import KafkaSettings, parse_kafka_settings
 from features.samples.config import SampleSet, parse_sample_sets
 from features.monitors.config import Monitor, parse_monitors
 from features.models.config import ModelSpec, parse_models
+from features.online_store import OnlineStoreConfig, parse_online_store
 from features.schema import EventSchema, parse_schema
 
 
@@ -58,6 +59,7 @@ class Config:
     sample_sets: tuple[SampleSet, ...] = ()
     monitors: tuple[Monitor, ...] = ()
     models: tuple[ModelSpec, ...] = ()
+    online_store: OnlineStoreConfig | None = None  # the latest vectors in Redis, when configured
 
     @property
     def dead_letter_flow(self) -> str:
@@ -78,7 +80,7 @@ class Config:
         return "ingest"
 
 
-_TOP_KEYS = {"source", "schema", "feature_sets", "kafka", "sample_sets", "monitors", "models"}
+_TOP_KEYS = {"source", "schema", "feature_sets", "kafka", "sample_sets", "monitors", "models", "online_store"}
 _SOURCE_KEYS = {"topic", "dead_letter_topic", "late_topic", "partitions", "max_event_bytes", "max_future", "lateness"}
 
 
@@ -119,6 +121,7 @@ def parse_config(document: Mapping[str, Any], path: Path | None = None) -> Confi
         sample_sets=parse_sample_sets(document.get("sample_sets"), schema),
         monitors=parse_monitors(document.get("monitors"), schema, base_dir),
         models=parse_models(document.get("models"), schema, source.topic, feature_sets),
+        online_store=parse_online_store(document.get("online_store"), feature_sets),
     )
 
 

@@ -72,6 +72,8 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("-a", "--addresses", default=None, metavar="HOST:PORT;HOST:PORT",
                      help="every process's address, ';'-separated, the same list and order in each process "
                           "(default from BYTEWAX_ADDRESSES, BYTEWAX_HOSTFILE_PATH or BYTEWAX_REPLICAS)")
+    run.add_argument("--online-store-url", default=None, metavar="URL",
+                     help="features flow: the Redis URL of the online store (default: [online_store].url)")
 
     topics = sub.add_parser("topics", help="create the topics the flows read and write (existing ones are kept)")
     topics.add_argument("--config", type=Path, required=True)
@@ -118,6 +120,14 @@ def _build_parser() -> argparse.ArgumentParser:
     from dataflows.cli.report import add_report_parser
 
     add_report_parser(sub)
+
+    from dataflows.cli.serving import add_serving_parsers
+
+    add_serving_parsers(sub)
+
+    from dataflows.cli.training_set import add_training_set_parser
+
+    add_training_set_parser(sub)
 
     reference = sub.add_parser("reference", help="build a drift reference from a file of training events")
     reference_sub = reference.add_subparsers(dest="reference_command", required=True, metavar="ACTION")
@@ -181,7 +191,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from dataflows.flows.metrics import serve_metrics
 
         serve_metrics(counters, args.metrics_port)
-    flow = FLOWS[args.flow].build(config, source, KafkaOutput(args.bootstrap, config.kafka), counters)
+    sink = KafkaOutput(args.bootstrap, config.kafka)
+    if args.flow == "features":
+        from dataflows.cli.serving import with_online_store
+
+        sink = with_online_store(config, sink, counters, args.online_store_url)
+    flow = FLOWS[args.flow].build(config, source, sink, counters)
     with RunLog(args.flow, config, args.bootstrap, execution, position.origin, counters, args.metrics_port,
                 log_format), stop_on_sigterm():
         run_flow(flow, execution)
@@ -295,6 +310,18 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return report_command(args)
 
 
+def _cmd_serve_check(args: argparse.Namespace) -> int:
+    from dataflows.cli.serving import cmd_serve_check
+
+    return cmd_serve_check(args)
+
+
+def _cmd_training_set(args: argparse.Namespace) -> int:
+    from dataflows.cli.training_set import cmd_training_set
+
+    return cmd_training_set(args)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from dataflows.cli.demo import run_demo
 
@@ -303,18 +330,20 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 _COMMANDS = {"broker": _cmd_broker, "run": _cmd_run, "replay": _cmd_replay, "produce": _cmd_produce, "tail": _cmd_tail,
              "demo": _cmd_demo, "samples": _cmd_samples, "topics": _cmd_topics, "reference": _cmd_reference,
-             "model": _cmd_model, "expectations": _cmd_expectations, "report": _cmd_report}
+             "model": _cmd_model, "expectations": _cmd_expectations, "report": _cmd_report,
+             "serve-check": _cmd_serve_check, "training-set": _cmd_training_set}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `driftline` console script."""
     from dataflows.flows.runner import Terminated
+    from dataflows.serving.writer import OnlineStoreError
     from features.config_values import ConfigError
 
     args = _build_parser().parse_args(argv)
     try:
         return _COMMANDS[args.command](args)
-    except (ConfigError, BrokerError) as exc:
+    except (ConfigError, BrokerError, OnlineStoreError) as exc:
         _report("error", str(exc))
         return 2
     except Terminated:
