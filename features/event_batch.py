@@ -47,25 +47,60 @@ _INT64_MAX = 2**63 - 1
 @dataclass(frozen=True, eq=False)
 class EventBatch:
     """Valid events in arrival order: entity keys, event times (epoch ms), where each was read,
-    their fields as columns (Python values, None where null or absent), and the message bytes."""
+    their fields as columns (Python values, None where null or absent), and the message bytes.
+
+    `take` gives a view: its columns and bytes are read from the batch it came from on first
+    use, so splitting a batch by shard copies only what each shard reads. A view pickles
+    as a plain batch.
+    """
 
     entities: list[str]
     times: np.ndarray  # int64
     partitions: np.ndarray  # int64
     offsets: np.ndarray  # int64
     columns: dict[str, list[Any]]
-    raws: list[bytes | None]
+    raws: list[bytes | None] | None
     unknown: dict[str, np.ndarray] = field(default_factory=dict)  # category field -> outside its vocabulary
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+    _parent: EventBatch | None = field(default=None, repr=False)
+    _index: np.ndarray | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.entities)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        if self._parent is None and self.raws is not None:
+            return EventBatch, (self.entities, self.times, self.partitions, self.offsets, self.columns, self.raws,
+                                self.unknown, {k: v for k, v in self._cache.items() if k == "records"})
+        cache = {"records": self.records} if self.raws is None else {}
+        return EventBatch, (self.entities, self.times, self.partitions, self.offsets,
+                            {name: self.values(name) for name in self._column_names()}, self._raws(),
+                            self._unknown(), cache)
+
+    def _column_names(self) -> list[str]:
+        return list(self._parent._column_names()) if self._parent is not None else list(self.columns)
+
+    def _raws(self) -> list[bytes | None]:
+        if self._parent is None:
+            return self.raws if self.raws is not None else [None] * len(self)
+        raws = self._parent._raws()
+        return [raws[i] for i in self._index.tolist()]  # type: ignore[union-attr]
+
+    def _unknown(self) -> dict[str, np.ndarray]:
+        if self._parent is None:
+            return self.unknown
+        return {name: mask[self._index] for name, mask in self._parent._unknown().items()}
 
     def values(self, name: str) -> list[Any]:
         """The field's values as decoded (None where null or absent)."""
         column = self.columns.get(name)
         if column is None:
-            column = self.columns[name] = [r.get(name) for r in self.records]
+            if self._parent is not None:
+                source = self._parent.values(name)
+                column = [source[i] for i in self._index.tolist()]  # type: ignore[union-attr]
+            else:
+                column = [r.get(name) for r in self.records]
+            self.columns[name] = column
         return column
 
     def numbers(self, name: str) -> np.ndarray:
@@ -77,7 +112,11 @@ class EventBatch:
         key = "#" + name
         column = self._cache.get(key)
         if column is None:
-            column = self._cache[key] = np.array(self.values(name), dtype=np.float64)
+            if self._parent is not None:
+                column = self._parent.numbers(name)[self._index]
+            else:
+                column = np.array(self.values(name), dtype=np.float64)
+            self._cache[key] = column
         return column
 
     def keys(self, name: str) -> list[str]:
@@ -89,29 +128,32 @@ class EventBatch:
         """Each event's whole JSON object (parsed on first use)."""
         records = self._cache.get("records")
         if records is None:
-            records = self._cache["records"] = [orjson.loads(raw) for raw in self.raws]
+            if self._parent is not None and "records" in self._parent._cache:
+                parent = self._parent.records
+                records = [parent[i] for i in self._index.tolist()]  # type: ignore[union-attr]
+            else:
+                records = [orjson.loads(raw) for raw in self._raws()]
+            self._cache["records"] = records
         return records
 
     def record(self, i: int) -> dict[str, Any]:
         """Event `i`'s JSON object."""
         records = self._cache.get("records")
-        return records[i] if records is not None else orjson.loads(self.raws[i])
+        if records is not None:
+            return records[i]
+        if self._parent is not None:
+            return self._parent.record(int(self._index[i]))  # type: ignore[index]
+        return orjson.loads(self.raws[i])  # type: ignore[index]
 
     def unknown_categories(self, i: int) -> tuple[str, ...]:
         """The category fields of event `i` outside their vocabulary."""
-        return tuple(name for name, mask in self.unknown.items() if mask[i])
+        return tuple(name for name, mask in self._unknown().items() if mask[i])
 
     def take(self, indices: np.ndarray) -> EventBatch:
-        """The events at `indices` (in that order), as a new batch."""
-        pick = indices.tolist()
-        entities, raws = self.entities, self.raws
-        batch = EventBatch([entities[i] for i in pick], self.times[indices], self.partitions[indices],
-                           self.offsets[indices], {name: [col[i] for i in pick] for name, col in self.columns.items()},
-                           [raws[i] for i in pick], {name: mask[indices] for name, mask in self.unknown.items()})
-        records = self._cache.get("records")
-        if records is not None:
-            batch._cache["records"] = [records[i] for i in pick]
-        return batch
+        """The events at `indices` (in that order), as a view of this batch."""
+        entities = self.entities
+        return EventBatch([entities[i] for i in indices.tolist()], self.times[indices], self.partitions[indices],
+                          self.offsets[indices], {}, None, {}, {}, self, indices)
 
     def event(self, i: int) -> Event:
         """Event `i` as an `Event`."""
@@ -120,21 +162,44 @@ class EventBatch:
 
     def events(self) -> list[Event]:
         """Every event as an `Event`, for the steps that still take one event at a time."""
-        unknown = [self.unknown_categories(i) for i in range(len(self))] if self.unknown else [()] * len(self)
+        unknown = [self.unknown_categories(i) for i in range(len(self))] if self._unknown() else [()] * len(self)
         return [Event(e, t, r, u, p, o) for e, t, r, u, p, o in zip(
             self.entities, self.times.tolist(), self.records, unknown, self.partitions.tolist(),
             self.offsets.tolist())]
+
+    def by_partition(self) -> list[tuple[int, EventBatch]]:
+        """The batch split by input partition, each part in arrival order."""
+        first = int(self.partitions[0]) if len(self) else 0
+        if not len(self) or (self.partitions == first).all():
+            return [(first, self)] if len(self) else []
+        order = np.argsort(self.partitions, kind="stable")
+        heads = np.flatnonzero(np.r_[True, np.diff(self.partitions[order]) != 0])
+        return [(int(self.partitions[part[0]]), self.take(part)) for part in np.split(order, heads[1:])]
 
     @staticmethod
     def of(events: Sequence[Event]) -> EventBatch:
         """A batch of `Event`s (tests, replays of event lists); columns are built on use."""
         names = sorted({u for e in events for u in e.unknown_categories})
-        batch = EventBatch([e.entity for e in events], np.array([e.time_ms for e in events], dtype=np.int64),
-                           np.array([e.partition for e in events], dtype=np.int64),
-                           np.array([e.offset for e in events], dtype=np.int64), {}, [None] * len(events),
-                           {n: np.array([n in e.unknown_categories for e in events], dtype=bool) for n in names})
-        batch._cache["records"] = [e.fields for e in events]
-        return batch
+        return EventBatch([e.entity for e in events], np.array([e.time_ms for e in events], dtype=np.int64),
+                          np.array([e.partition for e in events], dtype=np.int64),
+                          np.array([e.offset for e in events], dtype=np.int64), {}, None,
+                          {n: np.array([n in e.unknown_categories for e in events], dtype=bool) for n in names},
+                          {"records": [e.fields for e in events]})
+
+    @staticmethod
+    def concat(batches: Sequence[EventBatch]) -> EventBatch:
+        """Batches one after the other, as one batch."""
+        if len(batches) == 1:
+            return batches[0]
+        names = sorted({n for b in batches for n in b._unknown()})
+        unknown = {n: np.concatenate([b._unknown().get(n, np.zeros(len(b), bool)) for b in batches]) for n in names}
+        columns = {n: [v for b in batches for v in b.values(n)] for n in batches[0]._column_names()}
+        return EventBatch([e for b in batches for e in b.entities], np.concatenate([b.times for b in batches]),
+                          np.concatenate([b.partitions for b in batches]),
+                          np.concatenate([b.offsets for b in batches]), columns,
+                          [r for b in batches for r in b._raws()], unknown,
+                          {} if any(b.raws is not None or b._parent is not None for b in batches)
+                          else {"records": [r for b in batches for r in b.records]})
 
 
 def _annotation(spec: FieldSpec) -> Any:

@@ -14,6 +14,7 @@ import base64
 import functools
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -123,6 +124,45 @@ def feature_message(feature_set: str, entity: str, start_ms: int, end_ms: int, v
         "as_of": iso_utc(as_of_ms) if as_of_ms is not None else None,
         "emitted_at": iso_utc(emitted_at_ms),
     }
+
+
+def _json_tokens(column: list[Any]) -> list[bytes]:
+    """Each value's JSON text, from one orjson call when no value can hold a comma."""
+    if all(v is None or type(v) in (int, float, bool) for v in column):
+        text = orjson.dumps(column)
+        return text[1:-1].split(b",") if len(text) > 2 else []
+    return [orjson.dumps(v) for v in column]
+
+
+def feature_messages(feature_set: str, entities: list[str], starts: list[int], ends: list[int],
+                     values: dict[str, list[Any]], event_counts: list[int], emitted_at_ms: int,
+                     extra: Mapping[str, Mapping[str, Any]] | None = None) -> list[bytes]:
+    """The final `driftline.features/1` messages of many windows of one feature set, rendered
+    column by column: the same JSON as `encode(feature_message(...))` for each row, at a
+    fraction of the cost. `extra` adds an entity's static values after its features.
+
+    >>> one = feature_messages("s", ["a"], [0], [60_000], {"n": [3], "m": [1.5]}, [3], 61_000)[0]
+    >>> orjson.loads(one) == feature_message("s", "a", 0, 60_000, {"n": 3, "m": 1.5}, 3, "final", None, 61_000)
+    True
+    """
+    set_text = orjson.dumps(feature_set)
+    set_inner = set_text[1:-1]
+    emitted = iso_utc(emitted_at_ms).encode()
+    names = [orjson.dumps(name) + b":" for name in values]
+    columns = [_json_tokens(column) for column in values.values()]
+    head = b'{"schema":"' + FEATURES_SCHEMA.encode() + b'","id":"%b/%b/%d","feature_set":' + set_text
+    out = []
+    for i, (entity, start, end, count) in enumerate(zip(entities, starts, ends, event_counts)):
+        entity_text = orjson.dumps(entity)
+        body = b",".join([name + column[i] for name, column in zip(names, columns)])
+        static = extra.get(entity) if extra else None
+        if static:
+            body = b",".join(filter(None, (body, orjson.dumps(static)[1:-1])))
+        out.append(b'%b,"entity":%b,"kind":"final","window":{"start":"%b","end":"%b","start_ms":%d,"end_ms":%d},'
+                   b'"values":{%b},"event_count":%d,"as_of":null,"emitted_at":"%b"}' % (
+                       head % (set_inner, entity_text[1:-1], end), entity_text, iso_utc(start).encode(),
+                       iso_utc(end).encode(), start, end, body, count, emitted))
+    return out
 
 
 def late_event_message(topic: str, partition: int, offset: int, entity: str, time_ms: int,

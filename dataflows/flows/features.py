@@ -1,9 +1,9 @@
 """The features flow: events -> per-entity windowed features, late events, dead letters.
 
-Entities are hashed into a fixed number of shards; Bytewax keys its state by shard, and
-each shard's `ShardEngine` processes a whole batch of its events in one call. This keeps
-the per-event cost to a few microseconds of plain Python instead of one Bytewax window
-object per entity.
+Each decoded batch (`EventBatch`, columns) goes to a step keyed by input partition, which
+decides partition lateness for the whole batch and splits it by shard (a CRC32 hash of the
+entity into a fixed number of shards); each shard's `ColumnarEngine` aggregates its part
+of the batch with numpy. Bytewax carries one item per batch and shard, never one per event.
 """
 
 from __future__ import annotations
@@ -15,27 +15,33 @@ from collections.abc import Callable
 from typing import Any
 
 import bytewax.operators as op
+import numpy as np
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import FixedPartitionedSource
 from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
 
 from dataflows.counters import FlowCounters
-from dataflows.flows.ingest import ingest, wall_clock_ms
-from dataflows.kafka.io import OutMessage
+from dataflows.flows.ingest import ingest_batches, wall_clock_ms
 from dataflows.flows.samples import sample_stage
+from dataflows.kafka.io import MessageBatch, OutMessage
 from features.config import Config
-from features.events import Event
+from features.event_batch import EventBatch
+from features.messages import encode, feature_message, feature_messages, late_event_message
+from features.windows.columnar import ColumnarEngine, EngineOutput, partition_verdicts
 from features.windows.config import FeatureSet
-from features.windows.engine import LateEvent, PartitionClocks, ShardEngine
-from features.messages import encode, feature_message, late_event_message
+from features.windows.engine import PartitionClocks
 from features.windows.static_features import load_static
 
 # Fixed for the life of a deployment: recovery snapshots are keyed by shard.
 SHARDS = 32
 _SHARD_KEYS = tuple(f"{i:02d}" for i in range(SHARDS))
+_NO_EVENTS = EventBatch.of([])
+_NOT_LATE = np.zeros(0, np.int64)
 
-ShardItem = tuple[list[Event], list[int | None], dict[int, int]]
+# A shard's part of one partition's batch: its events, their partition-lateness verdicts
+# (the partition watermark when behind it, else NEVER), and every partition's progress.
+ShardItem = tuple[EventBatch, np.ndarray, dict[int, int]]
 
 
 def shard_of(entity: str) -> int:
@@ -47,8 +53,8 @@ def shard_of(entity: str) -> int:
     return zlib.crc32(entity.encode()) % SHARDS
 
 
-class _PartitionLogic(StatefulBatchLogic[Event, tuple[str, ShardItem], PartitionClocks]):
-    """Splits one input partition's events into one item per shard (every shard, even empty ones).
+class _PartitionLogic(StatefulBatchLogic[EventBatch, tuple[str, ShardItem], PartitionClocks]):
+    """Splits one input partition's batches into one item per shard (every shard, even empty ones).
 
     Keyed by input partition, so it sees the partition's events in order: it decides
     partition lateness here (`PartitionClocks`) and sends each shard the partition's
@@ -61,30 +67,37 @@ class _PartitionLogic(StatefulBatchLogic[Event, tuple[str, ShardItem], Partition
         self.entity_field = entity_field
         self.shard_of: dict[str, int] = {}
 
-    def on_batch(self, values: list[Event]) -> tuple[list[tuple[str, ShardItem]], bool]:
-        groups: list[list[Event]] = [[] for _ in range(SHARDS)]
-        verdicts: list[list[int | None]] = [[] for _ in range(SHARDS)]
-        behind = self.clocks.behind
+    def _shards(self, keys: list[str]) -> np.ndarray:
         cache = self.shard_of
-        field = self.entity_field
-        for event in values:
-            entity = event.entity if field is None else str(event.fields[field])
-            shard = cache.get(entity)
-            if shard is None:
-                if len(cache) > 1_000_000:  # bound the memo, not the entities
-                    cache.clear()
-                shard = cache[entity] = shard_of(entity)
-            groups[shard].append(event)
-            verdicts[shard].append(behind(event))
+        if len(cache) > 1_000_000:  # bound the memo, not the entities
+            cache.clear()
+        get = cache.get
+        shards = np.fromiter((get(k, -1) for k in keys), np.int64, len(keys))
+        for i in np.flatnonzero(shards < 0).tolist():
+            shards[i] = cache[keys[i]] = shard_of(keys[i])
+        return shards
+
+    def on_batch(self, values: list[EventBatch]) -> tuple[list[tuple[str, ShardItem]], bool]:
+        batch = EventBatch.concat(values)
+        verdicts = partition_verdicts(self.clocks.high, self.clocks.lateness, batch.partitions, batch.times)
+        shards = self._shards(batch.entities if self.entity_field is None else batch.keys(self.entity_field))
+        order = np.argsort(shards, kind="stable")
+        heads = np.flatnonzero(np.r_[True, np.diff(shards[order]) != 0])
+        parts = {int(shards[part[0]]): part for part in np.split(order, heads[1:])} if len(batch) else {}
         progress = dict(self.clocks.high)
-        return [(_SHARD_KEYS[i], (groups[i], verdicts[i], progress)) for i in range(SHARDS)], StatefulBatchLogic.RETAIN
+        items = []
+        for i in range(SHARDS):
+            part = parts.get(i)
+            item = (_NO_EVENTS, _NOT_LATE, progress) if part is None else (batch.take(part), verdicts[part], progress)
+            items.append((_SHARD_KEYS[i], item))
+        return items, StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> PartitionClocks:
         return self.clocks
 
 
-class _ShardLogic(StatefulBatchLogic[ShardItem, OutMessage, ShardEngine]):
-    def __init__(self, engine: ShardEngine, default_entity: bool, config: Config,
+class _ShardLogic(StatefulBatchLogic[ShardItem, "OutMessage | MessageBatch", ColumnarEngine]):
+    def __init__(self, engine: ColumnarEngine, default_entity: bool, config: Config,
                  topics: dict[str, str], counters: FlowCounters, clock_ms: Callable[[], int]) -> None:
         self.engine = engine
         self.default_entity = default_entity
@@ -94,47 +107,54 @@ class _ShardLogic(StatefulBatchLogic[ShardItem, OutMessage, ShardEngine]):
         self.counters = counters
         self.clock_ms = clock_ms
 
-    def _encode(self, results: list[Any]) -> list[OutMessage]:
-        now = self.clock_ms()
-        out: list[OutMessage] = []
-        late = 0
+    def _encode(self, result: EngineOutput, batch: EventBatch | None, now: int) -> list[OutMessage | MessageBatch]:
+        out: list[OutMessage | MessageBatch] = []
         by_set: Counter[str] = Counter()
         lags: list[float] = []
-        for r in results:
-            if type(r) is LateEvent:
-                e = r.event
-                late += 1
-                msg = late_event_message(self.source_topic, e.partition, e.offset, e.entity, e.time_ms,
-                                         r.watermark_ms, e.fields, now)
-                out.append(OutMessage(self.late_topic, e.entity.encode(), encode(msg)))
-            else:
-                by_set[r.feature_set] += 1
-                if r.kind == "final":
-                    lags.append((now - r.end_ms) / 1000)
-                msg = feature_message(r.feature_set, r.entity, r.start_ms, r.end_ms, r.values, r.event_count,
-                                      r.kind, r.as_of_ms, now)
-                out.append(OutMessage(self.topics[r.feature_set], r.entity.encode(), encode(msg)))
+        statics = self.engine.statics
+        for w in result.windows:
+            name = w.feature_set
+            by_set[name] += len(w)
+            lags.extend(((now - w.ends) / 1000).tolist())
+            values = feature_messages(name, w.entities, w.starts.tolist(), w.ends.tolist(), w.values,
+                                      w.counts.tolist(), now, statics.get(name))
+            out.append(MessageBatch(self.topics[name], [e.encode() for e in w.entities], values))
+        for r in result.rows:
+            by_set[r.feature_set] += 1
+            if r.kind == "final":
+                lags.append((now - r.end_ms) / 1000)
+            msg = feature_message(r.feature_set, r.entity, r.start_ms, r.end_ms, r.values, r.event_count,
+                                  r.kind, r.as_of_ms, now)
+            out.append(OutMessage(self.topics[r.feature_set], r.entity.encode(), encode(msg)))
+        late = len(result.late)
+        written = sum(by_set.values())
+        if late and batch is not None:
+            entities = batch.entities if self.default_entity else batch.keys(self.engine.entity_field)
+            for i, watermark in zip(result.late.tolist(), result.late_watermarks.tolist()):
+                msg = late_event_message(self.source_topic, int(batch.partitions[i]), int(batch.offsets[i]),
+                                         entities[i], int(batch.times[i]), watermark, batch.record(i), now)
+                out.append(OutMessage(self.late_topic, entities[i].encode(), encode(msg)))
         if lags:
             self.counters.observe("emit_lag", lags)
         if out:
-            self.counters.add({"features_out": len(out) - late, "late": late,
+            self.counters.add({"features_out": written, "late": late,
                                **{f"features_out.{name}": n for name, n in by_set.items()}})
         return out
 
-    def on_batch(self, values: list[ShardItem]) -> tuple[list[OutMessage], bool]:
+    def on_batch(self, values: list[ShardItem]) -> tuple[list[OutMessage | MessageBatch], bool]:
         started = time.perf_counter()
-        results: list[Any] = []
         now = self.clock_ms()
-        for events, verdicts, progress in values:
-            results.extend(self.engine.process(events, self.default_entity, progress, verdicts, now))
-        out = self._encode(results)
+        out: list[OutMessage | MessageBatch] = []
+        for batch, verdicts, progress in values:
+            result = self.engine.process(batch, self.default_entity, progress, verdicts if len(batch) else None, now)
+            out.extend(self._encode(result, batch, now))
         self.counters.observe("stage.features", (time.perf_counter() - started,))
         return out, StatefulBatchLogic.RETAIN
 
-    def on_eof(self) -> tuple[list[OutMessage], bool]:
-        return self._encode(self.engine.flush()), StatefulBatchLogic.RETAIN
+    def on_eof(self) -> tuple[list[OutMessage | MessageBatch], bool]:
+        return self._encode(self.engine.flush(), None, self.clock_ms()), StatefulBatchLogic.RETAIN
 
-    def snapshot(self) -> ShardEngine:
+    def snapshot(self) -> ColumnarEngine:
         return self.engine
 
 
@@ -158,7 +178,7 @@ def load_statics(feature_sets: tuple[FeatureSet, ...]) -> dict[str, dict[str, di
     return statics
 
 
-def feature_stage(events: Stream[Event], config: Config, counters: FlowCounters, partitions: int,
+def feature_stage(batches: Stream[EventBatch], config: Config, counters: FlowCounters, partitions: int,
                   clock_ms: Callable[[], int] = wall_clock_ms) -> list[Stream[OutMessage]]:
     """Add the feature computation; one stateful step per entity field. Returns its output streams.
 
@@ -170,11 +190,12 @@ def feature_stage(events: Stream[Event], config: Config, counters: FlowCounters,
     by_entity: dict[str, list[FeatureSet]] = {}
     for fs in config.feature_sets:
         by_entity.setdefault(fs.entity, []).append(fs)
+    by_partition = op.flat_map("features_by_partition", batches,
+                               lambda b: [(str(p), part) for p, part in b.by_partition()])
     outputs = []
     for entity_field, sets in by_entity.items():
         default = entity_field == config.schema.entity
         step = f"features_{entity_field}"
-        by_partition = op.key_on(f"{step}_partition", events, lambda e: str(e.partition))
 
         def partition_builder(resume: PartitionClocks | None, field: str | None = None if default else entity_field,
                               ) -> _PartitionLogic:
@@ -183,10 +204,11 @@ def feature_stage(events: Stream[Event], config: Config, counters: FlowCounters,
         sharded = op.stateful_batch(f"{step}_shard", by_partition, partition_builder)
         keyed = op.map(f"{step}_key", sharded, lambda item: item[1])  # (partition, (shard, x)) -> (shard, x)
 
-        def builder(resume: ShardEngine | None, sets: list[FeatureSet] = sets, default: bool = default) -> _ShardLogic:
+        def builder(resume: ColumnarEngine | None, sets: list[FeatureSet] = sets, default: bool = default,
+                    ) -> _ShardLogic:
             if resume is not None:
                 resume.progress.resumed(clock_ms())
-            engine = resume or ShardEngine(sets, config.source.lateness_ms, statics, partitions)
+            engine = resume or ColumnarEngine(sets, config.source.lateness_ms, statics, partitions, config.schema)
             return _ShardLogic(engine, default, config, topics, counters, clock_ms)
 
         computed = op.stateful_batch(f"{step}_windows", keyed, builder)
@@ -203,9 +225,11 @@ def build_features_flow(config: Config, source: FixedPartitionedSource, sink: Si
         raise ConfigError("feature_sets", "at least one [[feature_sets]] or [[sample_sets]] entry", None,
                           "add a feature set (see docs/configuration.md) or run the `ingest` flow.")
     flow = Dataflow("driftline_features")
-    events, dead_letters = ingest(flow, config, source, counters, "features")
+    batches, dead_letters = ingest_batches(flow, config, source, counters, "features")
     partitions = len(source.list_parts())
-    outputs = feature_stage(events, config, counters, partitions, clock_ms)
-    outputs += sample_stage(events, config, counters, partitions, clock_ms)
+    outputs = feature_stage(batches, config, counters, partitions, clock_ms) if config.feature_sets else []
+    if config.sample_sets:
+        events = op.flat_map("events", batches, EventBatch.events)
+        outputs += sample_stage(events, config, counters, partitions, clock_ms)
     op.output("out", op.merge("all_out", dead_letters, *outputs), sink)
     return flow

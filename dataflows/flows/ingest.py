@@ -1,9 +1,11 @@
 """The ingestion stage every flow starts with: read the events, decode, dead-letter.
 
-Valid events continue as `Event`s; each rejection becomes a dead-letter message on
-`<topic>.dlq` holding the reason, the source position and the original bytes. A bad event
-never stops the flow. The source is Kafka (`KafkaInput`) or a file (`JsonlInput`, for
-replay); both yield the same `RawMessage`s, so everything after this stage is one code path.
+Each batch of messages is decoded once into an `EventBatch` (columns; `BatchDecoder`);
+each rejection becomes a dead-letter message on `<topic>.dlq` holding the reason, the
+source position and the original bytes. A bad event never stops the flow. Flows that
+still take one event at a time read the batch as `Event`s (`ingest`). The source is Kafka
+(`KafkaInput`) or a file (`JsonlInput`, for replay); both yield the same `RawMessage`s, so
+everything after this stage is one code path.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from bytewax.outputs import Sink
 from dataflows.counters import FlowCounters
 from dataflows.kafka.io import OutMessage, RawMessage
 from features.config import Config
-from features.events import Event, EventDecoder, Rejection
+from features.event_batch import BatchDecoder, EventBatch
+from features.events import Event, EventDecoder
 from features.messages import SourcePosition, dead_letter, encode
 
 
@@ -31,37 +34,31 @@ def wall_clock_ms() -> int:
 
 def make_batch_decoder(
     config: Config, counters: FlowCounters, clock_ms: Callable[[], int] = wall_clock_ms
-) -> Callable[[list[RawMessage]], list[Event | OutMessage]]:
-    """A function decoding a batch of raw messages into events and dead-letter messages.
+) -> Callable[[list[RawMessage]], list[EventBatch | OutMessage]]:
+    """A function decoding a batch of raw messages into one `EventBatch` and dead-letter messages.
 
     It also counts what it saw: `events_in`, `valid`, `rejected.<reason>` and
     `unknown_category.<field>`.
     """
-    decoder = EventDecoder(config.schema, config.source.limits)
+    decoder = BatchDecoder(EventDecoder(config.schema, config.source.limits))
     dlq_topic = config.source.dead_letter_topic
 
-    def decode_batch(batch: list[RawMessage]) -> list[Event | OutMessage]:
+    def decode_batch(messages: list[RawMessage]) -> list[EventBatch | OutMessage]:
         started = time.perf_counter()
         now_ms = clock_ms()
-        out: list[Event | OutMessage] = []
+        batch, rejections = decoder.decode([m.value for m in messages], now_ms, [m.partition for m in messages],
+                                           [m.offset for m in messages])
+        out: list[EventBatch | OutMessage] = [batch] if len(batch) else []
         rejected: Counter[str] = Counter()
-        unknown: Counter[str] = Counter()
-        decode = decoder.decode
-        for msg in batch:
-            result = decode(msg.value, now_ms, msg.partition, msg.offset)
-            if type(result) is Event:
-                if result.unknown_categories:
-                    unknown.update(result.unknown_categories)
-                out.append(result)
-            else:
-                assert isinstance(result, Rejection)
-                rejected[result.reason] += 1
-                position = SourcePosition(msg.topic, msg.partition, msg.offset, msg.timestamp_ms)
-                letter = dead_letter(result, position, msg.key, msg.value, now_ms)
-                out.append(OutMessage(dlq_topic, msg.key, encode(letter)))
-        deltas = {"events_in": len(batch), "valid": len(batch) - sum(rejected.values())}
+        for i, rejection in rejections:
+            msg = messages[i]
+            rejected[rejection.reason] += 1
+            position = SourcePosition(msg.topic, msg.partition, msg.offset, msg.timestamp_ms)
+            out.append(OutMessage(dlq_topic, msg.key, encode(dead_letter(rejection, position, msg.key, msg.value,
+                                                                         now_ms))))
+        deltas = {"events_in": len(messages), "valid": len(batch)}
         deltas.update({f"rejected.{reason}": n for reason, n in rejected.items()})
-        deltas.update({f"unknown_category.{field}": n for field, n in unknown.items()})
+        deltas.update({f"unknown_category.{name}": int(mask.sum()) for name, mask in batch.unknown.items()})
         counters.add(deltas)
         counters.observe("stage.decode", (time.perf_counter() - started,))
         return out
@@ -81,9 +78,9 @@ def writes_dead_letters(config: Config, flow_name: str) -> bool:
     return flow_name in ("ingest", config.dead_letter_flow)
 
 
-def ingest(flow: Dataflow, config: Config, source: Source, counters: FlowCounters,
-           flow_name: str) -> tuple[Stream[Event], Stream[OutMessage]]:
-    """Add the ingestion stage to `flow`: returns (valid events, dead-letter messages).
+def ingest_batches(flow: Dataflow, config: Config, source: Source, counters: FlowCounters,
+                   flow_name: str) -> tuple[Stream[EventBatch], Stream[OutMessage]]:
+    """Add the ingestion stage to `flow`: returns (batches of valid events, dead-letter messages).
 
     Every flow counts its rejections, but only the flow named by `config.dead_letter_flow`
     (and the `ingest` flow, whose whole job they are) writes them: with several flows on one
@@ -91,11 +88,18 @@ def ingest(flow: Dataflow, config: Config, source: Source, counters: FlowCounter
     """
     raw = op.input("events_in", flow, source)
     decoded = op.flat_map_batch("decode", raw, make_batch_decoder(config, counters))
-    split = op.branch("split_rejected", decoded, lambda item: type(item) is Event)
+    split = op.branch("split_rejected", decoded, lambda item: type(item) is EventBatch)
     dead_letters = split.falses
     if not writes_dead_letters(config, flow_name):
         dead_letters = op.filter("dead_letters_owned_elsewhere", dead_letters, lambda _m: False)
     return split.trues, dead_letters
+
+
+def ingest(flow: Dataflow, config: Config, source: Source, counters: FlowCounters,
+           flow_name: str) -> tuple[Stream[Event], Stream[OutMessage]]:
+    """`ingest_batches` for the steps that take one event at a time: (valid events, dead letters)."""
+    batches, dead_letters = ingest_batches(flow, config, source, counters, flow_name)
+    return op.flat_map("events", batches, EventBatch.events), dead_letters
 
 
 def build_ingest_flow(config: Config, source: Source, sink: Sink[OutMessage], counters: FlowCounters) -> Dataflow:

@@ -16,7 +16,7 @@ from typing import IO
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-from dataflows.kafka.io import OutMessage, RawMessage
+from dataflows.kafka.io import MessageBatch, OutMessage, RawMessage, out_messages
 
 
 class _LineReader(StatefulSourcePartition[RawMessage, int]):
@@ -93,8 +93,8 @@ class _TopicFilesPartition(StatelessSinkPartition[OutMessage]):
         self._directory = directory
         self._handles: dict[str, IO[bytes]] = {}
 
-    def write_batch(self, items: Iterable[OutMessage]) -> None:
-        for topic, _key, value in items:
+    def write_batch(self, items: Iterable[OutMessage | MessageBatch]) -> None:
+        for topic, _key, value in out_messages(items):
             handle = self._handles.get(topic)
             if handle is None:
                 handle = self._handles[topic] = (self._directory / f"{topic}.jsonl").open("ab")

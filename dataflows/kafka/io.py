@@ -13,7 +13,7 @@ batch is acknowledged by the broker before Bytewax commits the epoch that produc
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import NamedTuple
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
@@ -42,6 +42,29 @@ class OutMessage(NamedTuple):
     topic: str
     key: bytes | None
     value: bytes
+
+
+class MessageBatch(NamedTuple):
+    """Many messages to one topic, as one item: steps that render a batch of messages emit
+    this instead of one item per message, so Bytewax carries one item per batch."""
+
+    topic: str
+    keys: list[bytes | None]
+    values: list[bytes]
+
+
+def out_messages(items: Iterable[OutMessage | MessageBatch]) -> Iterator[OutMessage]:
+    """Every message of a sink's items, batches flattened, in order.
+
+    >>> [m.key for m in out_messages([OutMessage("t", b"a", b"1"), MessageBatch("t", [b"b", b"c"], [b"2", b"3"])])]
+    [b'a', b'b', b'c']
+    """
+    for item in items:
+        if type(item) is MessageBatch:
+            for key, value in zip(item.keys, item.values):
+                yield OutMessage(item.topic, key, value)
+        else:
+            yield item
 
 
 def list_partitions(bootstrap: str, topic: str, timeout_s: float = 10.0,
@@ -123,7 +146,7 @@ class KafkaInput(FixedPartitionedSource[RawMessage, int]):
     """Every partition of `topics` as a Bytewax input partition; see the module docstring."""
 
     def __init__(self, bootstrap: str, topics: Sequence[str], stop_at_end: bool = False,
-                 batch_size: int = 2000, extra_config: dict[str, str] | None = None,
+                 batch_size: int = 20000, extra_config: dict[str, str] | None = None,
                  counters: FlowCounters | None = None, settings: KafkaSettings = KafkaSettings()) -> None:
         self._bootstrap = bootstrap
         self._topics = tuple(topics)
@@ -180,6 +203,8 @@ def producer_config(bootstrap: str, settings: KafkaSettings = KafkaSettings(),
         "batch.num.messages": 10000,
         "enable.idempotence": "true",
         "acks": "all",
+        # Delivery callbacks only for failures: no Python call per delivered message.
+        "delivery.report.only.error": True,
         **(tuning or {}),
     })
 
@@ -193,15 +218,29 @@ class _OutputPartition(StatelessSinkPartition[OutMessage]):
         if err is not None:
             self._errors.append(str(err))
 
-    def write_batch(self, items: Iterable[OutMessage]) -> None:
-        produce = self._producer.produce
-        for topic, key, value in items:
-            while True:
+    def _produce(self, topic: str, key: bytes | None, value: bytes) -> None:
+        while True:
+            try:
+                self._producer.produce(topic, value, key, on_delivery=self._on_delivery)
+                return
+            except BufferError:  # the local queue is full: let deliveries drain
+                self._producer.poll(0.05)
+
+    def write_batch(self, items: Iterable[OutMessage | MessageBatch]) -> None:
+        produce, on_delivery, retry = self._producer.produce, self._on_delivery, self._produce
+        for item in items:
+            if type(item) is MessageBatch:
+                topic = item.topic
+                for key, value in zip(item.keys, item.values):
+                    try:
+                        produce(topic, value, key, on_delivery=on_delivery)
+                    except BufferError:
+                        retry(topic, key, value)
+            else:
                 try:
-                    produce(topic, value, key, on_delivery=self._on_delivery)
-                    break
-                except BufferError:  # the local queue is full: let deliveries drain
-                    self._producer.poll(0.05)
+                    produce(item[0], item[2], item[1], on_delivery=on_delivery)
+                except BufferError:
+                    retry(*item)
         self._producer.flush()
         if self._errors:
             first, count = self._errors[0], len(self._errors)

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from dataflows.counters import FlowCounters
-from dataflows.kafka.io import OutMessage
+from dataflows.kafka.io import MessageBatch, OutMessage, out_messages
 from dataflows.serving.writer import OnlineStoreWriter
 from features.online_store import OnlineStoreConfig
 
@@ -26,9 +26,10 @@ class _TeePartition(StatelessSinkPartition[OutMessage]):
         self._writer = writer
         self._counters = counters
 
-    def write_batch(self, items: Iterable[OutMessage]) -> None:
+    def write_batch(self, items: Iterable[OutMessage | MessageBatch]) -> None:
         items = items if isinstance(items, list) else list(items)
         self._inner.write_batch(items)
+        items = list(out_messages(items))
         writer = self._writer
         before = writer.older
         written = writer.write(items)

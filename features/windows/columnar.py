@@ -7,8 +7,9 @@ for a whole `EventBatch` with numpy instead of one event at a time:
   watermark, or its entity's watermark (the largest event time of the entity's earlier
   non-late events, less the lateness): a grouped running maximum over the batch;
 - tumbling and hopping sets with `emit = "final"` live in `PaneWindows` (numpy panes per
-  entity); other sets (sessions, last N, `emit = "update"`) keep their per-event state
-  classes, fed the same accepted events in the same order;
+  entity), last-N sets in `LastNWindows` (a log of arrays); other sets (sessions,
+  `emit = "update"`) keep their per-event state classes, fed the same accepted events in
+  the same order;
 - a window closes when its entity's watermark or the stream's passes its end. Closing an
   entity's windows at the end of a batch, rather than before each of its later events,
   emits the same windows: a non-late event never falls into a window its entity's
@@ -18,8 +19,9 @@ for a whole `EventBatch` with numpy instead of one event at a time:
 window in any set and its own watermark is not ahead of the stream's, its id, its
 watermark and its panes are released: a later event of that entity is judged against the
 partition and stream watermarks, which already imply the entity's rule, so evicting
-changes no result. Sets with per-event state (sessions, last N, updates) keep their
-entities for now, so shards that have them do not evict.
+changes no result. Last-N sets hold an entity's last events until `state_ttl` of event
+time without events (`LastNWindows`). Sets with per-event state (sessions, updates) keep
+their entities, so shards that have them do not evict.
 
 >>> from features.windows.config import FeatureSet, FeatureSpec, WindowSpec
 >>> from features.events import Event
@@ -44,7 +46,8 @@ from features.event_batch import EventBatch
 from features.partition_progress import NEVER, PartitionProgress
 from features.schema import EventSchema
 from features.windows.config import FeatureSet
-from features.windows.panes import NO_END, DueIndex, PaneWindows, WindowBlock
+from features.windows.last_n import LastNWindows
+from features.windows.panes import DueIndex, PaneWindows, WindowBlock
 from features.windows.state import FeatureRow, new_window_state
 
 _BIG = np.iinfo(np.int64).max // 4
@@ -218,13 +221,16 @@ class ColumnarEngine:
         self.entity_field = entities.pop()
         self.lateness = lateness_ms
         self.statics = {name: table for name, table in (statics or {}).items()}
-        self.panes: list[tuple[str, PaneWindows]] = []
+        self.panes: list[tuple[str, PaneWindows | LastNWindows]] = []  # the sets held in arrays
         self.legacy = []
         for fs in feature_sets:
             if fs.window.type in ("tumbling", "hopping") and fs.emit == "final":
                 self.panes.append((fs.name, PaneWindows(fs, lateness_ms, schema)))
+            elif fs.window.type == "last_n" and fs.emit == "final":
+                self.panes.append((fs.name, LastNWindows(fs, schema, fs.state_ttl_ms)))
             else:
                 self.legacy.append(new_window_state(fs, (statics or {}).get(fs.name)))
+        self.arrivals = 0  # events added so far: orders the last-N events of equal time
         self.ids = EntityIds()
         self.entity_max = np.zeros(0, np.int64)
         self.high: dict[int, int] = {}  # partition clocks when the caller does not decide partition lateness
@@ -315,7 +321,7 @@ class ColumnarEngine:
         entities' own watermarks passed. A piece whose panes would need a slot still in use is
         split: down to one event, whose entity's windows are closed before it is added."""
         e, t = eids[index], times[index]
-        if not all(panes.fits(e, t) for _, panes in self.panes):
+        if not all(panes.fits(e, t) for _, panes in self.panes if type(panes) is PaneWindows):
             if len(index) > 1:
                 half = len(index) // 2
                 self._add(index[:half], eids, times, columns, objects, out)
@@ -324,8 +330,10 @@ class ColumnarEngine:
             self._close_entities(e, np.maximum(self.entity_max[e], t) - self.lateness, out)  # before it: as ShardEngine
         pick = {name: col[index] for name, col in columns.items()}
         picked = {name: [col[i] for i in index.tolist()] for name, col in objects.items()} if objects else {}
+        arrivals = self.arrivals + np.arange(len(index))
+        self.arrivals += len(index)
         for _, panes in self.panes:
-            panes.add(e, t, pick, picked)
+            panes.add(e, t, arrivals, pick, picked)
         np.maximum.at(self.entity_max, e, t)
         touched = np.unique(e)
         self._close_entities(touched, self.entity_max[touched] - self.lateness, out)
@@ -344,6 +352,9 @@ class ColumnarEngine:
                 self._release_or_schedule(due)
         for state in self.legacy:
             out.rows.extend(state.close_due(stream))
+        for _, panes in self.panes:
+            if type(panes) is LastNWindows:
+                self._release_or_schedule(panes.expire(stream))
         waiting = self.evictions.pop(stream)
         if waiting.size:
             self._release_or_schedule(waiting[self.entity_max[waiting] != NEVER])

@@ -111,6 +111,7 @@ class FeatureSet:
     emit: str = "final"
     update_every_ms: int = 0
     static: StaticFeatures | None = None
+    state_ttl_ms: int = 86_400_000  # last_n: forget an entity after this much event time without events
 
 
 def parse_window(table: Mapping[str, Any], prefix: str) -> WindowSpec:
@@ -219,7 +220,7 @@ def parse_feature_set(table: Mapping[str, Any], schema: EventSchema, prefix: str
                       base_dir: Path | None = None) -> FeatureSet:
     """One `[[feature_sets]]` entry."""
     reject_unknown_keys(table, {"name", "entity", "topic", "window", "features", "emit", "update_every",
-                                "static"}, prefix)
+                                "static", "state_ttl"}, prefix)
     name = read_str(table, "name", prefix, example="area_1m")
     if not _NAME.match(name):
         raise ConfigError(join_key(prefix, "name"), "letters, digits, _ . - (starting with a letter)", name,
@@ -256,15 +257,24 @@ def parse_feature_set(table: Mapping[str, Any], schema: EventSchema, prefix: str
             path = base_dir / path
         static = StaticFeatures(path=path, key=read_str(static_table, "key", join_key(prefix, "static"),
                                                         default=entity))
+    window = parse_window(read_table(table, "window", prefix, required=True), join_key(prefix, "window"))
+    state_ttl = read_duration_ms(table, "state_ttl", prefix, default="1d")
+    if "state_ttl" in table and window.type != "last_n":
+        raise ConfigError(join_key(prefix, "state_ttl"), "state_ttl only on last_n windows", table["state_ttl"],
+                          "remove state_ttl: other windows release an entity's state once its windows close.")
+    if state_ttl < window.step_ms:
+        raise ConfigError(join_key(prefix, "state_ttl"), f"at least the window's every ({window.step_ms} ms)",
+                          state_ttl, "raise state_ttl; a shorter TTL would forget entities between two rows.")
     return FeatureSet(
         name=name,
         entity=entity,
         topic=read_str(table, "topic", prefix, default=f"features.{name}"),
-        window=parse_window(read_table(table, "window", prefix, required=True), join_key(prefix, "window")),
+        window=window,
         features=features,
         emit=emit,
         update_every_ms=update_every,
         static=static,
+        state_ttl_ms=state_ttl,
     )
 
 

@@ -23,7 +23,7 @@ distinct counts exact up to the same caps, then the same sketches.
 >>> panes = PaneWindows(fs, lateness_ms=10_000)
 >>> panes.grow(2)
 >>> columns = {"price": np.array([1.0, 5.0, 2.0])}
->>> panes.add(np.array([0, 0, 1]), np.array([1_000, 61_000, 5_000]), columns, {})
+>>> panes.add(np.array([0, 0, 1]), np.array([1_000, 61_000, 5_000]), None, columns, {})
 >>> block = panes.close(np.array([0, 1]), np.array([200_000, 60_000]))
 >>> list(zip(block.entity_ids.tolist(), block.ends.tolist(), block.values["n"], block.values["m"]))
 [(0, 60000, 1, 1.0), (0, 120000, 2, 5.0), (0, 180000, 1, 5.0), (1, 60000, 1, 2.0)]
@@ -212,14 +212,20 @@ class _Group:
             raw = np.array(objects[self.field], dtype=object)
             obj = raw if keep is None else raw[keep]
         if "sum" in self.needs:
-            self.sum[at] += np.add.reduceat(v, heads)
-        if "moments" in self.needs:
-            mean_b = np.add.reduceat(v, heads) / counts
-            m2_b = np.add.reduceat((v - np.repeat(mean_b, counts)) ** 2, heads)
-            total = n_before + counts
-            delta = mean_b - self.mean[at]
-            self.m2[at] += m2_b + delta * delta * n_before * counts / total
-            self.mean[at] += delta * counts / total
+            # ufunc.at adds one value at a time in order: the same rounding as adding each event,
+            # so a window's sum does not depend on how the stream was cut into batches.
+            np.add.at(self.sum, slots, v)
+        if "moments" in self.needs:  # Welford's update, event by event, for the same reason
+            mean_of, m2_of = self.mean, self.m2
+            values = v.tolist()
+            for s, k, a, b in zip(at.tolist(), n_before.tolist(), heads.tolist(), np.r_[heads[1:], len(v)].tolist()):
+                mean, m2 = float(mean_of[s]), float(m2_of[s])
+                for x in values[a:b]:
+                    k += 1
+                    d = x - mean
+                    mean += d / k
+                    m2 += d * (x - mean)
+                mean_of[s], m2_of[s] = mean, m2
         if "minmax" in self.needs:
             self.lo[at] = np.minimum(self.lo[at], np.minimum.reduceat(v, heads))
             self.hi[at] = np.maximum(self.hi[at], np.maximum.reduceat(v, heads))
@@ -275,8 +281,11 @@ class _Group:
         """This group's state over each window's panes: `slots` and `valid` are (windows, panes)."""
         n = np.where(valid, self.n[slots], 0)
         out: dict[str, Any] = {"n": n.sum(axis=1)}
-        if "sum" in self.needs:
-            out["sum"] = np.where(valid, self.sum[slots], 0.0).sum(axis=1)
+        if "sum" in self.needs:  # pane by pane in time order, as the per-event engine merges them
+            total = np.zeros(len(slots))
+            for j in range(slots.shape[1]):
+                total = total + np.where(valid[:, j], self.sum[slots[:, j]], 0.0)
+            out["sum"] = total
         if "moments" in self.needs:  # Chan et al.'s pairwise merge, pane by pane in time order
             count = np.zeros(len(slots), np.int64)
             mean = np.zeros(len(slots))
@@ -286,7 +295,7 @@ class _Group:
                 has = nb > 0
                 total = np.where(has, count + nb, 1)
                 delta = self.mean[slots[:, j]] - mean
-                m2 = np.where(has, m2 + self.m2[slots[:, j]] + delta * delta * count * nb / total, m2)
+                m2 = np.where(has, m2 + (self.m2[slots[:, j]] + delta * delta * count * nb / total), m2)
                 mean = np.where(has, mean + delta * nb / total, mean)
                 count = count + nb
             out["m2"] = m2
@@ -324,6 +333,58 @@ def _number(x: float, integer: bool) -> int | float:
     return int(x) if integer else x
 
 
+class ColumnAggregates:
+    """A feature set's aggregations over many windows at once, one slot per pane or window.
+
+    Features that read the same (field, filter) share a group, as in
+    `features.windows.aggregates`; `add` takes events sorted by slot (arrival order within a
+    slot), `values` merges slots into windows and returns each feature's values.
+    """
+
+    def __init__(self, feature_set: FeatureSet, schema: EventSchema | None = None, size: int = 0) -> None:
+        integers = {f.name for f in schema.fields if f.type == "int"} if schema is not None else set()
+        groups: dict[tuple[str | None, Filter | None], tuple[set[str], list[Any]]] = {}
+        for feature in feature_set.features:
+            needs, shares = groups.setdefault((feature.field, feature.where), (set(), []))
+            needs.update(_NEEDS[feature.agg])
+            if feature.agg == "share" and feature.value not in shares:
+                shares.append(feature.value)
+        self.features = feature_set.features
+        self.groups = [_Group(f, w, needs, shares, f in integers) for (f, w), (needs, shares) in groups.items()]
+        self._group_of = {key: i for i, key in enumerate(groups)}
+        # The event fields the groups read: as float64 columns, or as Python values.
+        self.fields = sorted({g.field for g in self.groups if g.field is not None and g.numeric})
+        self.objects = sorted({g.where.field for g in self.groups if g.where is not None}
+                              | {g.field for g in self.groups if g.field is not None and not g.numeric}
+                              | {g.field for g in self.groups if g.field is not None
+                                 and g.needs & {"firstlast", "distinct", "cats"}})
+        for group in self.groups:
+            group.allocate(size)
+
+    def resize(self, size: int) -> None:
+        for group in self.groups:
+            group.resize(size)
+
+    def reset(self, slots: np.ndarray) -> None:
+        for group in self.groups:
+            group.reset(slots)
+
+    def add(self, slots: np.ndarray, times: np.ndarray, columns: Mapping[str, np.ndarray],
+            objects: Mapping[str, list[Any]]) -> None:
+        """Add events sorted by slot (arrival order within a slot); columns and objects in that order."""
+        for group in self.groups:
+            group.add(slots, times, columns, objects)
+
+    def values(self, slots: np.ndarray, valid: np.ndarray, length_ms: int | np.ndarray) -> dict[str, list[Any]]:
+        """Each feature's values over windows made of `slots` (windows x slots, `valid` where used)."""
+        states = [group.window(slots, valid) for group in self.groups]
+        values: dict[str, list[Any]] = {}
+        for feature in self.features:
+            i = self._group_of[(feature.field, feature.where)]
+            values[feature.name] = _feature_values(feature, self.groups[i], states[i], length_ms)
+        return values
+
+
 class PaneWindows:
     """The open tumbling or hopping windows of one feature set, for the entities of one shard."""
 
@@ -335,26 +396,12 @@ class PaneWindows:
         self.step = window.step_ms if window.type == "hopping" else window.length_ms
         self.panes = window.length_ms // self.step
         self.ring = self.panes + math.ceil(lateness_ms / self.step) + 1
-        integers = {f.name for f in schema.fields if f.type == "int"} if schema is not None else set()
-        groups: dict[tuple[str | None, Filter | None], tuple[set[str], list[Any]]] = {}
-        for feature in feature_set.features:
-            needs, shares = groups.setdefault((feature.field, feature.where), (set(), []))
-            needs.update(_NEEDS[feature.agg])
-            if feature.agg == "share" and feature.value not in shares:
-                shares.append(feature.value)
-        self.groups = [_Group(f, w, needs, shares, f in integers) for (f, w), (needs, shares) in groups.items()]
-        self._group_of = {key: i for i, key in enumerate(groups)}
-        self.fields = sorted({g.field for g in self.groups if g.field is not None and g.numeric})
-        self.objects = sorted({g.where.field for g in self.groups if g.where is not None}
-                              | {g.field for g in self.groups if g.field is not None and not g.numeric}
-                              | {g.field for g in self.groups if g.field is not None
-                                 and g.needs & {"firstlast", "distinct", "cats"}})
+        self.aggregates = ColumnAggregates(feature_set, schema)
+        self.fields, self.objects = self.aggregates.fields, self.aggregates.objects
         self.capacity = 0
         self.pane_k = np.zeros(0, np.int64)
         self.count = np.zeros(0, np.int64)
         self.next_end = np.zeros(0, np.int64)
-        for group in self.groups:
-            group.allocate(0)
         self.due = DueIndex()  # entities by the end of their next window
 
     # ------------------------------------------------------------------ state size
@@ -372,8 +419,7 @@ class PaneWindows:
         next_end = np.full(size, NO_END, np.int64)
         next_end[: len(self.next_end)] = self.next_end
         self.pane_k, self.count, self.next_end = pane_k, count, next_end
-        for group in self.groups:
-            group.resize(slots)
+        self.aggregates.resize(slots)
         self.capacity = size
 
     def live(self, entity_ids: np.ndarray) -> np.ndarray:
@@ -393,9 +439,9 @@ class PaneWindows:
         s, kk = slots[order], k[order]
         return not np.any((s[1:] == s[:-1]) & (kk[1:] != kk[:-1]))
 
-    def add(self, entity_ids: np.ndarray, times: np.ndarray, columns: Mapping[str, np.ndarray],
-            objects: Mapping[str, list[Any]]) -> None:
-        """Add non-late events (arrival order); the caller has checked `fits`."""
+    def add(self, entity_ids: np.ndarray, times: np.ndarray, arrivals: np.ndarray | None,
+            columns: Mapping[str, np.ndarray], objects: Mapping[str, list[Any]]) -> None:
+        """Add non-late events (arrival order; `arrivals` is not needed here); the caller has checked `fits`."""
         if not len(times):
             return
         k = times // self.step
@@ -418,8 +464,7 @@ class PaneWindows:
         if self.objects:
             pick = order.tolist()
             sorted_objects = {name: [objects[name][i] for i in pick] for name in self.objects}
-        for group in self.groups:
-            group.add(slots, times, sorted_columns, sorted_objects)
+        self.aggregates.add(slots, times, sorted_columns, sorted_objects)
 
     # ------------------------------------------------------------------ closing
 
@@ -458,8 +503,7 @@ class PaneWindows:
         if dropped.size:
             self.pane_k[dropped] = -1
             self.count[dropped] = 0
-            for group in self.groups:
-                group.reset(dropped)
+            self.aggregates.reset(dropped)
         remaining = np.where(drop | (k_all == -1), np.iinfo(np.int64).max, k_all).min(axis=1)
         alive = remaining != np.iinfo(np.int64).max
         nxt = np.full(len(done), NO_END, np.int64)
@@ -477,12 +521,7 @@ class PaneWindows:
     def _block(self, eids: np.ndarray, ends: np.ndarray, slots: np.ndarray, valid: np.ndarray,
                counts: np.ndarray) -> WindowBlock:
         length = self.step * self.panes
-        states = [group.window(slots, valid) for group in self.groups]
-        values: dict[str, list[Any]] = {}
-        for feature in self.spec.features:
-            group_index = self._group_of[(feature.field, feature.where)]
-            values[feature.name] = _feature_values(feature, self.groups[group_index], states[group_index], length)
-        return WindowBlock(eids, ends - length, ends, counts, values)
+        return WindowBlock(eids, ends - length, ends, counts, self.aggregates.values(slots, valid, length))
 
 
 def _empty_block(panes: PaneWindows) -> WindowBlock:
@@ -490,14 +529,17 @@ def _empty_block(panes: PaneWindows) -> WindowBlock:
     return WindowBlock(empty, empty, empty, empty, {f.name: [] for f in panes.spec.features})
 
 
-def _feature_values(feature: FeatureSpec, group: _Group, state: dict[str, Any], length_ms: int) -> list[Any]:
-    """One feature's values over the windows of a block, as Python values (None where undefined)."""
+def _feature_values(feature: FeatureSpec, group: _Group, state: dict[str, Any], length_ms: int | np.ndarray,
+                    ) -> list[Any]:
+    """One feature's values over the windows of a block, as Python values (None where undefined);
+    `length_ms` is the windows' length, one for all or one per window."""
     n = state["n"]
     agg = feature.agg
     if agg == "count":
         return n.tolist()
     if agg == "rate":
-        return (n / (length_ms / 1000)).tolist() if length_ms > 0 else [None] * len(n)
+        lengths = np.broadcast_to(np.asarray(length_ms, np.int64), n.shape)
+        return [c / (w / 1000) if w > 0 else None for c, w in zip(n.tolist(), lengths.tolist())]
     integer = group.integer
     if agg == "sum":
         return [_number(x, integer) for x in state["sum"].tolist()]

@@ -1,0 +1,214 @@
+"""Last-N sets as numpy arrays: "the median price of the last 10 rides in this area", every minute.
+
+The semantics are `features.windows.state.LastNState`'s: at each `every` boundary b that
+follows new events of an entity, once the watermark passes b, the features of the entity's
+last N events before b (by event time, then arrival), over `[time of the oldest of them, b)`.
+An entity keeps its N newest events before the last boundary written and every event after
+it.
+
+The events of a shard are one log of arrays (entity id, event time, arrival number, the
+fields the features read). Closing sorts only the log rows of the entities that emit,
+finds each row's N events with one `searchsorted`, and computes every row's features at
+once with the same `ColumnAggregates` as the pane windows, each row a slot.
+
+**State TTL.** An entity without events for `state_ttl` of event time (measured against
+the stream's watermark) and without a boundary to write is forgotten; it starts afresh if
+it returns, so its rows then differ from a run that kept it. Within the TTL its rows are
+those of a run that keeps everything.
+
+>>> from features.windows.config import FeatureSet, FeatureSpec, WindowSpec
+>>> fs = FeatureSet("s", "area", "features.s", WindowSpec("last_n", step_ms=60_000, n=2),
+...                 (FeatureSpec("m", "median", "price"),))
+>>> last = LastNWindows(fs)
+>>> last.grow(1)
+>>> last.add(np.zeros(3, np.int64), np.array([1_000, 2_000, 3_000]), np.arange(3), {"price": np.array([1.0, 5.0, 2.0])}, {})
+>>> block = last.close(np.array([0]), np.array([60_000]))
+>>> block.starts.tolist(), block.ends.tolist(), block.counts.tolist(), block.values["m"]
+([2000], [60000], [2], [3.5])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from features.partition_progress import NEVER
+from features.schema import EventSchema
+from features.windows.config import FeatureSet
+from features.windows.panes import ColumnAggregates, DueIndex, WindowBlock
+
+DEFAULT_STATE_TTL_MS = 86_400_000  # a day of event time
+
+
+class LastNWindows:
+    """The last-N state of one feature set, for the entities of one shard."""
+
+    def __init__(self, feature_set: FeatureSet, schema: EventSchema | None = None,
+                 state_ttl_ms: int = DEFAULT_STATE_TTL_MS) -> None:
+        if feature_set.window.type != "last_n" or feature_set.emit != "final":
+            raise ValueError("last-N windows serve last_n sets with emit = final")
+        self.spec = feature_set
+        self.schema = schema
+        self.n = feature_set.window.n
+        self.every = feature_set.window.step_ms
+        self.ttl = state_ttl_ms
+        probe = ColumnAggregates(feature_set, schema)
+        self.fields, self.objects = probe.fields, probe.objects
+        self.capacity = 0
+        self.emitted = np.zeros(0, np.int64)  # last boundary written, per entity (NEVER: none)
+        self.latest = np.zeros(0, np.int64)  # largest event time, per entity (NEVER: no state)
+        self._log: list[dict[str, np.ndarray]] = []  # chunks; merged when a close needs them
+        self._pending: dict[str, np.ndarray] = {"e": np.zeros(0, np.int64), "b": np.zeros(0, np.int64)}
+        self._pending_keys: set[tuple[int, int]] = set()
+        self.due = DueIndex()  # entities by their pending boundaries
+
+    def grow(self, capacity: int) -> None:
+        if capacity <= self.capacity:
+            return
+        size = max(capacity, 2 * self.capacity, 64)
+        for name in ("emitted", "latest"):
+            grown = np.full(size, NEVER, np.int64)
+            old = getattr(self, name)
+            grown[: len(old)] = old
+            setattr(self, name, grown)
+        self.capacity = size
+
+    def live(self, entity_ids: np.ndarray) -> np.ndarray:
+        """Whether each entity holds state (events or a boundary to write)."""
+        return self.latest[entity_ids] != NEVER
+
+    # ------------------------------------------------------------------ adding
+
+    def add(self, entity_ids: np.ndarray, times: np.ndarray, arrivals: np.ndarray,
+            columns: Mapping[str, np.ndarray], objects: Mapping[str, list[Any]]) -> None:
+        """Add non-late events; `arrivals` orders events of equal time (increasing over the stream)."""
+        if not len(times):
+            return
+        chunk = {"e": entity_ids, "t": times, "a": arrivals}
+        chunk.update({f"#{name}": columns[name] for name in self.fields})
+        chunk.update({f"@{name}": np.array(objects[name], dtype=object) for name in self.objects})
+        self._log.append(chunk)
+        np.maximum.at(self.latest, entity_ids, times)
+        boundaries = (times // self.every + 1) * self.every
+        pairs = np.unique(np.stack([entity_ids, boundaries]), axis=1)
+        fresh = [(e, b) for e, b in zip(pairs[0].tolist(), pairs[1].tolist()) if (e, b) not in self._pending_keys]
+        if fresh:
+            self._pending_keys.update(fresh)
+            new = np.array(fresh, np.int64).reshape(-1, 2)
+            self._pending = {"e": np.r_[self._pending["e"], new[:, 0]], "b": np.r_[self._pending["b"], new[:, 1]]}
+            self.due.schedule(new[:, 0], new[:, 1])
+
+    def _merged_log(self) -> dict[str, np.ndarray]:
+        if len(self._log) != 1:
+            if not self._log:
+                return {}
+            names = self._log[0].keys()
+            self._log = [{name: np.concatenate([c[name] for c in self._log]) for name in names}]
+        return self._log[0]
+
+    # ------------------------------------------------------------------ closing
+
+    def close(self, entity_ids: np.ndarray, watermarks: np.ndarray) -> WindowBlock:
+        """Write each entity's pending boundaries up to its watermark; rows by entity, then boundary."""
+        pending = self._pending
+        limit = np.full(self.capacity, NEVER, np.int64)
+        limit[entity_ids] = watermarks
+        due = pending["b"] <= limit[pending["e"]]
+        if not due.any():
+            return _empty(self.spec)
+        rows_e, rows_b = pending["e"][due], pending["b"][due]
+        self._pending = {"e": pending["e"][~due], "b": pending["b"][~due]}
+        self._pending_keys.difference_update(zip(rows_e.tolist(), rows_b.tolist()))
+        order = np.lexsort((rows_b, rows_e))
+        rows_e, rows_b = rows_e[order], rows_b[order]
+        np.maximum.at(self.emitted, rows_e, rows_b)
+
+        log = self._merged_log()
+        involved = np.unique(rows_e)
+        mine = np.isin(log["e"], involved)
+        sub = {name: column[mine] for name, column in log.items()}
+        by_time = np.lexsort((sub["a"], sub["t"], sub["e"]))
+        sub = {name: column[by_time] for name, column in sub.items()}
+        e_sorted, t_sorted = sub["e"], sub["t"]
+        # Each row's cut: the first of its entity's events at or after the boundary.
+        lo = np.searchsorted(e_sorted, rows_e, "left")
+        cut = _search_within(e_sorted, t_sorted, rows_e, rows_b)
+        first = np.maximum(lo, cut - self.n)
+        counts = cut - first
+        starts = t_sorted[np.minimum(first, len(t_sorted) - 1)] if len(t_sorted) else np.zeros(len(first), np.int64)
+        # Every row's events, as slots of one aggregation.
+        total = int(counts.sum())
+        slots = np.repeat(np.arange(len(rows_e)), counts)
+        index = np.repeat(first - np.r_[0, np.cumsum(counts)[:-1]], counts) + np.arange(total)
+        aggregates = ColumnAggregates(self.spec, self.schema, len(rows_e))
+        columns = {name: sub[f"#{name}"][index] for name in self.fields}
+        objects = {name: sub[f"@{name}"][index].tolist() for name in self.objects}
+        aggregates.add(slots, t_sorted[index], columns, objects)
+        values = aggregates.values(np.arange(len(rows_e))[:, None], np.ones((len(rows_e), 1), bool), rows_b - starts)
+        block = WindowBlock(rows_e, starts, rows_b, counts, values)
+
+        # Keep, per entity, the N newest events before its last written boundary and all after.
+        e_lo = np.searchsorted(e_sorted, involved, "left")
+        e_cut = _search_within(e_sorted, t_sorted, involved, self.emitted[involved])
+        keep_from = np.maximum(e_lo, e_cut - self.n)
+        keep = np.arange(len(e_sorted)) >= np.repeat(keep_from, np.diff(np.r_[e_lo, len(e_sorted)]))
+        rest = {name: column[~mine] for name, column in log.items()}
+        self._log = [{name: np.concatenate([rest[name], sub[name][keep]]) for name in log}]
+        return block
+
+    def expire(self, stream_watermark: int) -> np.ndarray:
+        """Forget entities idle for the state TTL with nothing to write; returns their ids."""
+        if stream_watermark == NEVER:
+            return np.zeros(0, np.int64)
+        held = np.flatnonzero((self.latest != NEVER) & (self.latest < stream_watermark - self.ttl))
+        if held.size:
+            held = held[~np.isin(held, self._pending["e"])]
+        if held.size:
+            self.forget(held)
+        return held
+
+    def forget(self, entity_ids: np.ndarray) -> None:
+        """Drop the entities' events and marks (their ids are being released)."""
+        log = self._merged_log()
+        if log:
+            keep = ~np.isin(log["e"], entity_ids)
+            self._log = [{name: column[keep] for name, column in log.items()}]
+        self.latest[entity_ids] = NEVER
+        self.emitted[entity_ids] = NEVER
+
+    def flush(self) -> WindowBlock:
+        """Write every pending boundary (the inputs have ended)."""
+        entities = np.unique(self._pending["e"])
+        return self.close(entities, np.full(len(entities), np.iinfo(np.int64).max // 4, np.int64))
+
+    @property
+    def log_size(self) -> int:
+        """Events held."""
+        return sum(len(c["e"]) for c in self._log)
+
+
+def _search_within(e_sorted: np.ndarray, t_sorted: np.ndarray, entities: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """For each (entity, time), the position of the entity's first event at or after `time` in a
+    log sorted by entity, then time."""
+    if not len(e_sorted):
+        return np.zeros(len(entities), np.int64)
+    t_min = int(t_sorted.min())
+    clipped = np.clip(times, t_min - 1, int(t_sorted.max()) + 1) - (t_min - 1)
+    span = int(t_sorted.max()) - t_min + 3
+    keys = np.unique(e_sorted)
+    rank_e = np.searchsorted(keys, e_sorted)
+    rank_q = np.searchsorted(keys, entities)
+    if len(keys) * span < 2**62:
+        composite = rank_e * span + (t_sorted - (t_min - 1))
+        return np.searchsorted(composite, rank_q * span + clipped, "left")
+    lo = np.searchsorted(e_sorted, entities, "left")
+    hi = np.searchsorted(e_sorted, entities, "right")
+    return np.array([a + np.searchsorted(t_sorted[a:b], t, "left") for a, b, t in
+                     zip(lo.tolist(), hi.tolist(), times.tolist())], np.int64)
+
+
+def _empty(spec: FeatureSet) -> WindowBlock:
+    empty = np.zeros(0, np.int64)
+    return WindowBlock(empty, empty, empty, empty, {f.name: [] for f in spec.features})
