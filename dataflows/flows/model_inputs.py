@@ -14,6 +14,7 @@ from dataflows.counters import FlowCounters
 from dataflows.flows.ingest import make_batch_decoder, writes_dead_letters
 from dataflows.kafka.io import OutMessage, RawMessage
 from features.config import Config
+from features.event_batch import EventBatch
 from features.events import Event, Rejection
 from features.messages import SourcePosition, dead_letter, encode
 from features.models.labels import Label, LabelDecoder
@@ -41,8 +42,9 @@ def input_decoder(config: Config, counters: FlowCounters,
         events = [m for m in batch if m.topic == events_topic]
         if events:
             for item in decode_events(events):
-                if type(item) is Event:
-                    parts[item.partition, events_topic].append(item)
+                if type(item) is EventBatch:
+                    for event in item.events():
+                        parts[event.partition, events_topic].append(event)
                 elif events_dlq:
                     out.append(("", ("", item)))
         labels = [m for m in batch if m.topic != events_topic]
