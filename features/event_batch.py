@@ -69,16 +69,16 @@ class EventBatch:
         return len(self.entities)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        if self._parent is None and self.raws is not None:
-            return EventBatch, (self.entities, self.times, self.partitions, self.offsets, self.columns, self.raws,
-                                self.unknown, {k: v for k, v in self._cache.items() if k == "records"})
-        cache = {"records": self.records} if self.raws is None else {}
+        """Pickled (to cross workers, or in a snapshot) as a plain batch of its columns and bytes."""
+        cache = {"records": self.records} if self.raws is None and self._parent is None else {}
         return EventBatch, (self.entities, self.times, self.partitions, self.offsets,
                             {name: self.values(name) for name in self._column_names()}, self._raws(),
                             self._unknown(), cache)
 
     def _column_names(self) -> list[str]:
-        return list(self._parent._column_names()) if self._parent is not None else list(self.columns)
+        if self._parent is not None:
+            return self._parent._column_names()
+        return list(dict.fromkeys([*self.columns, *self._cache.get("getters", ())]))
 
     def _raws(self) -> list[bytes | None]:
         if self._parent is None:
@@ -98,9 +98,23 @@ class EventBatch:
             if self._parent is not None:
                 source = self._parent.values(name)
                 column = [source[i] for i in self._index.tolist()]  # type: ignore[union-attr]
+            elif name in self._cache.get("getters", ()):
+                column = self._from_rows(name)
             else:
                 column = [r.get(name) for r in self.records]
             self.columns[name] = column
+        return column
+
+    def _from_rows(self, name: str) -> list[Any]:
+        """A declared field's column from the decoded structs (and the fallback's events)."""
+        getter = self._cache["getters"][name]
+        rows, fallback = self._cache["rows"], self._cache["fallback"]
+        if fallback:
+            column = [getter(r) if r is not None else fallback[i].get(name) for i, r in enumerate(rows)]
+        else:
+            column = list(map(getter, rows))
+        if name in self._cache["optional"]:  # absent optional fields read as None, like a null
+            column = [None if v is msgspec.UNSET else v for v in column]
         return column
 
     def numbers(self, name: str) -> np.ndarray:
@@ -173,7 +187,7 @@ class EventBatch:
         if not len(self) or (self.partitions == first).all():
             return [(first, self)] if len(self) else []
         order = np.argsort(self.partitions, kind="stable")
-        heads = np.flatnonzero(np.r_[True, np.diff(self.partitions[order]) != 0])
+        heads = np.flatnonzero(np.diff(self.partitions[order], prepend=-1) != 0)
         return [(int(self.partitions[part[0]]), self.take(part)) for part in np.split(order, heads[1:])]
 
     @staticmethod
@@ -271,40 +285,40 @@ class BatchDecoder:
         else:
             times = np.zeros(n, dtype=np.int64)
             suspects = list(range(n))
-        columns = {name: list(map(getter, rows)) if not suspects else
-                   [getter(r) if r is not None else None for r in rows] for name, getter in self._getters.items()}
         keep = np.ones(n, dtype=bool)
         rejected: list[tuple[int, Rejection]] = []
+        fallback: dict[int, dict[str, Any]] = {}
         for i in suspects:
             result = self.fallback.decode(values[i], now_ms, partitions[i], offsets[i])
             if type(result) is Event:
                 times[i] = result.time_ms
-                for name in self._names:
-                    columns[name][i] = result.fields.get(name)
+                fallback[i] = result.fields
             else:
                 keep[i] = False
                 rejected.append((i, result))  # type: ignore[arg-type]
-        for name in self._unset:  # absent optional fields read as None, like a null
-            columns[name] = [None if v is msgspec.UNSET else v for v in columns[name]]
         if rejected:
             index = np.flatnonzero(keep)
             pick = index.tolist()
-            columns = {name: [col[i] for i in pick] for name, col in columns.items()}
+            renumber = {old: new for new, old in enumerate(pick)}
+            fallback = {renumber[i]: fields for i, fields in fallback.items()}
+            rows = [rows[i] for i in pick]
             raws = [values[i] for i in pick]
             times, parts, offs = times[index], np.asarray(partitions, np.int64)[index], np.asarray(offsets, np.int64)[index]
         else:
             raws = list(values)
             parts, offs = np.asarray(partitions, dtype=np.int64), np.asarray(offsets, dtype=np.int64)
-        entities = columns[self._entity]
+        batch = EventBatch([], times, parts, offs, {}, raws)
+        batch._cache.update(rows=rows, fallback=fallback, getters=self._getters, optional=self._unset)
+        entities = batch.values(self._entity)
         if not self._entity_is_str:
             entities = [v if type(v) is str else str(v) for v in entities]
-        unknown = {}
+        batch.entities.extend(entities)
         for name, vocabulary in self._vocabularies.items():
-            column = np.array(columns[name], dtype=object)
+            column = np.array(batch.values(name), dtype=object)
             outside = ~np.isin(column, vocabulary) & (column != None)  # noqa: E711 - elementwise
             if outside.any():
-                unknown[name] = outside
-        return EventBatch(entities, times, parts, offs, columns, raws, unknown), rejected
+                batch.unknown[name] = outside
+        return batch, rejected
 
 
 def _as_int64(times: np.ndarray, n: int) -> np.ndarray:

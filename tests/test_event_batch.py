@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import random
 
 import numpy as np
@@ -99,3 +100,6 @@ def test_columns_follow_the_events():
     taken = batch.take(np.array([1]))
     assert taken.entities == ["b"] and taken.records == [orjson.loads(raws[2])]
     assert EventBatch.of(batch.events()).events() == batch.events()
+    for copy in (pickle.loads(pickle.dumps(batch)), pickle.loads(pickle.dumps(taken))):
+        assert copy.events() == (batch if copy.entities == batch.entities else taken).events()
+        assert copy.values("surge") == (batch if copy.entities == batch.entities else taken).values("surge")

@@ -12,6 +12,7 @@ import time
 import zlib
 from collections import Counter
 from collections.abc import Callable
+from itertools import repeat
 from typing import Any
 
 import bytewax.operators as op
@@ -71,8 +72,7 @@ class _PartitionLogic(StatefulBatchLogic[EventBatch, tuple[str, ShardItem], Part
         cache = self.shard_of
         if len(cache) > 1_000_000:  # bound the memo, not the entities
             cache.clear()
-        get = cache.get
-        shards = np.fromiter((get(k, -1) for k in keys), np.int64, len(keys))
+        shards = np.fromiter(map(cache.get, keys, repeat(-1)), np.int64, len(keys))
         for i in np.flatnonzero(shards < 0).tolist():
             shards[i] = cache[keys[i]] = shard_of(keys[i])
         return shards
@@ -82,7 +82,7 @@ class _PartitionLogic(StatefulBatchLogic[EventBatch, tuple[str, ShardItem], Part
         verdicts = partition_verdicts(self.clocks.high, self.clocks.lateness, batch.partitions, batch.times)
         shards = self._shards(batch.entities if self.entity_field is None else batch.keys(self.entity_field))
         order = np.argsort(shards, kind="stable")
-        heads = np.flatnonzero(np.r_[True, np.diff(shards[order]) != 0])
+        heads = np.flatnonzero(np.diff(shards[order], prepend=-1) != 0)
         parts = {int(shards[part[0]]): part for part in np.split(order, heads[1:])} if len(batch) else {}
         progress = dict(self.clocks.high)
         items = []

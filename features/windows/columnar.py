@@ -38,6 +38,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -47,7 +48,7 @@ from features.partition_progress import NEVER, PartitionProgress
 from features.schema import EventSchema
 from features.windows.config import FeatureSet
 from features.windows.last_n import LastNWindows
-from features.windows.panes import DueIndex, PaneWindows, WindowBlock
+from features.windows.panes import DueIndex, PaneWindows, WindowBlock, run_heads
 from features.windows.state import FeatureRow, new_window_state
 
 _BIG = np.iinfo(np.int64).max // 4
@@ -114,8 +115,7 @@ class EntityIds:
         return len(self.names)
 
     def lookup(self, keys: Sequence[str]) -> np.ndarray:
-        get = self.ids.get
-        found = np.fromiter((get(k, -1) for k in keys), np.int64, len(keys))
+        found = np.fromiter(map(self.ids.get, keys, repeat(-1)), np.int64, len(keys))
         for i in np.flatnonzero(found < 0).tolist():
             key = keys[i]
             j = self.ids.get(key)
@@ -158,12 +158,15 @@ def running_max_before(groups: np.ndarray, values: np.ndarray, initial: np.ndarr
     base = int(v[real].min()) if real.any() else 0
     rel = np.where(real, v - base + 1, 0)
     span = int(rel.max()) + 1
-    heads = np.r_[True, g[1:] != g[:-1]]
+    heads = np.zeros(n, bool)
+    heads[run_heads(g)] = True
     rank = np.cumsum(heads) - 1
     if int(rank[-1]) * span < 2**62:
         key = rank * span + rel
         inclusive = np.maximum.accumulate(key) - rank * span
-        before = np.r_[0, inclusive[:-1]]
+        before = np.empty(n, np.int64)
+        before[0] = 0
+        before[1:] = inclusive[:-1]
         before[heads] = 0
     else:  # a batch spanning ages over very many entities: the plain loop
         before = np.zeros(n, np.int64)
@@ -202,7 +205,7 @@ def partition_verdicts(high: dict[int, int], lateness_ms: int, partitions: np.nd
 def _by_group(groups: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     order = np.argsort(groups, kind="stable")
     g = groups[order]
-    return values[order], np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+    return values[order], run_heads(g)
 
 
 class ColumnarEngine:

@@ -37,7 +37,8 @@ import numpy as np
 from features.partition_progress import NEVER
 from features.schema import EventSchema
 from features.windows.config import FeatureSet
-from features.windows.panes import ColumnAggregates, DueIndex, WindowBlock
+from features.windows.aggregates import EXACT_VALUES_CAP
+from features.windows.panes import ColumnAggregates, DueIndex, WindowBlock, run_ends
 
 DEFAULT_STATE_TTL_MS = 86_400_000  # a day of event time
 
@@ -59,6 +60,7 @@ class LastNWindows:
         self.capacity = 0
         self.emitted = np.zeros(0, np.int64)  # last boundary written, per entity (NEVER: none)
         self.latest = np.zeros(0, np.int64)  # largest event time, per entity (NEVER: no state)
+        self.pending_last = np.zeros(0, np.int64)  # latest boundary made pending, per entity
         self._log: list[dict[str, np.ndarray]] = []  # chunks; merged when a close needs them
         self._pending: dict[str, np.ndarray] = {"e": np.zeros(0, np.int64), "b": np.zeros(0, np.int64)}
         self._pending_keys: set[tuple[int, int]] = set()
@@ -68,7 +70,7 @@ class LastNWindows:
         if capacity <= self.capacity:
             return
         size = max(capacity, 2 * self.capacity, 64)
-        for name in ("emitted", "latest"):
+        for name in ("emitted", "latest", "pending_last"):
             grown = np.full(size, NEVER, np.int64)
             old = getattr(self, name)
             grown[: len(old)] = old
@@ -92,12 +94,20 @@ class LastNWindows:
         self._log.append(chunk)
         np.maximum.at(self.latest, entity_ids, times)
         boundaries = (times // self.every + 1) * self.every
-        pairs = np.unique(np.stack([entity_ids, boundaries]), axis=1)
-        fresh = [(e, b) for e, b in zip(pairs[0].tolist(), pairs[1].tolist()) if (e, b) not in self._pending_keys]
+        # Most events fall before the boundary their entity already waits for: skip those.
+        new = boundaries != self.pending_last[entity_ids]
+        if not new.any():
+            return
+        order = np.lexsort((boundaries[new], entity_ids[new]))
+        e, b = entity_ids[new][order], boundaries[new][order]
+        heads = np.flatnonzero((np.diff(e, prepend=-1) != 0) | (np.diff(b, prepend=-1) != 0))
+        fresh = [(x, y) for x, y in zip(e[heads].tolist(), b[heads].tolist()) if (x, y) not in self._pending_keys]
+        np.maximum.at(self.pending_last, e, b)
         if fresh:
             self._pending_keys.update(fresh)
             new = np.array(fresh, np.int64).reshape(-1, 2)
-            self._pending = {"e": np.r_[self._pending["e"], new[:, 0]], "b": np.r_[self._pending["b"], new[:, 1]]}
+            self._pending = {"e": np.concatenate([self._pending["e"], new[:, 0]]),
+                             "b": np.concatenate([self._pending["b"], new[:, 1]])}
             self.due.schedule(new[:, 0], new[:, 1])
 
     def _merged_log(self) -> dict[str, np.ndarray]:
@@ -141,8 +151,8 @@ class LastNWindows:
         # Every row's events, as slots of one aggregation.
         total = int(counts.sum())
         slots = np.repeat(np.arange(len(rows_e)), counts)
-        index = np.repeat(first - np.r_[0, np.cumsum(counts)[:-1]], counts) + np.arange(total)
-        aggregates = ColumnAggregates(self.spec, self.schema, len(rows_e))
+        index = np.repeat(first - (np.cumsum(counts) - counts), counts) + np.arange(total)
+        aggregates = ColumnAggregates(self.spec, self.schema, len(rows_e), one_shot=self.n <= EXACT_VALUES_CAP)
         columns = {name: sub[f"#{name}"][index] for name in self.fields}
         objects = {name: sub[f"@{name}"][index].tolist() for name in self.objects}
         aggregates.add(slots, t_sorted[index], columns, objects)
@@ -153,7 +163,7 @@ class LastNWindows:
         e_lo = np.searchsorted(e_sorted, involved, "left")
         e_cut = _search_within(e_sorted, t_sorted, involved, self.emitted[involved])
         keep_from = np.maximum(e_lo, e_cut - self.n)
-        keep = np.arange(len(e_sorted)) >= np.repeat(keep_from, np.diff(np.r_[e_lo, len(e_sorted)]))
+        keep = np.arange(len(e_sorted)) >= np.repeat(keep_from, run_ends(e_lo, len(e_sorted)) - e_lo)
         rest = {name: column[~mine] for name, column in log.items()}
         self._log = [{name: np.concatenate([rest[name], sub[name][keep]]) for name in log}]
         return block
@@ -177,6 +187,7 @@ class LastNWindows:
             self._log = [{name: column[keep] for name, column in log.items()}]
         self.latest[entity_ids] = NEVER
         self.emitted[entity_ids] = NEVER
+        self.pending_last[entity_ids] = NEVER
 
     def flush(self) -> WindowBlock:
         """Write every pending boundary (the inputs have ended)."""

@@ -53,6 +53,33 @@ from features.windows.config import FeatureSet, FeatureSpec, Filter
 from features.schema import EventSchema
 
 NO_END = np.iinfo(np.int64).max  # an entity without panes
+
+def run_heads(keys: np.ndarray) -> np.ndarray:
+    """Where each run of equal values starts in `keys` (sorted, or grouped).
+
+    >>> run_heads(np.array([3, 3, 5, 7, 7])).tolist()
+    [0, 2, 3]
+    """
+    if not len(keys):
+        return np.zeros(0, np.int64)
+    change = np.empty(len(keys), bool)
+    change[0] = True
+    np.not_equal(keys[1:], keys[:-1], out=change[1:])
+    return np.flatnonzero(change)
+
+
+def run_ends(heads: np.ndarray, size: int) -> np.ndarray:
+    """Where each run ends (exclusive), from its heads.
+
+    >>> run_ends(np.array([0, 2, 3]), 5).tolist()
+    [2, 3, 5]
+    """
+    ends = np.empty(len(heads), np.int64)
+    ends[:-1] = heads[1:]
+    if len(heads):
+        ends[-1] = size
+    return ends
+
 _NUMERIC = frozenset({"sum", "mean", "min", "max", "std", "quantile", "median"})
 _NEEDS = {
     "count": (), "rate": (), "sum": ("sum",), "mean": ("sum",), "std": ("moments",), "min": ("minmax",),
@@ -79,7 +106,7 @@ class DueIndex:
     def schedule(self, entity_ids: np.ndarray, times: np.ndarray) -> None:
         order = np.argsort(times, kind="stable")
         times, entity_ids = times[order], entity_ids[order]
-        heads = np.flatnonzero(np.r_[True, times[1:] != times[:-1]])
+        heads = run_heads(times)
         for time, part in zip(times[heads].tolist(), np.split(entity_ids, heads[1:])):
             bucket = self._ids.get(time)
             if bucket is None:
@@ -123,6 +150,7 @@ class _Group:
         self.shares = shares  # the values `share` features count
         self.integer = integer  # an int field: sums, min, max keep integers
         self.numeric = bool(needs & {"sum", "moments", "minmax", "values"})
+        self.one_shot = False  # all events in one `add`, each slot a window: quantiles from sorted arrays
 
     def allocate(self, size: int) -> None:
         self.n = np.zeros(size, np.int64)
@@ -198,9 +226,10 @@ class _Group:
             if not keep.any():
                 return
             slots, times = slots[keep], times[keep]
-        heads = np.flatnonzero(np.r_[True, slots[1:] != slots[:-1]])
+        heads = run_heads(slots)
         at = slots[heads]
-        counts = np.diff(np.r_[heads, len(slots)])
+        ends = run_ends(heads, len(slots))
+        counts = ends - heads
         n_before = self.n[at]
         self.n[at] = n_before + counts
         if self.field is None:
@@ -218,7 +247,7 @@ class _Group:
         if "moments" in self.needs:  # Welford's update, event by event, for the same reason
             mean_of, m2_of = self.mean, self.m2
             values = v.tolist()
-            for s, k, a, b in zip(at.tolist(), n_before.tolist(), heads.tolist(), np.r_[heads[1:], len(v)].tolist()):
+            for s, k, a, b in zip(at.tolist(), n_before.tolist(), heads.tolist(), ends.tolist()):
                 mean, m2 = float(mean_of[s]), float(m2_of[s])
                 for x in values[a:b]:
                     k += 1
@@ -233,18 +262,19 @@ class _Group:
             run = np.repeat(np.arange(len(heads)), counts)
             low = np.minimum.reduceat(times, heads)
             first = np.flatnonzero(times == low[run])
-            first = first[np.r_[True, run[first][1:] != run[first][:-1]]]  # earliest arrival among the earliest
+            first = first[run_heads(run[first])]  # earliest arrival among the earliest
             high = np.maximum.reduceat(times, heads)
             last = np.flatnonzero(times == high[run])
-            last = last[np.r_[run[last][1:] != run[last][:-1], True]]  # latest arrival among the latest
+            last = last[run_ends(run_heads(run[last]), len(last)) - 1]  # latest arrival among the latest
             replace = low < self.ft[at]
             self.ft[at[replace]] = low[replace]
             self.fv[at[replace]] = obj[first[replace]]
             replace = high >= self.lt[at]
             self.lt[at[replace]] = high[replace]
             self.lv[at[replace]] = obj[last[replace]]
-        if "values" in self.needs:
-            ends = np.r_[heads[1:], len(v)]
+        if "values" in self.needs and self.one_shot:
+            self._events = (slots, v)
+        elif "values" in self.needs:
             values = v.tolist()
             store = self.values
             for slot, a, b in zip(at.tolist(), heads.tolist(), ends.tolist()):
@@ -259,7 +289,6 @@ class _Group:
                     for x in values[a:b]:
                         current.update(x)
         if "distinct" in self.needs:
-            ends = np.r_[heads[1:], len(obj)]
             items = obj.tolist()
             store = self.distinct
             for slot, a, b in zip(at.tolist(), heads.tolist(), ends.tolist()):
@@ -310,7 +339,12 @@ class _Group:
             last = slots[rows, lt.argmax(axis=1)]
             out["first"] = np.where(ft.min(axis=1) != NO_END, self.fv[first], None)
             out["last"] = np.where(lt.max(axis=1) >= 0, self.lv[last], None)
-        if "values" in self.needs:
+        if "values" in self.needs and self.one_shot:
+            held, v = getattr(self, "_events", (np.zeros(0, np.int64), np.zeros(0)))
+            order = np.lexsort((v, held))
+            counts = np.bincount(held, minlength=len(slots))
+            out["sorted"] = (v[order], np.cumsum(counts) - counts, counts)
+        elif "values" in self.needs:
             out["values"] = [_merged(self.values, s, ok, _merge_values, []) for s, ok in zip(slots, valid)]
         if "distinct" in self.needs:
             out["distinct"] = [_merged(self.distinct, s, ok, _merge_distinct, set()) for s, ok in zip(slots, valid)]
@@ -341,7 +375,10 @@ class ColumnAggregates:
     slot), `values` merges slots into windows and returns each feature's values.
     """
 
-    def __init__(self, feature_set: FeatureSet, schema: EventSchema | None = None, size: int = 0) -> None:
+    def __init__(self, feature_set: FeatureSet, schema: EventSchema | None = None, size: int = 0,
+                 one_shot: bool = False) -> None:
+        """`one_shot`: every event comes in one `add` and each slot is a whole window (last-N rows),
+        so quantiles are read from sorted arrays instead of per-slot lists."""
         integers = {f.name for f in schema.fields if f.type == "int"} if schema is not None else set()
         groups: dict[tuple[str | None, Filter | None], tuple[set[str], list[Any]]] = {}
         for feature in feature_set.features:
@@ -360,6 +397,7 @@ class ColumnAggregates:
                                  and g.needs & {"firstlast", "distinct", "cats"}})
         for group in self.groups:
             group.allocate(size)
+            group.one_shot = one_shot
 
     def resize(self, size: int) -> None:
         for group in self.groups:
@@ -554,6 +592,15 @@ def _feature_values(feature: FeatureSpec, group: _Group, state: dict[str, Any], 
         return list(state[agg])
     if agg in ("quantile", "median"):
         q = 0.5 if agg == "median" else feature.q
+        if "sorted" in state:  # `quantile`'s interpolation, for every window at once
+            ordered, starts, counts = state["sorted"]
+            position = q * (counts - 1)
+            low = np.floor(position).astype(np.int64)
+            high = np.minimum(low + 1, counts - 1)
+            has = counts > 0
+            a = ordered[np.where(has, starts + low, 0)] if len(ordered) else np.zeros(len(counts))
+            b = ordered[np.where(has, starts + high, 0)] if len(ordered) else np.zeros(len(counts))
+            return [x if ok else None for x, ok in zip((a + (b - a) * (position - low)).tolist(), has.tolist())]
         return [quantile(v, q) for v in state["values"]]
     if agg == "distinct":
         return [distinct_count(v) for v in state["distinct"]]
