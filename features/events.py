@@ -231,6 +231,9 @@ class EventDecoder:
                 time_ms = parse_time_ms(raw_time, self.schema.time_format)
             except ValueError as exc:
                 return Rejection(Reason.BAD_TIMESTAMP, f"field {time_field!r}: {exc}")
+        if time_ms < self.schema.min_event_time_ms:
+            return Rejection(Reason.BAD_TIMESTAMP, _before_min_detail(time_field, raw_time, time_ms, self.schema,
+                                                                     now_ms + self.limits.max_future_ms))
         if time_ms > now_ms + self.limits.max_future_ms:
             ahead_s = (time_ms - now_ms) / 1000
             return Rejection(
@@ -243,6 +246,17 @@ class EventDecoder:
 
 
 _ABSENT = object()
+
+
+def _before_min_detail(field: str, raw: Any, time_ms: int, schema: EventSchema, latest_ms: int) -> str:
+    """Why a time before `min_event_time` is refused, saying so when it looks like epoch seconds."""
+    from features.messages import iso_utc
+
+    detail = (f"field {field!r} = {raw!r} is {iso_utc(time_ms)}, before min_event_time = "
+              f"{iso_utc(schema.min_event_time_ms)}")
+    if isinstance(raw, (int, float)) and schema.min_event_time_ms <= time_ms * 1000 <= latest_ms:
+        return f"{detail}; it looks like epoch seconds: send epoch milliseconds (x 1000)"
+    return f"{detail}; send epoch milliseconds or ISO-8601, or lower [schema] min_event_time"
 
 _FAST_TYPES = {"float": "float", "int": "int", "string": "str", "category": "str", "bool": "bool"}
 
@@ -270,7 +284,7 @@ def _compile_fast_path(schema: EventSchema, limits: DecodeLimits, vocabularies: 
             lines.append(f"    if v not in V{i}: unknown += ({spec.name!r},)")
     lines += [
         f"    t = get({schema.event_time!r})",
-        f"    if type(t) is not int or t < 0 or t > now_ms + {limits.max_future_ms}:",
+        f"    if type(t) is not int or t < {schema.min_event_time_ms} or t > now_ms + {limits.max_future_ms}:",
         "        return validate(obj, now_ms, partition, offset)",
         f"    e = obj[{schema.entity!r}]",
         "    return Event(e if type(e) is str else str(e), t, obj, unknown, partition, offset)",

@@ -150,3 +150,28 @@ def test_fast_path_decides_like_the_generic_validator(changes: dict) -> None:
 def test_hostile_nesting_is_rejected_not_raised(raw: bytes) -> None:
     result = DECODER.decode(raw, NOW) if len(raw) <= 1024 else EventDecoder(SCHEMA, DecodeLimits()).decode(raw, NOW)
     assert isinstance(result, Rejection) and result.reason == Reason.NOT_JSON
+
+
+@pytest.mark.parametrize("ts", [NOW // 1000, NOW // 1000 - 300, 0, 1, "1970-01-21T12:18:00Z"])
+def test_timestamps_before_min_event_time_are_bad(ts: object) -> None:
+    """Epoch seconds where milliseconds are expected (or zero) are dead-lettered, not windowed in 1970."""
+    result = decode(with_(ts=ts))
+    assert isinstance(result, Rejection), result
+    assert result.reason == Reason.BAD_TIMESTAMP
+    assert "min_event_time" in result.detail
+    if ts in (NOW // 1000, NOW // 1000 - 300):
+        assert "looks like epoch seconds" in result.detail
+
+
+def test_min_event_time_is_configurable() -> None:
+    schema = parse_schema({"entity": "area", "event_time": "ts", "min_event_time": "1970-01-01T00:00:00Z",
+                           "fields": {"area": "string"}})
+    assert schema.min_event_time_ms == 0
+    assert isinstance(EventDecoder(schema, DecodeLimits()).decode(b'{"area": "a", "ts": 5}', NOW), Event)
+    assert parse_schema({"entity": "area", "event_time": "ts", "min_event_time": 86_400_000,
+                         "fields": {"area": "string"}}).min_event_time_ms == 86_400_000
+    assert SCHEMA.min_event_time_ms == 946_684_800_000  # 2000-01-01T00:00:00Z by default
+    from features.config_values import ConfigError
+
+    with pytest.raises(ConfigError, match="schema.min_event_time"):
+        parse_schema({"entity": "area", "event_time": "ts", "min_event_time": "soon", "fields": {"area": "string"}})
