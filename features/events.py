@@ -197,7 +197,9 @@ class EventDecoder:
         try:
             obj = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
-            return _reject_unparsable(raw, exc)
+            obj = loads_after_refusal(raw, exc)
+            if type(obj) is Rejection:
+                return obj
         if type(obj) is not dict:
             return Rejection(Reason.NOT_OBJECT, f"expected a JSON object, found {type(obj).__name__}")
         return self._accept(obj, now_ms, partition, offset)
@@ -293,20 +295,54 @@ def _compile_fast_path(schema: EventSchema, limits: DecodeLimits, vocabularies: 
     return constants["accept"]
 
 
-def _reject_unparsable(raw: bytes, exc: Exception) -> Rejection:
-    """orjson refuses NaN, Infinity and overflowing numbers; tell those apart from non-JSON."""
+_BOM = b"\xef\xbb\xbf"
+
+
+def loads_after_refusal(raw: bytes, exc: Exception) -> Any:
+    """What to make of bytes orjson refused: the parsed value, or the `Rejection` saying why.
+
+    A UTF-8 byte-order mark before the JSON is accepted (stripped). orjson refuses NaN,
+    Infinity and overflowing numbers: those are `non_finite`. Anything else orjson refuses
+    (UTF-16, lone surrogates, bad syntax) is `not_json`, even where Python's lenient `json`
+    would parse it.
+
+    >>> loads_after_refusal(_BOM + b'{"a": 1}', ValueError("BOM"))
+    {'a': 1}
+    >>> loads_after_refusal('{"a": 1}'.encode("utf-16"), ValueError("not UTF-8")).reason
+    <Reason.NOT_JSON: 'not_json'>
+    """
+    if raw[:3] == _BOM:
+        try:
+            return orjson.loads(raw[3:])
+        except orjson.JSONDecodeError as inner:
+            raw, exc = raw[3:], inner
     found: list[str] = []
 
     def constant(token: str) -> float:
         found.append(token)
         return float(token)
 
+    def number(token: str) -> float:
+        value = float(token)
+        if not math.isfinite(value):
+            found.append(token)
+        return value
+
+    def integer(token: str) -> int:
+        value = int(token)
+        if not -(2**63) <= value < 2**64:  # beyond what orjson reads: an overflow
+            found.append("overflow")
+        return value
+
     try:
-        obj = json.loads(raw, parse_constant=constant)
+        obj = json.loads(raw.decode("utf-8"), parse_constant=constant, parse_float=number, parse_int=integer)
     except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: hostile nesting
+        return Rejection(Reason.NOT_JSON, f"not valid JSON: {exc}")
+    if not found:  # parses leniently, but not for a non-finite number (e.g. a lone surrogate)
         return Rejection(Reason.NOT_JSON, f"not valid JSON: {exc}")
     if isinstance(obj, dict):
         fields = [k for k, v in obj.items() if isinstance(v, float) and not math.isfinite(v)]
         where = f"field {fields[0]!r}" if fields else "a value"
-        return Rejection(Reason.NON_FINITE, f"{where} is not a finite number ({', '.join(found) or 'overflow'})")
-    return Rejection(Reason.NON_FINITE, f"the JSON holds a non-finite number ({', '.join(found) or 'overflow'})")
+        return Rejection(Reason.NON_FINITE, f"{where} is not a finite number ({', '.join(found)})")
+    return Rejection(Reason.NON_FINITE, f"the JSON holds a non-finite number ({', '.join(found)})")
+

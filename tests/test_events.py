@@ -175,3 +175,52 @@ def test_min_event_time_is_configurable() -> None:
 
     with pytest.raises(ConfigError, match="schema.min_event_time"):
         parse_schema({"entity": "area", "event_time": "ts", "min_event_time": "soon", "fields": {"area": "string"}})
+
+
+def test_a_utf8_bom_before_json_is_accepted() -> None:
+    event = DECODER.decode(b"\xef\xbb\xbf" + orjson.dumps(VALID), NOW)
+    assert isinstance(event, Event) and event.fields == VALID
+
+
+_CORRUPTIONS = {
+    # what is wrong with the bytes -> the reason a rejection must give (None: accepted)
+    "bom": None,
+    "utf16": Reason.NOT_JSON,
+    "lone_surrogate": Reason.NOT_JSON,
+    "truncated": Reason.NOT_JSON,
+    "trailing_bom": Reason.NOT_JSON,
+    "nan": Reason.NON_FINITE,
+    "overflow": Reason.NON_FINITE,
+    "array": Reason.NOT_OBJECT,
+}
+
+
+def _corrupt(kind: str, event: dict, cut: int) -> bytes:
+    good = json.dumps(event)
+    if kind == "bom":
+        return b"\xef\xbb\xbf" + good.encode()
+    if kind == "utf16":
+        return good.encode("utf-16")
+    if kind == "lone_surrogate":
+        return good.replace('"area": ', '"area": "\\ud800", "area2": ', 1).encode()
+    if kind == "truncated":
+        return good.encode()[: min(cut, len(good) - 1)]
+    if kind == "trailing_bom":
+        return good.encode() + b"\xef\xbb\xbf"
+    if kind == "nan":
+        return good.replace('"price": ', '"price": NaN, "p": ', 1).encode()
+    if kind == "overflow":
+        return good.replace('"price": ', '"price": 1e999, "p": ', 1).encode()
+    return f"[{good}]".encode()
+
+
+@given(st.sampled_from(sorted(_CORRUPTIONS)), st.text(max_size=8), st.floats(-1e6, 1e6), st.integers(0, 200))
+def test_a_rejection_names_what_is_wrong_with_the_bytes(kind: str, area: str, price: float, cut: int) -> None:
+    """Every rejection's reason is the one for the corruption made: never a wrong reason."""
+    raw = _corrupt(kind, with_(area=area or "a", price=price), cut)
+    result = DECODER.decode(raw, NOW)
+    expected = _CORRUPTIONS[kind]
+    if expected is None:
+        assert isinstance(result, Event), result
+    else:
+        assert isinstance(result, Rejection) and result.reason == expected, (raw, result)
