@@ -244,6 +244,9 @@ class EventDecoder:
                 f"max_future = {self.limits.max_future_ms / 1000:.0f} s",
             )
         entity = obj[self.schema.entity]
+        if entity == "" and not self.schema.allow_empty_entity:
+            return Rejection(Reason.WRONG_TYPE, f"entity field {self.schema.entity!r} is the empty string; send an "
+                                                "identifier, or set [schema] allow_empty_entity = true")
         return Event(entity if type(entity) is str else str(entity), time_ms, obj, unknown, partition, offset)
 
 
@@ -279,6 +282,8 @@ def _compile_fast_path(schema: EventSchema, limits: DecodeLimits, vocabularies: 
     for i, spec in enumerate(schema.fields):
         kind = _FAST_TYPES[spec.type]
         extra = " or v - v != 0.0" if spec.type == "float" else ""  # NaN and infinities
+        if spec.name == schema.entity and kind == "str" and not schema.allow_empty_entity:
+            extra = " or not v"  # an empty entity
         lines += [f"    v = get({spec.name!r})",
                   f"    if type(v) is not {kind}{extra}: return validate(obj, now_ms, partition, offset)"]
         if spec.name in vocabularies:

@@ -65,6 +65,7 @@ class EventSchema:
     version: int = 1
     version_field: str | None = None
     min_event_time_ms: int = 946_684_800_000
+    allow_empty_entity: bool = False
 
     def field(self, name: str) -> FieldSpec:
         """The declared field called `name` (KeyError if there is none)."""
@@ -79,7 +80,8 @@ class EventSchema:
         return tuple(f.name for f in self.fields)
 
 
-_SCHEMA_KEYS = {"entity", "event_time", "time_format", "fields", "version", "version_field", "min_event_time"}
+_SCHEMA_KEYS = {"entity", "event_time", "time_format", "fields", "version", "version_field", "min_event_time",
+                "allow_empty_entity"}
 DEFAULT_MIN_EVENT_TIME = "2000-01-01T00:00:00Z"
 
 
@@ -166,4 +168,5 @@ def parse_schema(table: Mapping[str, Any], prefix: str = "schema") -> EventSchem
         version=read_int(table, "version", prefix, default=1, minimum=1),
         version_field=version_field,
         min_event_time_ms=read_min_event_time_ms(table, prefix),
+        allow_empty_entity=read_bool(table, "allow_empty_entity", prefix, default=False),
     )

@@ -224,3 +224,13 @@ def test_a_rejection_names_what_is_wrong_with_the_bytes(kind: str, area: str, pr
         assert isinstance(result, Event), result
     else:
         assert isinstance(result, Rejection) and result.reason == expected, (raw, result)
+
+
+def test_an_empty_entity_is_rejected_unless_allowed() -> None:
+    result = decode(with_(area=""))
+    assert isinstance(result, Rejection) and result.reason == Reason.WRONG_TYPE
+    assert "'area' is the empty string" in result.detail and "allow_empty_entity" in result.detail
+    schema = parse_schema({"entity": "area", "event_time": "ts", "allow_empty_entity": True,
+                           "fields": {"area": "string"}})
+    event = EventDecoder(schema, DecodeLimits()).decode(b'{"area": "", "ts": 1767225600000}', NOW)
+    assert isinstance(event, Event) and event.entity == ""
