@@ -16,6 +16,7 @@ from dataflows.kafka.broker import BrokerError
 if TYPE_CHECKING:
     from dataflows.flows.cluster_env import ClusterPosition
     from dataflows.flows.runner import Execution
+    from features.config import Config
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "rides.toml"
 
@@ -69,6 +70,9 @@ def _build_parser() -> argparse.ArgumentParser:
                           "BYTEWAX_PROCESS_ID or BYTEWAX_POD_NAME/BYTEWAX_STATEFULSET_NAME)")
     run.add_argument("--log-format", choices=("json", "text"), default=None,
                      help="log lines as JSON objects or text (default: json unless stderr is a terminal)")
+    run.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info",
+                     help="the least severe log lines shown (default info); debug also shows the traceback "
+                          "of an error")
     run.add_argument("-a", "--addresses", default=None, metavar="HOST:PORT;HOST:PORT",
                      help="every process's address, ';'-separated, the same list and order in each process "
                           "(default from BYTEWAX_ADDRESSES, BYTEWAX_HOSTFILE_PATH or BYTEWAX_REPLICAS)")
@@ -167,13 +171,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from dataflows.cli.logs import configure_logging
     from dataflows.cli.run_log import RunLog
     from dataflows.flows.runner import run_flow, stop_on_sigterm
+    from dataflows.kafka.topic_check import require_topics
     from features.config import load_config
 
-    log_format = configure_logging(args.log_format)
+    log_format = configure_logging(args.log_format, level=getattr(logging, args.log_level.upper()))
     config = load_config(args.config)
     position = _cluster(args)
     execution = _execution(args, position)
     admin_client(args.bootstrap, config.kafka)  # a property librdkafka refuses stops here, not inside the flow
+    require_topics(args.bootstrap, _input_topic_keys(config, FLOWS[args.flow].input_topics(config)), config.kafka,
+                   args.config)  # a typo in a topic name stops here; nothing creates the flow's input
     counters = FlowCounters()
     source = KafkaInput(args.bootstrap, FLOWS[args.flow].input_topics(config), stop_at_end=args.stop_at_end,
                         counters=counters, settings=config.kafka)
@@ -188,6 +195,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _input_topic_keys(config: Config, topics: tuple[str, ...]) -> dict[str, str]:
+    """The config key that names each input topic (the events topic, each model's labels topic)."""
+    keys = {config.source.topic: "source.topic"}
+    for i, spec in enumerate(config.models):
+        keys.setdefault(spec.labels.topic, f"models[{i}].labels.topic")
+    return {keys.get(topic, "source.topic"): topic for topic in topics}
+
+
 def _cluster(args: argparse.Namespace) -> ClusterPosition:
     from dataflows.flows.cluster_env import cluster_position
 
@@ -196,6 +211,7 @@ def _cluster(args: argparse.Namespace) -> ClusterPosition:
 
 def _execution(args: argparse.Namespace, position: ClusterPosition) -> Execution:
     from dataflows.flows.runner import Execution
+    from features.config import Config
     from features.config_values import ConfigError, parse_duration_ms
 
     workers, process_id, addresses = position.workers, position.process_id, position.addresses
@@ -309,6 +325,7 @@ _COMMANDS = {"broker": _cmd_broker, "run": _cmd_run, "replay": _cmd_replay, "pro
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `driftline` console script."""
     from dataflows.flows.runner import Terminated
+    from dataflows.kafka.topic_check import KafkaUnreachable
     from features.config_values import ConfigError
 
     args = _build_parser().parse_args(argv)
@@ -323,6 +340,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _report("interrupted", "interrupted")
         return 130
+    except KafkaUnreachable as exc:  # an operating problem: the message; the traceback only at debug level
+        _report("error", str(exc), exc if _debug(args) else None)
+        return 1
     except Exception as exc:
         from dataflows.cli.logs import is_configured
 
@@ -330,6 +350,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         _report("crashed", f"{type(exc).__name__}: {exc}", exc)  # the traceback as a field of one JSON line
         return 1
+
+
+def _debug(args: argparse.Namespace) -> bool:
+    return getattr(args, "log_level", "info") == "debug"
 
 
 def _report(event: str, message: str, exc: BaseException | None = None) -> None:
