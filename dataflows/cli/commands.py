@@ -48,6 +48,9 @@ def _build_parser() -> argparse.ArgumentParser:
 
     broker = sub.add_parser("broker", help="run a local Kafka-protocol broker (Tansu) in the foreground")
     broker.add_argument("--port", type=int, default=9092)
+    broker.add_argument("--log", type=Path, default=None, metavar="FILE",
+                        help="write the broker's log here and keep it (default: a temporary log, deleted on a "
+                             "clean stop, kept when the broker fails)")
 
     run = sub.add_parser("run", help="run a dataflow")
     from dataflows.flows.registry import FLOWS
@@ -152,14 +155,14 @@ def _build_parser() -> argparse.ArgumentParser:
 def _cmd_broker(args: argparse.Namespace) -> int:
     from dataflows.kafka.broker import local_broker
 
-    with local_broker(port=args.port) as broker:
-        print(f"driftline: local broker (Tansu) at {broker.bootstrap}; log: {broker.log_path}; Ctrl-C stops it",
-              flush=True)
-        try:
+    try:
+        with local_broker(port=args.port, log_path=args.log) as broker:
+            print(f"driftline: local broker (Tansu) at {broker.bootstrap}; log: {broker.log_path}; Ctrl-C, "
+                  "SIGTERM or SIGHUP stops it", flush=True)
             while True:
                 time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM/SIGHUP (BrokerStopped): the broker stopped in order
+        pass
     return 0
 
 
