@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import math
 import pickle
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from features.models.config import ModelSpec
+from features.models.label_clock import LabelClock
 from features.models.metrics import PairedScores, WindowScores
 from features.models.runner import ModelRunner
 
@@ -129,7 +130,7 @@ class SegmentModel:
         self.resolved: OrderedDict[str, tuple[int, bool]] = OrderedDict()
         self.adwin = ADWIN(delta=spec.adwin_delta)
         self.error_n, self.error_sum = 0, 0.0  # ADWIN's window: its own properties cost more than this
-        self.label_times: deque[int] = deque(maxlen=4096)  # where ADWIN's cut falls in time
+        self.label_times = LabelClock()  # where ADWIN's cut falls in time
         self.paired = PairedScores(spec.promotion_window)
         self.window_start: int | None = None
         self.scores = WindowScores()
@@ -233,7 +234,7 @@ class SegmentModel:
     def _watch_error(self, time_ms: int, error: float, out: list[Any]) -> None:
         adwin = self.adwin
         adwin.update(error)
-        self.label_times.append(time_ms)
+        self.label_times.add(time_ms)
         self.error_n += 1
         self.error_sum += error
         if not adwin.drift_detected:
@@ -242,8 +243,8 @@ class SegmentModel:
         dropped = self.error_n - kept
         dropped_mean = (self.error_sum - kept_mean * kept) / dropped if dropped > 0 else kept_mean
         self.error_n, self.error_sum = kept, kept_mean * kept
-        times = self.label_times
-        began = (times[-kept - 1], times[-kept]) if kept < len(times) else None
+        began = self.label_times.began(kept)
+        self.label_times.keep_last(kept)
 
         def std(m: float) -> float | None:
             return math.sqrt(max(m * (1 - m), 0.0)) if self.classify else None
@@ -270,6 +271,7 @@ class SegmentModel:
         self.paired = PairedScores(self.spec.promotion_window)
         self.adwin = type(self.adwin)(delta=self.spec.adwin_delta)  # the new champion's errors from here
         self.error_n, self.error_sum = 0, 0.0
+        self.label_times.reset()
         if self.spec.challenger.start == "always":
             self._start_challenger(time_ms)
 

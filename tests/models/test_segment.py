@@ -278,3 +278,30 @@ def test_outputs_do_not_depend_on_how_often_time_advances(steps, extra_times) ->
         return [o if not isinstance(o, Snapshot) else (o.as_of_ms, o.learned) for o in out]
 
     assert run([]) == run(extra_times)
+
+
+def test_error_drift_window_runs_from_the_new_regime_to_the_detection() -> None:
+    """A slow change that ADWIN finds with thousands of labels in its new regime: the event still
+    says when the new regime began (it said began=None, a 1 ms window, past 4096 labels)."""
+    from features.models.messages import error_drift_event
+
+    seg = SegmentModel(spec(kind="river.linear_model.LogisticRegression"), None)
+    rng = random.Random(3)
+    out: list[object] = []
+    for i in range(40_000):  # one label a second; label noise 5% -> 9% from label 20,000
+        x = rng.uniform(-1, 1)
+        y = (x > 0) != (rng.random() < (0.05 if i < 20_000 else 0.09))
+        out += seg.on_event(str(i), i * 1000, {"x": x})
+        out += seg.on_label(str(i), i * 1000, y)
+        if any(isinstance(o, ErrorDrift) and o.time_ms >= 20_000_000 for o in out):
+            break
+    drifts = [o for o in out if isinstance(o, ErrorDrift) and o.time_ms >= 20_000_000]  # not the learning
+    assert drifts and drifts[0].after[0] > 4096  # the case that lost its start
+    d = drifts[0]
+    first_new = d.time_ms // 1000 + 1 - d.after[0]  # label number of the new regime's first label
+    assert d.began is not None and d.began[0] < d.began[1]
+    assert abs(d.began[1] // 1000 - first_new) <= 4  # within the sampling stride of the label clock
+    event = error_drift_event("m", None, "classification", d, d.time_ms)
+    window = event["window"]
+    assert event["began"] is not None and window["start_ms"] == d.began[1] and window["end_ms"] == d.time_ms
+    assert event["scale_ms"] == d.time_ms - d.began[1] > 1000 * 4000
