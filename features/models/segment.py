@@ -31,6 +31,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from features.models import deep_pickle
 from features.models.config import ModelSpec
 from features.models.label_clock import LabelClock
 from features.models.metrics import PairedScores, WindowScores
@@ -103,6 +104,16 @@ class Snapshot:
     learned: int
     model_pickle: bytes
     metrics: dict[str, float | int | None]
+
+
+@dataclass(frozen=True)
+class SnapshotFailed:
+    """The champion could not be pickled: no snapshot this time; the flow goes on (counted, logged)."""
+
+    as_of_ms: int
+    version: int
+    kind: str
+    error: str
 
 
 class SegmentModel:
@@ -373,16 +384,19 @@ class SegmentModel:
         return {"labelled": self.labelled, "expired": self.expired,
                 name: (mean if self.classify or mean is None else -mean)}
 
-    def _snapshot(self, as_of_ms: int) -> Snapshot | None:
+    def _snapshot(self, as_of_ms: int) -> Snapshot | SnapshotFailed | None:
         if self.champion.learned == self.snapshot_learned:
             return None  # nothing new to save
         self.snapshot_learned = self.champion.learned
-        return self.snapshot(as_of_ms)
+        try:
+            return self.snapshot(as_of_ms)
+        except (pickle.PicklingError, TypeError, AttributeError, RecursionError, MemoryError) as exc:
+            return SnapshotFailed(as_of_ms, self.version, self.champion.kind, f"{type(exc).__name__}: {exc}")
 
     def snapshot(self, as_of_ms: int) -> Snapshot:
-        """The champion, pickled, with its version and metrics."""
+        """The champion, pickled (also when deeper than the recursion limit), with its version and metrics."""
         return Snapshot(as_of_ms, self.version, self.champion.kind, self.champion.learned,
-                        pickle.dumps(self.champion.model, protocol=pickle.HIGHEST_PROTOCOL), self.prequential())
+                        deep_pickle.dumps(self.champion.model), self.prequential())
 
     def flush(self, as_of_ms: int) -> list[Any]:
         """The inputs ended: close the open window and snapshot the champion as of `as_of_ms`."""

@@ -305,3 +305,40 @@ def test_error_drift_window_runs_from_the_new_regime_to_the_detection() -> None:
     window = event["window"]
     assert event["began"] is not None and window["start_ms"] == d.began[1] and window["end_ms"] == d.time_ms
     assert event["scale_ms"] == d.time_ms - d.began[1] > 1000 * 4000
+
+
+def test_a_deep_hoeffding_tree_regressor_snapshots_recovers_and_scores_like_river() -> None:
+    """River's TrumpApproval, one event a second, into a Hoeffding tree regressor: its numeric
+    observers grow into long chains on the ever-increasing `ordinal_date`, deeper than pickle's
+    recursion limit. Snapshots, the recovery pickle and River's MAE all hold."""
+    inputs = tuple(next(iter(datasets.TrumpApproval()))[0])
+    seg = SegmentModel(spec(kind="hoeffding_tree_regressor", task="regression", params={"grace_period": 50},
+                            inputs=inputs, snapshot_every_ms=100_000), None)
+    out: list[object] = []
+    for i, (x, y) in enumerate(datasets.TrumpApproval()):
+        out += seg.on_event(str(i), i * 1000, x)
+        out += seg.on_label(str(i), i * 1000, y)
+        if i == 500:  # the recovery path: the whole segment pickles (Bytewax snapshots) and resumes
+            seg = pickle.loads(pickle.dumps(seg))
+    out += seg.flush(10**9)
+    expected = evaluate.progressive_val_score(datasets.TrumpApproval(),
+                                              tree.HoeffdingTreeRegressor(grace_period=50), metrics.MAE()).get()
+    assert seg.prequential()["mae"] == pytest.approx(expected, rel=1e-9)
+    snapshots = [o for o in out if isinstance(o, Snapshot)]
+    assert len(snapshots) >= 5
+    model = pickle.loads(snapshots[-1].model_pickle)  # what `driftline model export` gives a service
+    x0 = next(iter(datasets.TrumpApproval()))[0]
+    assert model.predict_one(x0) == seg.champion.model.predict_one(x0)
+
+
+def test_a_model_that_cannot_be_pickled_gives_a_failed_snapshot_and_goes_on() -> None:
+    from features.models.segment import SnapshotFailed
+
+    seg = SegmentModel(spec(snapshot_every_ms=1_000), None)
+    seg.champion.model.hook = lambda: None  # a lambda does not pickle
+    out: list[object] = []
+    for i in range(50):
+        out += seg.on_event(str(i), i * 100, {"x": float(i % 7)})
+        out += seg.on_label(str(i), i * 100, i % 2 == 0)
+    failed = [o for o in out if isinstance(o, SnapshotFailed)]
+    assert failed and "lambda" in failed[0].error and seg.labelled == 50
