@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import shutil
 import signal
 import sqlite3
 import tempfile
@@ -59,7 +60,13 @@ def prepare_recovery_dir(directory: Path, partitions: int) -> bool:
             os.replace(part, directory / part.name)
         staging.rmdir()
     else:
-        os.replace(staging, directory)  # atomic, also over an empty directory
+        try:
+            os.replace(staging, directory)  # atomic, also over an empty directory
+        except OSError:  # another process sharing the directory made it first
+            if not any(directory.glob("part-*.sqlite3")):
+                raise
+            shutil.rmtree(staging, ignore_errors=True)
+            return False
     return True
 
 
