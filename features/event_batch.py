@@ -19,10 +19,11 @@ events, samples and the steps that still take one event at a time).
 >>> schema = parse_schema({"entity": "area", "event_time": "ts",
 ...                        "fields": {"area": "string", "price": {"type": "float", "nullable": True}}})
 >>> decoder = BatchDecoder(EventDecoder(schema, DecodeLimits()))
->>> values = [b'{"area": "a", "ts": 5, "price": 2.5}', b'oops', b'{"area": "b", "ts": 7, "price": null}']
->>> batch, rejected = decoder.decode(values, 10, [0, 0, 1], [0, 1, 0])
+>>> values = [b'{"area": "a", "ts": 1767225600000, "price": 2.5}', b'oops',
+...           b'{"area": "b", "ts": 1767225600007, "price": null}']
+>>> batch, rejected = decoder.decode(values, 1767225600010, [0, 0, 1], [0, 1, 0])
 >>> batch.entities, batch.times.tolist(), batch.numbers("price").tolist()
-(['a', 'b'], [5, 7], [2.5, nan])
+(['a', 'b'], [1767225600000, 1767225600007], [2.5, nan])
 >>> [(i, r.reason.value) for i, r in rejected]
 [(1, 'not_json')]
 """
@@ -252,6 +253,8 @@ class BatchDecoder:
         self._decode = msgspec.json.Decoder(self._row).decode
         self._getters = {spec.name: attrgetter(f"f{i}") for i, spec in enumerate(schema.fields)}
         self._unset = {spec.name for spec in schema.fields if not spec.required}
+        self._min_time = schema.min_event_time_ms
+        self._empty_entity_ok = schema.allow_empty_entity
 
     def decode(self, values: Sequence[bytes | None], now_ms: int, partitions: Sequence[int],
                offsets: Sequence[int]) -> tuple[EventBatch, list[tuple[int, Rejection]]]:
@@ -276,7 +279,7 @@ class BatchDecoder:
             times = np.array([r.ts if r is not None else 0 for r in rows] if suspects else
                              list(map(attrgetter("ts"), rows)), dtype=object if n and suspects else None)
             times = _as_int64(times, n)
-            out_of_bounds = (times < 0) | (times > now_ms + limits.max_future_ms)
+            out_of_bounds = (times < self._min_time) | (times > now_ms + limits.max_future_ms)
             if suspects:
                 out_of_bounds[suspects] = False
             more = np.flatnonzero(out_of_bounds)
@@ -285,6 +288,11 @@ class BatchDecoder:
         else:
             times = np.zeros(n, dtype=np.int64)
             suspects = list(range(n))
+        if not self._empty_entity_ok:  # an empty entity key: the fallback rejects it and says why
+            entity = self._getters[self._entity]
+            empty = [i for i, r in enumerate(rows) if r is not None and entity(r) == ""]
+            if empty:
+                suspects = sorted({*suspects, *empty})
         keep = np.ones(n, dtype=bool)
         rejected: list[tuple[int, Rejection]] = []
         fallback: dict[int, dict[str, Any]] = {}

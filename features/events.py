@@ -197,7 +197,9 @@ class EventDecoder:
         try:
             obj = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
-            return _reject_unparsable(raw, exc)
+            obj = loads_after_refusal(raw, exc)
+            if type(obj) is Rejection:
+                return obj
         if type(obj) is not dict:
             return Rejection(Reason.NOT_OBJECT, f"expected a JSON object, found {type(obj).__name__}")
         return self._accept(obj, now_ms, partition, offset)
@@ -231,6 +233,9 @@ class EventDecoder:
                 time_ms = parse_time_ms(raw_time, self.schema.time_format)
             except ValueError as exc:
                 return Rejection(Reason.BAD_TIMESTAMP, f"field {time_field!r}: {exc}")
+        if time_ms < self.schema.min_event_time_ms:
+            return Rejection(Reason.BAD_TIMESTAMP, _before_min_detail(time_field, raw_time, time_ms, self.schema,
+                                                                     now_ms + self.limits.max_future_ms))
         if time_ms > now_ms + self.limits.max_future_ms:
             ahead_s = (time_ms - now_ms) / 1000
             return Rejection(
@@ -239,10 +244,24 @@ class EventDecoder:
                 f"max_future = {self.limits.max_future_ms / 1000:.0f} s",
             )
         entity = obj[self.schema.entity]
+        if entity == "" and not self.schema.allow_empty_entity:
+            return Rejection(Reason.WRONG_TYPE, f"entity field {self.schema.entity!r} is the empty string; send an "
+                                                "identifier, or set [schema] allow_empty_entity = true")
         return Event(entity if type(entity) is str else str(entity), time_ms, obj, unknown, partition, offset)
 
 
 _ABSENT = object()
+
+
+def _before_min_detail(field: str, raw: Any, time_ms: int, schema: EventSchema, latest_ms: int) -> str:
+    """Why a time before `min_event_time` is refused, saying so when it looks like epoch seconds."""
+    from features.messages import iso_utc
+
+    detail = (f"field {field!r} = {raw!r} is {iso_utc(time_ms)}, before min_event_time = "
+              f"{iso_utc(schema.min_event_time_ms)}")
+    if isinstance(raw, (int, float)) and schema.min_event_time_ms <= time_ms * 1000 <= latest_ms:
+        return f"{detail}; it looks like epoch seconds: send epoch milliseconds (x 1000)"
+    return f"{detail}; send epoch milliseconds or ISO-8601, or lower [schema] min_event_time"
 
 _FAST_TYPES = {"float": "float", "int": "int", "string": "str", "category": "str", "bool": "bool"}
 
@@ -263,6 +282,8 @@ def _compile_fast_path(schema: EventSchema, limits: DecodeLimits, vocabularies: 
     for i, spec in enumerate(schema.fields):
         kind = _FAST_TYPES[spec.type]
         extra = " or v - v != 0.0" if spec.type == "float" else ""  # NaN and infinities
+        if spec.name == schema.entity and kind == "str" and not schema.allow_empty_entity:
+            extra = " or not v"  # an empty entity
         lines += [f"    v = get({spec.name!r})",
                   f"    if type(v) is not {kind}{extra}: return validate(obj, now_ms, partition, offset)"]
         if spec.name in vocabularies:
@@ -270,7 +291,7 @@ def _compile_fast_path(schema: EventSchema, limits: DecodeLimits, vocabularies: 
             lines.append(f"    if v not in V{i}: unknown += ({spec.name!r},)")
     lines += [
         f"    t = get({schema.event_time!r})",
-        f"    if type(t) is not int or t < 0 or t > now_ms + {limits.max_future_ms}:",
+        f"    if type(t) is not int or t < {schema.min_event_time_ms} or t > now_ms + {limits.max_future_ms}:",
         "        return validate(obj, now_ms, partition, offset)",
         f"    e = obj[{schema.entity!r}]",
         "    return Event(e if type(e) is str else str(e), t, obj, unknown, partition, offset)",
@@ -279,20 +300,54 @@ def _compile_fast_path(schema: EventSchema, limits: DecodeLimits, vocabularies: 
     return constants["accept"]
 
 
-def _reject_unparsable(raw: bytes, exc: Exception) -> Rejection:
-    """orjson refuses NaN, Infinity and overflowing numbers; tell those apart from non-JSON."""
+_BOM = b"\xef\xbb\xbf"
+
+
+def loads_after_refusal(raw: bytes, exc: Exception) -> Any:
+    """What to make of bytes orjson refused: the parsed value, or the `Rejection` saying why.
+
+    A UTF-8 byte-order mark before the JSON is accepted (stripped). orjson refuses NaN,
+    Infinity and overflowing numbers: those are `non_finite`. Anything else orjson refuses
+    (UTF-16, lone surrogates, bad syntax) is `not_json`, even where Python's lenient `json`
+    would parse it.
+
+    >>> loads_after_refusal(_BOM + b'{"a": 1}', ValueError("BOM"))
+    {'a': 1}
+    >>> loads_after_refusal('{"a": 1}'.encode("utf-16"), ValueError("not UTF-8")).reason
+    <Reason.NOT_JSON: 'not_json'>
+    """
+    if raw[:3] == _BOM:
+        try:
+            return orjson.loads(raw[3:])
+        except orjson.JSONDecodeError as inner:
+            raw, exc = raw[3:], inner
     found: list[str] = []
 
     def constant(token: str) -> float:
         found.append(token)
         return float(token)
 
+    def number(token: str) -> float:
+        value = float(token)
+        if not math.isfinite(value):
+            found.append(token)
+        return value
+
+    def integer(token: str) -> int:
+        value = int(token)
+        if not -(2**63) <= value < 2**64:  # beyond what orjson reads: an overflow
+            found.append("overflow")
+        return value
+
     try:
-        obj = json.loads(raw, parse_constant=constant)
+        obj = json.loads(raw.decode("utf-8"), parse_constant=constant, parse_float=number, parse_int=integer)
     except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: hostile nesting
+        return Rejection(Reason.NOT_JSON, f"not valid JSON: {exc}")
+    if not found:  # parses leniently, but not for a non-finite number (e.g. a lone surrogate)
         return Rejection(Reason.NOT_JSON, f"not valid JSON: {exc}")
     if isinstance(obj, dict):
         fields = [k for k, v in obj.items() if isinstance(v, float) and not math.isfinite(v)]
         where = f"field {fields[0]!r}" if fields else "a value"
-        return Rejection(Reason.NON_FINITE, f"{where} is not a finite number ({', '.join(found) or 'overflow'})")
-    return Rejection(Reason.NON_FINITE, f"the JSON holds a non-finite number ({', '.join(found) or 'overflow'})")
+        return Rejection(Reason.NON_FINITE, f"{where} is not a finite number ({', '.join(found)})")
+    return Rejection(Reason.NON_FINITE, f"the JSON holds a non-finite number ({', '.join(found)})")
+

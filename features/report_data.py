@@ -296,14 +296,27 @@ def _column_report(m: Monitor, column: str, windows: list[WindowSummary], file_r
     reference = _reference(m, windows, file_reference, current.start_ms, current.end_ms)
     alerts.sort(key=lambda a: a["window"]["end_ms"])
     numeric = isinstance(windows[0].columns[column], NumericSummary)
-    worst = max(alerts, key=lambda a: SEVERITY_RANK[a["severity"]], default=None)
-    test = worst["test"] if worst else (m.numeric_tests if numeric else m.categorical_tests)[0]
+    test = _chart_test(m, numeric, alerts)
     series = tuple(ScaleSeries(s, tuple(_points(m, column, windows, file_reference, s, test))) for s in m.scales_ms)
     return ColumnReport(
         m.name, column, None if reference is None else reference.columns[column],
         None if reference is None else (reference.start_ms, reference.end_ms),
         current.columns[column], (current.start_ms, current.end_ms), test,
         m.policy.threshold(test), m.policy.critical_level(test), series, tuple(alerts))
+
+
+def _chart_test(m: Monitor, numeric: bool, alerts: list[Message]) -> str:
+    """The statistic the column's chart follows: the test of its worst drift alert, else the
+    monitor's first test for the column's kind. An expectation (`range`, `in`, ...) has no
+    statistic over time, so it never picks the chart (its alerts are still marked on it).
+    """
+    functions = NUMERIC_TESTS if numeric else CATEGORICAL_TESTS
+    drifts = [a for a in alerts if _TEST_FUNCTION.get(a["test"], a["test"]) in functions]
+    worst = max(drifts, key=lambda a: SEVERITY_RANK[a["severity"]], default=None)
+    if worst is not None:
+        return worst["test"]
+    configured = m.numeric_tests if numeric else m.categorical_tests
+    return next((t for t in configured if _TEST_FUNCTION.get(t, t) in functions), configured[0])
 
 
 def _reference(m: Monitor, windows: list[WindowSummary], file_reference: WindowSummary | None,

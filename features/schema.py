@@ -64,6 +64,8 @@ class EventSchema:
     fields: tuple[FieldSpec, ...]
     version: int = 1
     version_field: str | None = None
+    min_event_time_ms: int = 946_684_800_000
+    allow_empty_entity: bool = False
 
     def field(self, name: str) -> FieldSpec:
         """The declared field called `name` (KeyError if there is none)."""
@@ -78,7 +80,31 @@ class EventSchema:
         return tuple(f.name for f in self.fields)
 
 
-_SCHEMA_KEYS = {"entity", "event_time", "time_format", "fields", "version", "version_field"}
+_SCHEMA_KEYS = {"entity", "event_time", "time_format", "fields", "version", "version_field", "min_event_time",
+                "allow_empty_entity"}
+DEFAULT_MIN_EVENT_TIME = "2000-01-01T00:00:00Z"
+
+
+def read_min_event_time_ms(table: Mapping[str, Any], prefix: str) -> int:
+    """`min_event_time`: an ISO-8601 instant or epoch milliseconds; earlier event times are rejected.
+
+    The default, 2000-01-01, catches epoch *seconds* sent where milliseconds are expected
+    (today in seconds is a time in January 1970 in milliseconds) and zero.
+
+    >>> read_min_event_time_ms({}, "schema"), read_min_event_time_ms({"min_event_time": 0}, "schema")
+    (946684800000, 0)
+    """
+    from features.events import parse_time_ms  # events imports this module
+
+    raw = table.get("min_event_time", DEFAULT_MIN_EVENT_TIME)
+    try:
+        if isinstance(raw, bool) or not isinstance(raw, (int, str)):
+            raise ValueError(raw)
+        return parse_time_ms(raw, "auto")
+    except ValueError:
+        raise ConfigError(join_key(prefix, "min_event_time"), "an ISO-8601 instant or epoch milliseconds >= 0", raw,
+                          f'write e.g. min_event_time = "{DEFAULT_MIN_EVENT_TIME}" (the default), or 0 to '
+                          "accept any time.") from None
 _FIELD_KEYS = {"type", "nullable", "required", "values"}
 
 
@@ -141,4 +167,6 @@ def parse_schema(table: Mapping[str, Any], prefix: str = "schema") -> EventSchem
         fields=fields,
         version=read_int(table, "version", prefix, default=1, minimum=1),
         version_field=version_field,
+        min_event_time_ms=read_min_event_time_ms(table, prefix),
+        allow_empty_entity=read_bool(table, "allow_empty_entity", prefix, default=False),
     )

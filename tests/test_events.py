@@ -150,3 +150,87 @@ def test_fast_path_decides_like_the_generic_validator(changes: dict) -> None:
 def test_hostile_nesting_is_rejected_not_raised(raw: bytes) -> None:
     result = DECODER.decode(raw, NOW) if len(raw) <= 1024 else EventDecoder(SCHEMA, DecodeLimits()).decode(raw, NOW)
     assert isinstance(result, Rejection) and result.reason == Reason.NOT_JSON
+
+
+@pytest.mark.parametrize("ts", [NOW // 1000, NOW // 1000 - 300, 0, 1, "1970-01-21T12:18:00Z"])
+def test_timestamps_before_min_event_time_are_bad(ts: object) -> None:
+    """Epoch seconds where milliseconds are expected (or zero) are dead-lettered, not windowed in 1970."""
+    result = decode(with_(ts=ts))
+    assert isinstance(result, Rejection), result
+    assert result.reason == Reason.BAD_TIMESTAMP
+    assert "min_event_time" in result.detail
+    if ts in (NOW // 1000, NOW // 1000 - 300):
+        assert "looks like epoch seconds" in result.detail
+
+
+def test_min_event_time_is_configurable() -> None:
+    schema = parse_schema({"entity": "area", "event_time": "ts", "min_event_time": "1970-01-01T00:00:00Z",
+                           "fields": {"area": "string"}})
+    assert schema.min_event_time_ms == 0
+    assert isinstance(EventDecoder(schema, DecodeLimits()).decode(b'{"area": "a", "ts": 5}', NOW), Event)
+    assert parse_schema({"entity": "area", "event_time": "ts", "min_event_time": 86_400_000,
+                         "fields": {"area": "string"}}).min_event_time_ms == 86_400_000
+    assert SCHEMA.min_event_time_ms == 946_684_800_000  # 2000-01-01T00:00:00Z by default
+    from features.config_values import ConfigError
+
+    with pytest.raises(ConfigError, match="schema.min_event_time"):
+        parse_schema({"entity": "area", "event_time": "ts", "min_event_time": "soon", "fields": {"area": "string"}})
+
+
+def test_a_utf8_bom_before_json_is_accepted() -> None:
+    event = DECODER.decode(b"\xef\xbb\xbf" + orjson.dumps(VALID), NOW)
+    assert isinstance(event, Event) and event.fields == VALID
+
+
+_CORRUPTIONS = {
+    # what is wrong with the bytes -> the reason a rejection must give (None: accepted)
+    "bom": None,
+    "utf16": Reason.NOT_JSON,
+    "lone_surrogate": Reason.NOT_JSON,
+    "truncated": Reason.NOT_JSON,
+    "trailing_bom": Reason.NOT_JSON,
+    "nan": Reason.NON_FINITE,
+    "overflow": Reason.NON_FINITE,
+    "array": Reason.NOT_OBJECT,
+}
+
+
+def _corrupt(kind: str, event: dict, cut: int) -> bytes:
+    good = json.dumps(event)
+    if kind == "bom":
+        return b"\xef\xbb\xbf" + good.encode()
+    if kind == "utf16":
+        return good.encode("utf-16")
+    if kind == "lone_surrogate":
+        return good.replace('"area": ', '"area": "\\ud800", "area2": ', 1).encode()
+    if kind == "truncated":
+        return good.encode()[: min(cut, len(good) - 1)]
+    if kind == "trailing_bom":
+        return good.encode() + b"\xef\xbb\xbf"
+    if kind == "nan":
+        return good.replace('"price": ', '"price": NaN, "p": ', 1).encode()
+    if kind == "overflow":
+        return good.replace('"price": ', '"price": 1e999, "p": ', 1).encode()
+    return f"[{good}]".encode()
+
+
+@given(st.sampled_from(sorted(_CORRUPTIONS)), st.text(max_size=8), st.floats(-1e6, 1e6), st.integers(0, 200))
+def test_a_rejection_names_what_is_wrong_with_the_bytes(kind: str, area: str, price: float, cut: int) -> None:
+    """Every rejection's reason is the one for the corruption made: never a wrong reason."""
+    raw = _corrupt(kind, with_(area=area or "a", price=price), cut)
+    result = DECODER.decode(raw, NOW)
+    expected = _CORRUPTIONS[kind]
+    if expected is None:
+        assert isinstance(result, Event), result
+    else:
+        assert isinstance(result, Rejection) and result.reason == expected, (raw, result)
+
+
+def test_an_empty_entity_is_rejected_unless_allowed() -> None:
+    result = decode(with_(area=""))
+    assert isinstance(result, Rejection) and result.reason == Reason.WRONG_TYPE
+    assert "'area' is the empty string" in result.detail and "allow_empty_entity" in result.detail
+    schema = parse_schema({"entity": "area", "event_time": "ts", "allow_empty_entity": True,
+                           "fields": {"area": "string"}})
+    event = EventDecoder(schema, DecodeLimits()).decode(b'{"area": "", "ts": 1767225600000}', NOW)
+    assert isinstance(event, Event) and event.entity == ""

@@ -16,6 +16,7 @@ from dataflows.kafka.broker import BrokerError
 if TYPE_CHECKING:
     from dataflows.flows.cluster_env import ClusterPosition
     from dataflows.flows.runner import Execution
+    from features.config import Config
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "rides.toml"
 
@@ -47,6 +48,9 @@ def _build_parser() -> argparse.ArgumentParser:
 
     broker = sub.add_parser("broker", help="run a local Kafka-protocol broker (Tansu) in the foreground")
     broker.add_argument("--port", type=int, default=9092)
+    broker.add_argument("--log", type=Path, default=None, metavar="FILE",
+                        help="write the broker's log here and keep it (default: a temporary log, deleted on a "
+                             "clean stop, kept when the broker fails)")
 
     run = sub.add_parser("run", help="run a dataflow")
     from dataflows.flows.registry import FLOWS
@@ -69,6 +73,9 @@ def _build_parser() -> argparse.ArgumentParser:
                           "BYTEWAX_PROCESS_ID or BYTEWAX_POD_NAME/BYTEWAX_STATEFULSET_NAME)")
     run.add_argument("--log-format", choices=("json", "text"), default=None,
                      help="log lines as JSON objects or text (default: json unless stderr is a terminal)")
+    run.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info",
+                     help="the least severe log lines shown (default info); debug also shows the traceback "
+                          "of an error")
     run.add_argument("-a", "--addresses", default=None, metavar="HOST:PORT;HOST:PORT",
                      help="every process's address, ';'-separated, the same list and order in each process "
                           "(default from BYTEWAX_ADDRESSES, BYTEWAX_HOSTFILE_PATH or BYTEWAX_REPLICAS)")
@@ -158,14 +165,14 @@ def _build_parser() -> argparse.ArgumentParser:
 def _cmd_broker(args: argparse.Namespace) -> int:
     from dataflows.kafka.broker import local_broker
 
-    with local_broker(port=args.port) as broker:
-        print(f"driftline: local broker (Tansu) at {broker.bootstrap}; log: {broker.log_path}; Ctrl-C stops it",
-              flush=True)
-        try:
+    try:
+        with local_broker(port=args.port, log_path=args.log) as broker:
+            print(f"driftline: local broker (Tansu) at {broker.bootstrap}; log: {broker.log_path}; Ctrl-C, "
+                  "SIGTERM or SIGHUP stops it", flush=True)
             while True:
                 time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM/SIGHUP (BrokerStopped): the broker stopped in order
+        pass
     return 0
 
 
@@ -177,13 +184,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from dataflows.cli.logs import configure_logging
     from dataflows.cli.run_log import RunLog
     from dataflows.flows.runner import run_flow, stop_on_sigterm
+    from dataflows.kafka.topic_check import require_topics
     from features.config import load_config
 
-    log_format = configure_logging(args.log_format)
+    log_format = configure_logging(args.log_format, level=getattr(logging, args.log_level.upper()))
     config = load_config(args.config)
     position = _cluster(args)
     execution = _execution(args, position)
     admin_client(args.bootstrap, config.kafka)  # a property librdkafka refuses stops here, not inside the flow
+    require_topics(args.bootstrap, _input_topic_keys(config, FLOWS[args.flow].input_topics(config)), config.kafka,
+                   args.config)  # a typo in a topic name stops here; nothing creates the flow's input
     counters = FlowCounters()
     source = KafkaInput(args.bootstrap, FLOWS[args.flow].input_topics(config), stop_at_end=args.stop_at_end,
                         counters=counters, settings=config.kafka)
@@ -203,6 +213,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _input_topic_keys(config: Config, topics: tuple[str, ...]) -> dict[str, str]:
+    """The config key that names each input topic (the events topic, each model's labels topic)."""
+    keys = {config.source.topic: "source.topic"}
+    for i, spec in enumerate(config.models):
+        keys.setdefault(spec.labels.topic, f"models[{i}].labels.topic")
+    return {keys.get(topic, "source.topic"): topic for topic in topics}
+
+
 def _cluster(args: argparse.Namespace) -> ClusterPosition:
     from dataflows.flows.cluster_env import cluster_position
 
@@ -211,6 +229,7 @@ def _cluster(args: argparse.Namespace) -> ClusterPosition:
 
 def _execution(args: argparse.Namespace, position: ClusterPosition) -> Execution:
     from dataflows.flows.runner import Execution
+    from features.config import Config
     from features.config_values import ConfigError, parse_duration_ms
 
     workers, process_id, addresses = position.workers, position.process_id, position.addresses
@@ -337,6 +356,7 @@ _COMMANDS = {"broker": _cmd_broker, "run": _cmd_run, "replay": _cmd_replay, "pro
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `driftline` console script."""
     from dataflows.flows.runner import Terminated
+    from dataflows.kafka.topic_check import KafkaUnreachable
     from dataflows.serving.writer import OnlineStoreError
     from features.config_values import ConfigError
 
@@ -352,6 +372,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _report("interrupted", "interrupted")
         return 130
+    except KafkaUnreachable as exc:  # an operating problem: the message; the traceback only at debug level
+        _report("error", str(exc), exc if _debug(args) else None)
+        return 1
     except Exception as exc:
         from dataflows.cli.logs import is_configured
 
@@ -359,6 +382,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         _report("crashed", f"{type(exc).__name__}: {exc}", exc)  # the traceback as a field of one JSON line
         return 1
+
+
+def _debug(args: argparse.Namespace) -> bool:
+    return getattr(args, "log_level", "info") == "debug"
 
 
 def _report(event: str, message: str, exc: BaseException | None = None) -> None:

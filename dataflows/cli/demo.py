@@ -108,7 +108,7 @@ def run_demo(args: argparse.Namespace) -> int:
             with ProgressPrinter(flow_progress(counters)):
                 run_flow(flow)
         counters = combined_counters(per_flow)
-        summary = "\n".join(filter(None, (flow_summary(counters), samples_summary(counters))))
+        summary = "\n".join(filter(None, (flow_summary(counters, config.source.late_topic), samples_summary(counters))))
         print("\n" + summary)
         model_lines, model_stories = demo_model_report(bootstrap, config, *concept_drift_ms(spec))
         if model_lines:

@@ -51,6 +51,6 @@ def replay(config_path: Path, input_path: Path, output_dir: Path, flows: list[st
                 run_flow(flow)
     counters = combined_counters(per_flow)
     if not quiet:
-        print(flow_summary(counters))
+        print(flow_summary(counters, late_topic=f"{config.source.late_topic}.jsonl"))
         print(f"outputs written to {output_dir}/", file=sys.stderr)
     return counters

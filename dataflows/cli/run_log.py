@@ -28,7 +28,7 @@ from dataflows.counters import FlowCounters
 from dataflows.flows.registry import FLOWS
 from dataflows.cli.logs import Ticker, log_event
 from dataflows.cli.progress import ProgressPrinter, RateMeter
-from dataflows.flows.runner import Execution
+from dataflows.flows.runner import Execution, resume_epoch
 from dataflows.cli.status_lines import flow_progress, flow_summary
 from features.config import Config
 
@@ -53,6 +53,7 @@ def start_fields(flow: str, config: Config, bootstrap: str, execution: Execution
         "cluster_from": origin,
         "recovery_dir": str(execution.recovery_dir) if execution.recovery_dir else None,
         "snapshot_interval_s": execution.epoch_interval_s,
+        "resumed_from_epoch": resume_epoch(execution.recovery_dir) if execution.recovery_dir else None,
         "metrics_port": metrics_port,
     }
 
@@ -95,6 +96,7 @@ class RunLog:
                  min_progress_interval_s: float = MIN_PROGRESS_INTERVAL_S) -> None:
         self._counters = counters or FlowCounters()
         self._start = start_fields(flow, config, bootstrap, execution, origin, metrics_port)
+        self._late_topic = config.source.late_topic
         stream = stream or sys.stderr
         if log_format == "text" and stream.isatty():
             self._progress: Any = ProgressPrinter(flow_progress(self._counters), stream=stream)
@@ -105,7 +107,9 @@ class RunLog:
         self._text = log_format == "text"
 
     def __enter__(self) -> RunLog:
-        log_event(LOGGER, "run_start", f"starting flow {self._start['flow']!r}", **self._start)
+        resumed = self._start["resumed_from_epoch"]
+        how = "fresh start" if resumed is None else f"resuming from the snapshot of epoch {resumed}"
+        log_event(LOGGER, "run_start", f"starting flow {self._start['flow']!r} ({how})", **self._start)
         self._progress.__enter__()
         return self
 
@@ -114,7 +118,7 @@ class RunLog:
         outcome = "finished" if exc_type is None else "stopped"
         message = f"flow {self._start['flow']!r} {outcome}"
         if self._text:  # people read the summary; the fields are for machines
-            log_event(LOGGER, "run_end", message + "\n" + flow_summary(self._counters))
+            log_event(LOGGER, "run_end", message + "\n" + flow_summary(self._counters, self._late_topic))
         else:
             log_event(LOGGER, "run_end", message, outcome=outcome, flow=self._start["flow"],
                       process_id=self._start["process_id"], **end_fields(self._counters))

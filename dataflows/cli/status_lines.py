@@ -31,7 +31,7 @@ def flow_progress(counters: FlowCounters) -> Callable[[], str]:
     return render
 
 
-def flow_summary(counters: FlowCounters) -> str:
+def flow_summary(counters: FlowCounters, late_topic: str = "<topic>.late") -> str:
     """A multi-line summary of what a flow saw and wrote.
 
     >>> counters = FlowCounters()
@@ -54,7 +54,7 @@ def flow_summary(counters: FlowCounters) -> str:
     if counters.get("features_out") or counters.get("late"):
         lines.append(f"  feature messages out  {counters.get('features_out'):,}")
         lines += [f"    {name:<21} {n:,}" for name, n in counters.with_prefix("features_out.").items()]
-        lines.append(f"  late events (kept)    {counters.get('late'):,}")
+        lines.append(f"  late events (to {late_topic}) {counters.get('late'):,}")
     if counters.get("drift_summaries_out"):
         lines.append(f"  drift summaries out   {counters.get('drift_summaries_out'):,}")
         lines.append(f"  drift events out      {counters.get('drift_events_out'):,}")

@@ -23,6 +23,7 @@ and rejected labels on `<labels topic>.dlq`.
 
 from __future__ import annotations
 
+import logging
 import time
 import zlib
 from collections.abc import Callable
@@ -55,7 +56,7 @@ from features.models.messages import (
 )
 from features.models.feature_inputs import FeatureInputs
 from features.models.runner import input_vector
-from features.models.segment import ErrorDrift, Promotion, SegmentModel, Snapshot, WindowMetrics
+from features.models.segment import ErrorDrift, Promotion, SegmentModel, Snapshot, SnapshotFailed, WindowMetrics
 from features.partition_progress import PartitionProgress
 from features.stream_order import NEVER, OrderedRelease
 
@@ -253,6 +254,9 @@ class _ShardState:
         self.features = features
 
 
+LOGGER = logging.getLogger("driftline.model")
+
+
 class _ModelLogic(StatefulBatchLogic[Any, list[OutMessage], _ShardState]):
     """One model shard: events and labels in event-time order through each segment's model."""
 
@@ -316,6 +320,13 @@ class _ModelLogic(StatefulBatchLogic[Any, list[OutMessage], _ShardState]):
                 out.extend(OutMessage(spec.snapshots_topic, name_key, encode(part))
                            for part in snapshot_messages(spec.name, segment, r, self.river_version, now))
                 counts["model.snapshots"] = counts.get("model.snapshots", 0) + 1
+                continue
+            elif kind is SnapshotFailed:  # the flow goes on; the next snapshot is tried as usual
+                counts["model.snapshot_errors"] = counts.get("model.snapshot_errors", 0) + 1
+                LOGGER.error("model %r (segment %r, version %d, %s) could not be snapshotted: %s", spec.name,
+                             segment, r.version, r.kind, r.error,
+                             extra={"event": "snapshot_failed", "fields": {"model": spec.name, "segment": segment,
+                                                                           "error": r.error}})
                 continue
             elif kind is ErrorDrift:
                 msg = error_drift_event(spec.name, segment, spec.task, r, now)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import gc
 import os
+import shutil
 import signal
+import sqlite3
 import tempfile
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -58,8 +60,37 @@ def prepare_recovery_dir(directory: Path, partitions: int) -> bool:
             os.replace(part, directory / part.name)
         staging.rmdir()
     else:
-        os.replace(staging, directory)  # atomic, also over an empty directory
+        try:
+            os.replace(staging, directory)  # atomic, also over an empty directory
+        except OSError:  # another process sharing the directory made it first
+            if not any(directory.glob("part-*.sqlite3")):
+                raise
+            shutil.rmtree(staging, ignore_errors=True)
+            return False
     return True
+
+
+def resume_epoch(directory: Path) -> int | None:
+    """The epoch of the last snapshot a run with this recovery directory resumes from; None if none.
+
+    Reads the committed epochs of the Bytewax partitions found there (the oldest commit over
+    the partitions is where a resume starts). None when the directory is missing or empty.
+
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp()) / "recovery"
+    >>> resume_epoch(d), prepare_recovery_dir(d, 1), resume_epoch(d)
+    (None, True, None)
+    """
+    epochs = []
+    for part in sorted(directory.glob("part-*.sqlite3")) if directory.is_dir() else ():
+        try:
+            with closing(sqlite3.connect(f"file:{part}?mode=ro", uri=True)) as db:
+                row = db.execute("SELECT MAX(commit_epoch) FROM commits").fetchone()
+        except sqlite3.Error:
+            continue
+        if row and row[0] is not None:
+            epochs.append(int(row[0]))
+    return min(epochs) if epochs else None
 
 
 class Terminated(Exception):

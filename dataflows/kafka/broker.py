@@ -11,14 +11,16 @@ second, so each test session gets a fresh one on a free loopback port.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,11 +129,63 @@ def wait_until_ready(bootstrap: str, timeout_s: float, process: subprocess.Popen
     raise BrokerError(f"the broker at {bootstrap} did not answer within {timeout_s:.0f} s: {last_error}")
 
 
+def _die_with_parent(parent_pid: int) -> Callable[[], None]:
+    """A `preexec_fn` asking Linux to SIGKILL the child when its parent dies (even by `kill -9`).
+
+    `prctl(PR_SET_PDEATHSIG)` is tied to the thread that started the child: start the broker
+    from a thread that lives as long as it (the main thread, as every caller here does).
+    """
+    def arm() -> None:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # not Linux: the signal handlers still stop it in order
+            return
+        if os.getppid() != parent_pid:  # the parent died before the request was made
+            os._exit(1)
+    return arm
+
+
+_PR_SET_PDEATHSIG = 1
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+class BrokerStopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP reached a process running a local broker: unwind so the broker stops in order."""
+
+
 @contextlib.contextmanager
-def local_broker(port: int | None = None, startup_timeout_s: float = 30.0) -> Iterator[RunningBroker]:
+def _signals_unwind() -> Iterator[None]:
+    """In the main thread, SIGTERM and SIGHUP (left at their default, which would kill us without
+    cleaning up) raise `BrokerStopped` instead, so `local_broker` stops its child on the way out."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise BrokerStopped(signal.Signals(signum).name)
+
+    previous = {}
+    for signum in _STOP_SIGNALS:
+        if signal.getsignal(signum) is signal.SIG_DFL:
+            previous[signum] = signal.signal(signum, stop)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
+def local_broker(port: int | None = None, startup_timeout_s: float = 30.0,
+                 log_path: Path | None = None) -> Iterator[RunningBroker]:
     """Start Tansu on a free loopback port, wait until it answers, stop it on exit.
 
-    The broker's output goes to a log file whose tail is shown if it fails to start.
+    The broker's output goes to `log_path` if given (kept), else to a temporary log that is
+    deleted on exit unless the broker failed (its tail is shown if it fails to start).
+    Tansu dies with this process whatever stops it: an exit, Ctrl-C, SIGTERM or SIGHUP
+    (handled while they are at their default) stop it in order, and `kill -9` of this
+    process kills it through `PR_SET_PDEATHSIG` (Linux).
 
     >>> with local_broker() as broker:            # doctest: +SKIP
     ...     print(broker.bootstrap)
@@ -140,8 +194,13 @@ def local_broker(port: int | None = None, startup_timeout_s: float = 30.0) -> It
     binary = find_binary()
     port = port or free_port()
     bootstrap = f"127.0.0.1:{port}"
-    log_file = tempfile.NamedTemporaryFile(prefix="driftline-tansu-", suffix=".log", delete=False)
-    log_path = Path(log_file.name)
+    keep_log = log_path is not None
+    if log_path is not None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_file = open(log_path, "ab")  # noqa: SIM115 - closed in the finally below
+    else:
+        log_file = tempfile.NamedTemporaryFile(prefix="driftline-tansu-", suffix=".log", delete=False)
+        log_path = Path(log_file.name)
     env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
     try:
         process = subprocess.Popen(
@@ -151,20 +210,27 @@ def local_broker(port: int | None = None, startup_timeout_s: float = 30.0) -> It
             stdin=subprocess.DEVNULL,
             env=env,
             start_new_session=True,  # a Ctrl-C in the terminal reaches us, and we stop it in order
+            preexec_fn=_die_with_parent(os.getpid()),  # noqa: PLW1509 - async-signal-safe: one prctl call
         )
     except OSError as exc:
         log_file.close()
         raise BrokerError(f"could not run {binary}: {exc}; {_INSTALL_HINT}") from exc
+    started = False
     try:
-        try:
-            wait_until_ready(bootstrap, startup_timeout_s, process)
-        except BrokerError as exc:
-            tail = log_path.read_text(errors="replace")[-2000:]
-            raise BrokerError(f"{exc}\n--- broker log ({log_path}) ---\n{tail}") from None
-        yield RunningBroker(bootstrap=bootstrap, pid=process.pid, log_path=log_path)
+        with _signals_unwind():
+            try:
+                wait_until_ready(bootstrap, startup_timeout_s, process)
+            except BrokerError as exc:
+                tail = log_path.read_text(errors="replace")[-2000:]
+                raise BrokerError(f"{exc}\n--- broker log ({log_path}) ---\n{tail}") from None
+            started = True
+            yield RunningBroker(bootstrap=bootstrap, pid=process.pid, log_path=log_path)
     finally:
+        died = process.poll() is not None  # it exited under us: a failure, keep its log
         _stop(process)
         log_file.close()
+        if started and not died and not keep_log:
+            log_path.unlink(missing_ok=True)
 
 
 def _stop(process: subprocess.Popen, grace_s: float = 5.0) -> None:

@@ -32,7 +32,8 @@ def model_counter_lines(counters: FlowCounters) -> list[str]:
         f"  events too late for the models {counters.get('model.late_events'):,}",
         f"  metric windows {counters.get('model.windows'):,}, snapshots {counters.get('model.snapshots'):,}, "
         f"error drifts {counters.get('model.error_drifts'):,}, promotions {counters.get('model.promotions'):,}",
-    ]
+    ] + ([f"  snapshots that failed  {counters.get('model.snapshot_errors'):,} (the model could not be pickled; "
+          "see the snapshot_failed log lines)"] if counters.get("model.snapshot_errors") else [])
 
 
 def _weighted(windows: list[dict[str, Any]], metric: str) -> float | None:

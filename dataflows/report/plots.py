@@ -124,7 +124,8 @@ def drift_over_time(column: ColumnReport) -> str:
         if not series.points:
             continue
         xs, ys = _held([(p.start_ms, p.end_ms, p.value) for p in series.points])
-        ax.plot(xs, ys, color=SCALE_COLOURS[i % 4], linewidth=1.4, label=f"{column.test} at {series.label}")
+        ax.plot(xs, ys, color=SCALE_COLOURS[i % 4], linewidth=1.4, label=f"{column.test} at {series.label}",
+                gid=f"drift-series-{i}")
     ax.axhline(column.threshold, color=SEVERITY_COLOURS["warning"], linestyle="--", linewidth=1,
                label=f"warning {column.threshold:g}")
     top = max([p.value for s in column.series for p in s.points] + [column.threshold])
@@ -133,7 +134,7 @@ def drift_over_time(column: ColumnReport) -> str:
                    label=f"critical {column.critical:g}")
     for alert in column.alerts:
         began = alert.get("began")
-        if began:
+        if began and alert.get("test") == column.test:  # shade where this statistic's drift began
             ax.axvspan(*_times([began["start_ms"], began["end_ms"]]), color=SEVERITY_COLOURS[alert["severity"]],
                        alpha=0.18, linewidth=0)
         ax.plot(_times([alert["window"]["end_ms"]]), [1.0], marker="v", markersize=10, linestyle="none",

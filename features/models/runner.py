@@ -13,9 +13,11 @@ transformers and the estimator), so a pickled snapshot loads with River alone.
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from features.models import deep_pickle
 from features.models.config import Preprocessing, build_estimator
 
 
@@ -79,6 +81,15 @@ class ModelRunner:
         """Learn one labelled example."""
         self.model.learn_one(x, y)
         self.learned += 1
+
+    def __getstate__(self) -> tuple[Any, ...]:
+        """The estimator as pickle bytes made by `deep_pickle.dumps`: Bytewax recovery pickles
+        the model flow's state, and a River model can be deeper than the recursion limit."""
+        return deep_pickle.dumps(self.model), self.kind, self.classify, self.serial, self.learned
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        model, self.kind, self.classify, self.serial, self.learned = state
+        self.model = pickle.loads(model)
 
 
 def input_vector(fields: Mapping[str, Any], inputs: Sequence[str]) -> dict[str, Any]:

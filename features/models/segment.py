@@ -27,11 +27,13 @@ from __future__ import annotations
 
 import math
 import pickle
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from features.models import deep_pickle
 from features.models.config import ModelSpec
+from features.models.label_clock import LabelClock
 from features.models.metrics import PairedScores, WindowScores
 from features.models.runner import ModelRunner
 
@@ -104,6 +106,16 @@ class Snapshot:
     metrics: dict[str, float | int | None]
 
 
+@dataclass(frozen=True)
+class SnapshotFailed:
+    """The champion could not be pickled: no snapshot this time; the flow goes on (counted, logged)."""
+
+    as_of_ms: int
+    version: int
+    kind: str
+    error: str
+
+
 class SegmentModel:
     """The online model of one (model, segment); its whole state pickles into Bytewax recovery."""
 
@@ -129,7 +141,7 @@ class SegmentModel:
         self.resolved: OrderedDict[str, tuple[int, bool]] = OrderedDict()
         self.adwin = ADWIN(delta=spec.adwin_delta)
         self.error_n, self.error_sum = 0, 0.0  # ADWIN's window: its own properties cost more than this
-        self.label_times: deque[int] = deque(maxlen=4096)  # where ADWIN's cut falls in time
+        self.label_times = LabelClock()  # where ADWIN's cut falls in time
         self.paired = PairedScores(spec.promotion_window)
         self.window_start: int | None = None
         self.scores = WindowScores()
@@ -233,7 +245,7 @@ class SegmentModel:
     def _watch_error(self, time_ms: int, error: float, out: list[Any]) -> None:
         adwin = self.adwin
         adwin.update(error)
-        self.label_times.append(time_ms)
+        self.label_times.add(time_ms)
         self.error_n += 1
         self.error_sum += error
         if not adwin.drift_detected:
@@ -242,8 +254,8 @@ class SegmentModel:
         dropped = self.error_n - kept
         dropped_mean = (self.error_sum - kept_mean * kept) / dropped if dropped > 0 else kept_mean
         self.error_n, self.error_sum = kept, kept_mean * kept
-        times = self.label_times
-        began = (times[-kept - 1], times[-kept]) if kept < len(times) else None
+        began = self.label_times.began(kept)
+        self.label_times.keep_last(kept)
 
         def std(m: float) -> float | None:
             return math.sqrt(max(m * (1 - m), 0.0)) if self.classify else None
@@ -270,6 +282,7 @@ class SegmentModel:
         self.paired = PairedScores(self.spec.promotion_window)
         self.adwin = type(self.adwin)(delta=self.spec.adwin_delta)  # the new champion's errors from here
         self.error_n, self.error_sum = 0, 0.0
+        self.label_times.reset()
         if self.spec.challenger.start == "always":
             self._start_challenger(time_ms)
 
@@ -371,16 +384,19 @@ class SegmentModel:
         return {"labelled": self.labelled, "expired": self.expired,
                 name: (mean if self.classify or mean is None else -mean)}
 
-    def _snapshot(self, as_of_ms: int) -> Snapshot | None:
+    def _snapshot(self, as_of_ms: int) -> Snapshot | SnapshotFailed | None:
         if self.champion.learned == self.snapshot_learned:
             return None  # nothing new to save
         self.snapshot_learned = self.champion.learned
-        return self.snapshot(as_of_ms)
+        try:
+            return self.snapshot(as_of_ms)
+        except (pickle.PicklingError, TypeError, AttributeError, RecursionError, MemoryError) as exc:
+            return SnapshotFailed(as_of_ms, self.version, self.champion.kind, f"{type(exc).__name__}: {exc}")
 
     def snapshot(self, as_of_ms: int) -> Snapshot:
-        """The champion, pickled, with its version and metrics."""
+        """The champion, pickled (also when deeper than the recursion limit), with its version and metrics."""
         return Snapshot(as_of_ms, self.version, self.champion.kind, self.champion.learned,
-                        pickle.dumps(self.champion.model, protocol=pickle.HIGHEST_PROTOCOL), self.prequential())
+                        deep_pickle.dumps(self.champion.model), self.prequential())
 
     def flush(self, as_of_ms: int) -> list[Any]:
         """The inputs ended: close the open window and snapshot the champion as of `as_of_ms`."""

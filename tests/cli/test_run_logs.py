@@ -120,5 +120,39 @@ def test_an_unreachable_broker_ends_the_run_with_one_json_error_line(tmp_path: P
                           text=True, timeout=120)
     assert done.returncode == 1
     records = [orjson.loads(line) for line in done.stderr.splitlines()]  # still only JSON lines
-    assert records[-1]["event"] == "crashed" and records[-1]["level"] == "error"
-    assert "cannot reach Kafka" in records[-1]["message"] and "Traceback" in records[-1]["error"]
+    assert records[-1]["event"] == "error" and records[-1]["level"] == "error"
+    assert "cannot reach Kafka" in records[-1]["message"] and "Traceback" not in done.stderr  # --log-level debug
+
+
+def test_the_summary_says_where_late_events_went() -> None:
+    from dataflows.cli.status_lines import flow_summary
+
+    counters = FlowCounters()
+    counters.add({"events_in": 5, "valid": 5, "features_out": 3, "late": 2})
+    summary = flow_summary(counters, late_topic="rides.late")
+    assert "late events (to rides.late)" in summary and "(kept)" not in summary
+
+
+def test_run_start_says_whether_it_resumes_from_a_snapshot(restore_logging, tmp_path: Path) -> None:
+    import bytewax.operators as op
+    from bytewax.dataflow import Dataflow
+    from bytewax.testing import TestingSink, TestingSource
+
+    from dataflows.flows.runner import run_flow
+
+    def start_record(execution: Execution) -> dict:
+        out = io.StringIO()
+        configure_logging("json", stream=out)
+        with RunLog("features", parse_config(make_config("r-")), "k:9092", execution, "flags", stream=out):
+            pass
+        return orjson.loads(out.getvalue().splitlines()[0])
+
+    execution = Execution(recovery_dir=tmp_path / "recovery")
+    fresh = start_record(execution)
+    assert fresh["resumed_from_epoch"] is None and "fresh start" in fresh["message"]
+    flow = Dataflow("resume")
+    op.output("out", op.input("in", flow, TestingSource(range(10))), TestingSink([]))
+    run_flow(flow, execution)
+    resumed = start_record(execution)
+    assert isinstance(resumed["resumed_from_epoch"], int) and resumed["resumed_from_epoch"] >= 1
+    assert f"resuming from the snapshot of epoch {resumed['resumed_from_epoch']}" in resumed["message"]

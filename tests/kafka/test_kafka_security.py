@@ -29,7 +29,7 @@ REFUSED = KafkaSettings((("security.protocol", "bogus"), ("sasl.password", SECRE
 
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "dataflows.cli.commands", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "dataflows.cli", *args], capture_output=True, text=True,
                           timeout=300, env={**os.environ, "CI": "true", **env})
 
 

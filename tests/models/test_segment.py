@@ -278,3 +278,67 @@ def test_outputs_do_not_depend_on_how_often_time_advances(steps, extra_times) ->
         return [o if not isinstance(o, Snapshot) else (o.as_of_ms, o.learned) for o in out]
 
     assert run([]) == run(extra_times)
+
+
+def test_error_drift_window_runs_from_the_new_regime_to_the_detection() -> None:
+    """A slow change that ADWIN finds with thousands of labels in its new regime: the event still
+    says when the new regime began (it said began=None, a 1 ms window, past 4096 labels)."""
+    from features.models.messages import error_drift_event
+
+    seg = SegmentModel(spec(kind="river.linear_model.LogisticRegression"), None)
+    rng = random.Random(3)
+    out: list[object] = []
+    for i in range(40_000):  # one label a second; label noise 5% -> 9% from label 20,000
+        x = rng.uniform(-1, 1)
+        y = (x > 0) != (rng.random() < (0.05 if i < 20_000 else 0.09))
+        out += seg.on_event(str(i), i * 1000, {"x": x})
+        out += seg.on_label(str(i), i * 1000, y)
+        if any(isinstance(o, ErrorDrift) and o.time_ms >= 20_000_000 for o in out):
+            break
+    drifts = [o for o in out if isinstance(o, ErrorDrift) and o.time_ms >= 20_000_000]  # not the learning
+    assert drifts and drifts[0].after[0] > 4096  # the case that lost its start
+    d = drifts[0]
+    first_new = d.time_ms // 1000 + 1 - d.after[0]  # label number of the new regime's first label
+    assert d.began is not None and d.began[0] < d.began[1]
+    assert abs(d.began[1] // 1000 - first_new) <= 4  # within the sampling stride of the label clock
+    event = error_drift_event("m", None, "classification", d, d.time_ms)
+    window = event["window"]
+    assert event["began"] is not None and window["start_ms"] == d.began[1] and window["end_ms"] == d.time_ms
+    assert event["scale_ms"] == d.time_ms - d.began[1] > 1000 * 4000
+
+
+def test_a_deep_hoeffding_tree_regressor_snapshots_recovers_and_scores_like_river() -> None:
+    """River's TrumpApproval, one event a second, into a Hoeffding tree regressor: its numeric
+    observers grow into long chains on the ever-increasing `ordinal_date`, deeper than pickle's
+    recursion limit. Snapshots, the recovery pickle and River's MAE all hold."""
+    inputs = tuple(next(iter(datasets.TrumpApproval()))[0])
+    seg = SegmentModel(spec(kind="hoeffding_tree_regressor", task="regression", params={"grace_period": 50},
+                            inputs=inputs, snapshot_every_ms=100_000), None)
+    out: list[object] = []
+    for i, (x, y) in enumerate(datasets.TrumpApproval()):
+        out += seg.on_event(str(i), i * 1000, x)
+        out += seg.on_label(str(i), i * 1000, y)
+        if i == 500:  # the recovery path: the whole segment pickles (Bytewax snapshots) and resumes
+            seg = pickle.loads(pickle.dumps(seg))
+    out += seg.flush(10**9)
+    expected = evaluate.progressive_val_score(datasets.TrumpApproval(),
+                                              tree.HoeffdingTreeRegressor(grace_period=50), metrics.MAE()).get()
+    assert seg.prequential()["mae"] == pytest.approx(expected, rel=1e-9)
+    snapshots = [o for o in out if isinstance(o, Snapshot)]
+    assert len(snapshots) >= 5
+    model = pickle.loads(snapshots[-1].model_pickle)  # what `driftline model export` gives a service
+    x0 = next(iter(datasets.TrumpApproval()))[0]
+    assert model.predict_one(x0) == seg.champion.model.predict_one(x0)
+
+
+def test_a_model_that_cannot_be_pickled_gives_a_failed_snapshot_and_goes_on() -> None:
+    from features.models.segment import SnapshotFailed
+
+    seg = SegmentModel(spec(snapshot_every_ms=1_000), None)
+    seg.champion.model.hook = lambda: None  # a lambda does not pickle
+    out: list[object] = []
+    for i in range(50):
+        out += seg.on_event(str(i), i * 100, {"x": float(i % 7)})
+        out += seg.on_label(str(i), i * 100, i % 2 == 0)
+    failed = [o for o in out if isinstance(o, SnapshotFailed)]
+    assert failed and "lambda" in failed[0].error and seg.labelled == 50

@@ -194,6 +194,19 @@ def page_requests(net_log: Path) -> list[str]:
             if e["type"] == start_job and e.get("params", {}).get("network_isolation_key", "").startswith("file://")]
 
 
+def assert_every_column_chart_has_a_series(html: str) -> None:
+    """Each column's "drift over time" chart draws at least one series (not only levels and markers)."""
+    sections = html.split('data-section="column"')[1:]
+    assert sections
+    for section in sections:
+        chart = section.split("drift over time")[0]  # the title comes after the series in the SVG
+        assert 'id="drift-series-' in chart, section[:300]
+
+
+def test_every_column_chart_draws_its_statistic(replayed: dict) -> None:
+    assert_every_column_chart_has_a_series(replayed["html"].read_text())
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian: apt-get install chromium; "
                                              ".ci/run installs it)")
 def test_the_page_renders_in_headless_chromium_without_network_requests(replayed: dict, tmp_path: Path) -> None:
@@ -222,6 +235,7 @@ def test_the_page_renders_in_headless_chromium_without_network_requests(replayed
     assert [a["data-column"] for a in page.with_attr("data-rank")][:2] == \
            [a["data-column"] for a in replayed["page"].with_attr("data-rank")][:2]
     assert dom.count("<svg") >= 2 * 5 + 1  # two plots per column and the flow health
+    assert_every_column_chart_has_a_series(dom)
     sources = [a.get("src", "") for _, a in page.elements if "src" in a]
     assert all(s.startswith("data:") for s in sources)
 

@@ -60,3 +60,17 @@ def test_alerted_column_first_new_category_and_reference_of_the_first_windows() 
     assert max(one_minute[t] for t in range(120_000, 360_000, 60_000)) < 0.5 < min(
         one_minute[t] for t in range(360_000, 540_000, 60_000))
     assert data.by_severity == {"critical": 1, "warning": 0, "info": 0}
+
+
+def test_a_column_whose_worst_alert_is_an_expectation_charts_its_drift_statistic() -> None:
+    """An expectation (range, in) has no statistic over time: the chart shows the monitor's drift
+    test for the column (it showed nothing, scaled to the expectation's 1e-9 level)."""
+    expectations = [{**ALERT, "id": f"inputs/{column}/{test}/1m/60000", "column": column, "kind": "expectation",
+                     "test": test, "window": {"start_ms": 0, "end_ms": 60_000},
+                     "began": {"start_ms": 0, "end_ms": 540_000}}
+                    for column, test in (("price", "range"), ("payment", "in"))]
+    data = build_report([MONITOR], {"drift.summaries": MESSAGES, "drift.events": expectations}, NAMES)
+    for column in data.columns:
+        assert column.test in (MONITOR.numeric_tests + MONITOR.categorical_tests), column.test
+        assert column.threshold >= 0.01 and any(s.points for s in column.series), column.column
+        assert len(column.alerts) == 1 and column.alerts[0]["kind"] == "expectation"  # still marked
