@@ -13,6 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from dataflows.flows.runner import resume_epoch
 from dataflows.kafka.broker import RunningBroker, create_topics, free_port
 from features.config import parse_config
 from tests.flow_fixtures import event_lines, make_config, to_toml
@@ -57,10 +58,10 @@ def test_resume_with_more_and_with_fewer_processes(broker: RunningBroker, topic_
         procs = start(suffix, *before, recovery)
         first_topic = configs[suffix].feature_sets[0].topic
         deadline = time.monotonic() + 180
-        while _written(broker.bootstrap, first_topic) == 0:  # working, with snapshots being taken
+        # Working, and a snapshot committed (batches are large: the first epochs can take a while).
+        while _written(broker.bootstrap, first_topic) == 0 or not resume_epoch(recovery):
             assert time.monotonic() < deadline and all(p.poll() is None for p in procs), log.read_text()[-3000:]
-            time.sleep(0.2)
-        time.sleep(1.0)
+            time.sleep(0.1)
         assert all(p.poll() is None for p in procs), "the run finished before the stop; use more events"
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
