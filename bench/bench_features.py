@@ -18,7 +18,16 @@ One run prints, for the same topic of ~200-byte ride events (3 partitions, one w
 - fold_window: Bytewax's own `fold_window` per entity doing the shared subset (tumbling
   1 min count + mean + max), null sink;
 - quix: Quix Streams doing the same subset (tumbling window per message key), null sink;
-- driftline at --big-entities entities, for peak memory.
+- pathway: Pathway (Rust engine) doing the same subset with its own Kafka connector, null
+  sink (bench/peer_pathway.py says how it is stopped and timed);
+- driftline 2 processes ÷ 1: the reference job as a two-process Bytewax cluster against one
+  process, both through `driftline run` (start-up included in both);
+- driftline at --big-entities entities, for peak memory, with emit = "final" and with the
+  hopping and last-N sets on emit = "changes" (output messages counted);
+- wide: 10 feature sets, 200 features (counts, sums, means, extremes, std, distinct, shares,
+  last-N quantiles) on the same topic;
+- churn: --churn-events events of entities that live ~5 s of event time (a thousand or two
+  active at once): RSS at the end ÷ RSS at mid-run (bounded state is a plateau, ~1.0).
 
 Each case runs in its own process (so peak RSS is its own). Baselines get a null sink while
 driftline writes its output to Kafka: the ratios are conservative for driftline.
@@ -67,6 +76,78 @@ weight_field = "price"
 k = 20
 id_field = "ride_id"
 """
+
+
+def wide_sets() -> str:
+    """10 fraud-style feature sets with 20 features each, on the ride topic."""
+    windows = ['{ type = "tumbling", length = "1m" }', '{ type = "tumbling", length = "5m" }',
+               '{ type = "hopping", length = "10m", step = "1m" }', '{ type = "hopping", length = "30m", step = "5m" }',
+               '{ type = "last_n", n = 10, every = "1m" }', '{ type = "last_n", n = 50, every = "1m" }',
+               '{ type = "tumbling", length = "15m" }', '{ type = "hopping", length = "5m", step = "1m" }',
+               '{ type = "tumbling", length = "1h" }', '{ type = "last_n", n = 20, every = "5m" }']
+    features = ['{ name = "n", agg = "count" }', '{ name = "rate", agg = "rate" }']
+    for pay in ("card", "cash", "wallet"):
+        features.append(f'{{ name = "n_{pay}", agg = "count", where = {{ field = "payment", eq = "{pay}" }} }}')
+        features.append(f'{{ name = "share_{pay}", agg = "share", field = "payment", value = "{pay}" }}')
+    for field in ("price", "distance_km"):
+        for agg in ("sum", "mean", "min", "max", "std"):
+            features.append(f'{{ name = "{agg}_{field}", agg = "{agg}", field = "{field}" }}')
+    features += ['{ name = "kinds", agg = "distinct", field = "payment" }',
+                 '{ name = "p90_price", agg = "quantile", field = "price", q = 0.9 }']
+    assert len(features) == 20
+    return "".join(f'\n[[feature_sets]]\nname = "wide_{i}"\nwindow = {w}\nfeatures = [{", ".join(features)}]\n'
+                   for i, w in enumerate(windows))
+
+
+def reference_document(variant: str = "") -> str:
+    """The reference job's TOML, or a variant: "samples", "changes" (hopping and last-N on emit =
+    changes), "wide" (the 10-set config instead of the reference sets)."""
+    text = CONFIG.read_text()
+    if variant == "samples":
+        return text + SAMPLE_SETS
+    if variant == "changes":
+        text = text.replace('[[feature_sets]]\nname = "bench_10m"\nwindow = { type = "hopping", length = "10m", step = "1m" }\n',
+                            '[[feature_sets]]\nname = "bench_10m"\nwindow = { type = "hopping", length = "10m", step = "1m" }\nemit = "changes"\n')
+        text = text.replace('window = { type = "last_n", n = 10, every = "1m" }\n',
+                            'window = { type = "last_n", n = 10, every = "1m" }\nemit = "changes"\n')
+        assert text.count('emit = "changes"') == 2, "reference_job.toml changed: update the changes variant"
+        return text
+    if variant == "wide":
+        return text[: text.index("[[feature_sets]]")] + wide_sets()
+    return text
+
+
+def produce_churn(bootstrap: str, topic: str, events: int, seed: int = 3) -> None:
+    """Rides of short-lived entities: each block of 10,000 events (5 s of event time) has 1,000
+    entities of its own, ten rides each."""
+    from confluent_kafka import Producer
+
+    from dataflows.kafka.io import producer_config
+
+    producer = Producer({**producer_config(bootstrap), "enable.idempotence": "false", "acks": "1",
+                         "linger.ms": 50, "queue.buffering.max.messages": 500_000})
+    rng = np.random.default_rng(seed)
+    started = time.perf_counter()
+    for lo in range(0, events, 50_000):
+        n = min(50_000, events - lo)
+        idx = np.arange(lo, lo + n)
+        ts = START_MS + idx * 1000 // EVENT_TIME_RATE
+        users = (idx // 10_000) * 1_000 + rng.integers(0, 1_000, n)
+        price = np.round(rng.gamma(2.0, 8.0, n), 2)
+        for i in range(n):
+            user = f"user-{users[i]:08d}"
+            value = orjson.dumps({"ride_id": f"r-{idx[i]:09d}", "area": user, "ts": int(ts[i]), "price": float(price[i]),
+                                  "distance_km": 1.0, "payment": "card"})
+            while True:
+                try:
+                    producer.produce(topic, value, user.encode())
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+        producer.poll(0)
+        _progress(f"producing {topic}", lo + n, events, started)
+    producer.flush()
+    print(file=sys.stderr)
 
 
 def _progress(label: str, done: int, total: int, started: float) -> None:
@@ -131,6 +212,7 @@ def case_floor(bootstrap: str, topic: str, events: int) -> dict:
     consumer.assign([TopicPartition(topic, p, 0) for p in list_partitions(bootstrap, topic)])
     loads = orjson.loads
     seen = 0
+    cpu = time.process_time()
     started = time.perf_counter()
     while seen < events:
         for msg in consumer.consume(2000, 1.0):
@@ -138,8 +220,9 @@ def case_floor(bootstrap: str, topic: str, events: int) -> dict:
                 loads(msg.value())
                 seen += 1
     elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu
     consumer.close()
-    return {"events": seen, "seconds": elapsed}
+    return {"events": seen, "seconds": elapsed, "cpu_seconds": cpu}
 
 
 def _run_bytewax(flow) -> float:
@@ -163,34 +246,104 @@ def case_bytewax_floor(bootstrap: str, topic: str, events: int) -> dict:
     counted = op.count_final("n", parsed, lambda _: "all")
     out: list = []
     op.output("out", counted, TestingSink(out))
+    cpu = time.process_time()
     elapsed = _run_bytewax(flow)
-    return {"events": out[0][1], "seconds": elapsed}
+    return {"events": out[0][1], "seconds": elapsed, "cpu_seconds": time.process_time() - cpu}
 
 
-def reference_config(samples: bool = False):
-    """The reference job's config, with the sample sets of SAMPLE_SETS when `samples`."""
+def reference_config(samples: bool = False, variant: str = ""):
+    """The reference job's config (with the sample sets of SAMPLE_SETS when `samples`), or a variant."""
     import tomllib
 
     from features.config import parse_config
 
-    return parse_config(tomllib.loads(CONFIG.read_text() + (SAMPLE_SETS if samples else "")), CONFIG)
+    return parse_config(tomllib.loads(reference_document("samples" if samples else variant)), CONFIG)
 
 
-def case_driftline(bootstrap: str, topic: str, events: int, samples: bool = False) -> dict:
+def _rss_now_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def case_driftline(bootstrap: str, topic: str, events: int, samples: bool = False, variant: str = "") -> dict:
+    import threading
+
     from dataflows.counters import FlowCounters
     from dataflows.flows.features import build_features_flow
     from dataflows.kafka.io import KafkaInput, KafkaOutput
 
-    config = reference_config(samples)
+    config = reference_config(samples, variant)
     counters = FlowCounters()
-    flow = build_features_flow(config, KafkaInput(bootstrap, [topic], stop_at_end=True), KafkaOutput(bootstrap),
+    flow = build_features_flow(config, KafkaInput(bootstrap, [topic], stop_at_end=True),
+                               KafkaOutput(bootstrap, flush_each_batch=False),
                                counters)
+    samples_rss: list[tuple[int, float]] = []  # (events read, resident MB): the state's growth over the run
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.25):
+            samples_rss.append((counters.get("events_in"), _rss_now_mb()))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     cpu = time.process_time()
     elapsed = _run_bytewax(flow)
     cpu = time.process_time() - cpu  # every thread of the process: robust to other load on the machine
+    done.set()
+    samples_rss.append((counters.get("events_in"), _rss_now_mb()))
     c = counters.snapshot()
+    mid = min(samples_rss, key=lambda s: abs(s[0] - events / 2))
     return {"events": c.get("valid", 0), "seconds": elapsed, "cpu_seconds": cpu, "outputs": c.get("features_out", 0),
-            "late": c.get("late", 0), "samples": c.get("samples_out", 0), "sample_items": c.get("sample_items", 0)}
+            "late": c.get("late", 0), "samples": c.get("samples_out", 0), "sample_items": c.get("sample_items", 0),
+            "rss_mid_mb": mid[1], "rss_end_mb": samples_rss[-1][1]}
+
+
+def case_driftline_changes(bootstrap: str, topic: str, events: int) -> dict:
+    return case_driftline(bootstrap, topic, events, variant="changes")
+
+
+def case_driftline_wide(bootstrap: str, topic: str, events: int) -> dict:
+    return case_driftline(bootstrap, topic, events, variant="wide")
+
+
+def _cli_run(bootstrap: str, topic: str, processes: int) -> dict:
+    """The reference job through `driftline run`, as one process or a cluster of `processes`."""
+    from dataflows.kafka.broker import free_port
+
+    directory = Path(tempfile.mkdtemp(prefix="driftline-bench-cluster-"))
+    config = directory / "job.toml"
+    config.write_text(reference_document().replace('topic = "bench.rides"', f'topic = "{topic}"'))
+    addresses = ";".join(f"127.0.0.1:{free_port()}" for _ in range(processes))
+    base = [sys.executable, "-m", "dataflows.cli", "run", "features", "--config", str(config), "--bootstrap", bootstrap,
+            "--stop-at-end", "--log-format", "json"]
+    started = time.perf_counter()
+    procs = [subprocess.Popen(base + (["-i", str(i), "-a", addresses] if processes > 1 else []),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for i in range(processes)]
+    logs = [p.communicate()[1] for p in procs]
+    elapsed = time.perf_counter() - started
+    if any(p.returncode for p in procs):
+        raise RuntimeError("driftline run failed:\n" + "\n".join(log[-2000:] for log in logs))
+    valid = 0
+    for log in logs:
+        for line in log.splitlines():
+            if '"run_end"' in line:
+                valid += orjson.loads(line)["counters"].get("valid", 0)
+    shutil.rmtree(directory, ignore_errors=True)
+    return {"events": valid, "seconds": elapsed, "note": f"{processes} process(es) via driftline run, start included"}
+
+
+def case_cli_1proc(bootstrap: str, topic: str, events: int) -> dict:
+    return _cli_run(bootstrap, topic, 1)
+
+
+def case_cli_2proc(bootstrap: str, topic: str, events: int) -> dict:
+    return _cli_run(bootstrap, topic, 2)
+
+
+def case_pathway(bootstrap: str, topic: str, events: int) -> dict:
+    from peer_pathway import case_pathway as run
+
+    return run(bootstrap, topic, events)
 
 
 def case_driftline_samples(bootstrap: str, topic: str, events: int) -> dict:
@@ -278,7 +431,9 @@ def case_quix(bootstrap: str, topic: str, events: int) -> dict:
 
 
 CASES = {"floor": case_floor, "bytewax_floor": case_bytewax_floor, "driftline": case_driftline,
-         "driftline_samples": case_driftline_samples, "fold_window": case_fold_window, "quix": case_quix}
+         "driftline_samples": case_driftline_samples, "fold_window": case_fold_window, "quix": case_quix,
+         "pathway": case_pathway, "driftline_changes": case_driftline_changes, "driftline_wide": case_driftline_wide,
+         "cli_1proc": case_cli_1proc, "cli_2proc": case_cli_2proc}
 
 
 def run_case(name: str, bootstrap: str, topic: str, events: int) -> dict:
@@ -299,8 +454,10 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--entities", type=int, default=10_000)
     parser.add_argument("--big-entities", type=int, default=1_000_000)
+    parser.add_argument("--churn-events", type=int, default=4_000_000)
     parser.add_argument("--skip", default="",
-                        help="comma-separated: quix, fold_window, bytewax_floor, driftline_samples, big")
+                        help="comma-separated: quix, pathway, fold_window, bytewax_floor, driftline_samples, "
+                             "cluster, wide, big, churn")
     parser.add_argument("--sample-rounds", type=int, default=2,
                         help="alternating runs with and without sample sets (the least CPU of each is compared)")
     parser.add_argument("--output", type=Path, default=HERE / "results" / "features.json")
@@ -319,18 +476,18 @@ def main() -> int:
 
     skip = set(filter(None, args.skip.split(",")))
     config = reference_config(samples=True)
+    wide = reference_config(variant="wide")
     results: dict[str, dict] = {}
     with local_broker() as broker:
         bootstrap = broker.bootstrap
         topic = config.source.topic
-        out_topics = [fs.topic for fs in config.feature_sets] + [config.source.dead_letter_topic,
-                                                                 config.source.late_topic] + [
-            s.topic for s in config.sample_sets]
+        out_topics = [fs.topic for fs in (*config.feature_sets, *wide.feature_sets)] + [
+            config.source.dead_letter_topic, config.source.late_topic] + [s.topic for s in config.sample_sets]
         create_topics(bootstrap, [topic, *out_topics], partitions=config.source.partitions)
         print(f"workload: {args.events:,} events, {args.entities:,} entities, local broker {bootstrap}",
               file=sys.stderr)
         produce_workload(bootstrap, topic, args.events, args.entities)
-        for name in ("floor", "bytewax_floor", "driftline", "driftline_samples", "fold_window", "quix"):
+        for name in ("floor", "bytewax_floor", "driftline", "driftline_samples", "fold_window", "quix", "pathway"):
             if name not in skip:
                 results[name] = run_case(name, bootstrap, topic, args.events)
         if "driftline" in results and "driftline_samples" in results:
@@ -341,11 +498,22 @@ def main() -> int:
                     again = run_case(name, bootstrap, topic, args.events)
                     if again["cpu_seconds"] < results[name]["cpu_seconds"]:
                         results[name]["cpu_seconds"] = again["cpu_seconds"]
+        if "wide" not in skip:
+            results["driftline_wide"] = run_case("driftline_wide", bootstrap, topic, args.events)
+        if "cluster" not in skip:
+            results["cli_1proc"] = run_case("cli_1proc", bootstrap, topic, args.events)
+            results["cli_2proc"] = run_case("cli_2proc", bootstrap, topic, args.events)
         if "big" not in skip:
             big = "bench.rides.big"
             create_topics(bootstrap, [big], partitions=config.source.partitions)
             produce_workload(bootstrap, big, args.events, args.big_entities, seed=2)
             results["driftline_big"] = run_case("driftline", bootstrap, big, args.events)
+            results["driftline_big_changes"] = run_case("driftline_changes", bootstrap, big, args.events)
+        if "churn" not in skip:
+            churn = "bench.rides.churn"
+            create_topics(bootstrap, [churn], partitions=config.source.partitions)
+            produce_churn(bootstrap, churn, args.churn_events)
+            results["driftline_churn"] = run_case("driftline", bootstrap, churn, args.churn_events)
 
     # The floor is the faster of the two ways to read and parse the topic (one consumer for
     # all partitions, or our input's consumer per partition inside Bytewax).
@@ -356,14 +524,26 @@ def main() -> int:
               "driftline_samples": "driftline reference job + 3 sample sets",
               "fold_window": "Bytewax fold_window, tumbling subset",
               "quix": "Quix Streams, tumbling subset",
-              "driftline_big": f"driftline reference job, {args.big_entities:,} entities"}
+              "pathway": "Pathway, tumbling subset",
+              "driftline_wide": "driftline wide: 10 sets, 200 features",
+              "cli_1proc": "driftline run, 1 process (start included)",
+              "cli_2proc": "driftline run, 2 processes (start included)",
+              "driftline_big": f"driftline reference job, {args.big_entities:,} entities",
+              "driftline_big_changes": f"  same, hopping + last-N on emit = changes",
+              "driftline_churn": f"driftline, churn: {args.churn_events:,} events, short-lived entities"}
     print(f"\nreference job: {args.events:,} events, one worker, 2-core machine; "
           f"ratio = events/s ÷ floor ({floor:,.0f}/s, the faster read-and-parse case)")
-    print(f"{'case':<52} {'events/s':>10} {'÷ floor':>8} {'outputs':>9} {'peak RSS':>9}")
+    # On a shared machine wall time also measures the neighbours: events per CPU-second of the
+    # process (all its threads) is printed too, against the floor's.
+    cpu_floor = max((results[n]["events"] / results[n]["cpu_seconds"] for n in ("floor", "bytewax_floor")
+                     if n in results and results[n].get("cpu_seconds")), default=None)
+    print(f"{'case':<52} {'events/s':>10} {'÷ floor':>8} {'ev/CPU-s':>9} {'÷ floor':>8} {'outputs':>10} {'peak RSS':>9}")
     for name, r in results.items():
         outputs = f"{r['outputs']:,}" if "outputs" in r else "-"
-        print(f"{labels[name]:<52} {r['events_per_s']:>10,.0f} {r['events_per_s'] / floor:>8.2f} "
-              f"{outputs:>9} {r['peak_rss_mb']:>7,.0f}MB")
+        per_cpu = r["events"] / r["cpu_seconds"] if r.get("cpu_seconds") else None
+        cpu_text = f"{per_cpu:>9,.0f} {per_cpu / cpu_floor:>8.2f}" if per_cpu and cpu_floor else f"{'-':>9} {'-':>8}"
+        print(f"{labels[name]:<52} {r['events_per_s']:>10,.0f} {r['events_per_s'] / floor:>8.2f} {cpu_text} "
+              f"{outputs:>10} {r['peak_rss_mb']:>7,.0f}MB")
     ours = results.get("driftline")
     sampled = results.get("driftline_samples")
     if ours and sampled:
@@ -373,9 +553,19 @@ def main() -> int:
               f"(wall time added: {ours['events_per_s'] / sampled['events_per_s'] - 1:+.1%}; "
               f"CPU time per event added: {cpu_added:+.1%})")
     if ours:
-        for peer in ("fold_window", "quix"):
+        for peer in ("fold_window", "quix", "pathway"):
             if peer in results:
-                print(f"driftline ÷ {peer}: {ours['events_per_s'] / results[peer]['events_per_s']:.1f}x")
+                print(f"driftline ÷ {peer}: {ours['events_per_s'] / results[peer]['events_per_s']:.2f}x")
+    if "cli_1proc" in results and "cli_2proc" in results:
+        print(f"2 processes ÷ 1: {results['cli_2proc']['events_per_s'] / results['cli_1proc']['events_per_s']:.2f} "
+              "(the broker shares the 2 cores)")
+    if "driftline_big" in results and "driftline_big_changes" in results:
+        print(f"emit = changes at {args.big_entities:,} entities: "
+              f"{results['driftline_big_changes']['outputs']:,} messages instead of {results['driftline_big']['outputs']:,}")
+    if "driftline_churn" in results:
+        churned = results["driftline_churn"]
+        print(f"churn: RSS at the end ÷ at mid-run {churned['rss_end_mb'] / churned['rss_mid_mb']:.2f} "
+              f"({churned['rss_mid_mb']:,.0f} MB -> {churned['rss_end_mb']:,.0f} MB)")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_bytes(orjson.dumps({"events": args.events, "entities": args.entities,
                                           "big_entities": args.big_entities, "results": results},

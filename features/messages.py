@@ -24,15 +24,18 @@ from features.events import Rejection
 DEAD_LETTER_SCHEMA = "driftline.dead_letter/1"
 
 
-@functools.lru_cache(maxsize=1 << 16)  # window bounds repeat across entities
+@functools.lru_cache(maxsize=1 << 16)  # times repeat within a second and across entities
+def _iso_second(second: int) -> str:
+    return datetime.fromtimestamp(second, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.")
+
+
 def iso_utc(ms: int) -> str:
     """Epoch milliseconds as an ISO-8601 UTC string with millisecond precision.
 
-    >>> iso_utc(0)
-    '1970-01-01T00:00:00.000Z'
+    >>> iso_utc(0), iso_utc(-1)
+    ('1970-01-01T00:00:00.000Z', '1969-12-31T23:59:59.999Z')
     """
-    moment = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    return f"{_iso_second(ms // 1000)}{ms % 1000:03d}Z"
 
 
 def b64(data: bytes | None) -> str | None:

@@ -201,7 +201,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from dataflows.flows.metrics import serve_metrics
 
         serve_metrics(counters, args.metrics_port)
-    sink = KafkaOutput(args.bootstrap, config.kafka)
+    sink = KafkaOutput(args.bootstrap, config.kafka, flush_each_batch=args.recovery_dir is not None)
     if args.flow == "features":
         from dataflows.cli.serving import with_online_store
 

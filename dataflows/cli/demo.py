@@ -104,7 +104,7 @@ def run_demo(args: argparse.Namespace) -> int:
             per_flow.append(counters)
             print(f"running flow {name!r}: {FLOWS[name].summary}", file=sys.stderr)
             source = KafkaInput(bootstrap, FLOWS[name].input_topics(config), stop_at_end=True, settings=config.kafka)
-            flow = FLOWS[name].build(config, source, KafkaOutput(bootstrap, config.kafka), counters)
+            flow = FLOWS[name].build(config, source, KafkaOutput(bootstrap, config.kafka, flush_each_batch=False), counters)
             with ProgressPrinter(flow_progress(counters)):
                 run_flow(flow)
         counters = combined_counters(per_flow)

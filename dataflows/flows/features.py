@@ -206,6 +206,11 @@ def feature_stage(batches: Stream[EventBatch], config: Config, counters: FlowCou
 
         def builder(resume: ColumnarEngine | None, sets: list[FeatureSet] = sets, default: bool = default,
                     ) -> _ShardLogic:
+            if resume is not None and not isinstance(resume, ColumnarEngine):
+                raise RuntimeError(
+                    "the recovery directory holds the features flow's state of an older driftline (per-event "
+                    "engine); this version keeps it in arrays and cannot read it. Resume with the version that "
+                    "wrote it, or start with a new --recovery-dir (the flow then reads its input from the start).")
             if resume is not None:
                 resume.progress.resumed(clock_ms())
             engine = resume or ColumnarEngine(sets, config.source.lateness_ms, statics, partitions, config.schema)

@@ -6,9 +6,12 @@ partition's next offset in the recovery snapshot (inputs are read exactly once p
 and can be *bounded*: with `stop_at_end=True` each partition stops at the end offset it
 had when the flow started, even while producers keep writing.
 
-`KafkaOutput` writes `(topic, key, value)` triples and flushes after each batch, so a
-batch is acknowledged by the broker before Bytewax commits the epoch that produced it
-(at-least-once; consumers drop duplicates by the message `id`).
+`KafkaOutput` writes `(topic, key, value)` triples (and `MessageBatch`es of them). With
+recovery on it flushes after each batch, so a batch is acknowledged by the broker before
+Bytewax commits the epoch that produced it (at-least-once; consumers drop duplicates by the
+message `id`). Without recovery a restart reads its input from the start again, so the
+producer only waits for acknowledgements when its queue is full and at the end of the run:
+the flow does not stall on a broker round trip per batch.
 """
 
 from __future__ import annotations
@@ -210,8 +213,9 @@ def producer_config(bootstrap: str, settings: KafkaSettings = KafkaSettings(),
 
 
 class _OutputPartition(StatelessSinkPartition[OutMessage]):
-    def __init__(self, producer: Producer) -> None:
+    def __init__(self, producer: Producer, flush_each_batch: bool) -> None:
         self._producer = producer
+        self._flush_each_batch = flush_each_batch
         self._errors: list[str] = []
 
     def _on_delivery(self, err: KafkaError | None, _msg: object) -> None:
@@ -241,7 +245,13 @@ class _OutputPartition(StatelessSinkPartition[OutMessage]):
                     produce(item[0], item[2], item[1], on_delivery=on_delivery)
                 except BufferError:
                     retry(*item)
-        self._producer.flush()
+        if self._flush_each_batch:
+            self._producer.flush()
+        else:
+            self._producer.poll(0)  # serve delivery reports (errors only) without waiting
+        self._raise_errors()
+
+    def _raise_errors(self) -> None:
         if self._errors:
             first, count = self._errors[0], len(self._errors)
             self._errors.clear()
@@ -249,14 +259,20 @@ class _OutputPartition(StatelessSinkPartition[OutMessage]):
 
     def close(self) -> None:
         self._producer.flush()
+        self._raise_errors()
 
 
 class KafkaOutput(DynamicSink[OutMessage]):
-    """Writes `OutMessage`s to their topics; each worker has its own producer."""
+    """Writes `OutMessage`s to their topics; each worker has its own producer.
 
-    def __init__(self, bootstrap: str, settings: KafkaSettings = KafkaSettings()) -> None:
+    `flush_each_batch`: wait for the broker's acknowledgement of every batch (needed with
+    recovery, see the module docstring); the default is the safe choice.
+    """
+
+    def __init__(self, bootstrap: str, settings: KafkaSettings = KafkaSettings(), flush_each_batch: bool = True) -> None:
         self._bootstrap = bootstrap
         self._settings = settings
+        self._flush_each_batch = flush_each_batch
 
     @property
     def client_config(self) -> dict[str, object]:
@@ -268,4 +284,4 @@ class KafkaOutput(DynamicSink[OutMessage]):
         return producer_config(self._bootstrap, self._settings)
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _OutputPartition:
-        return _OutputPartition(new_client(Producer, self.client_config, self._settings))
+        return _OutputPartition(new_client(Producer, self.client_config, self._settings), self._flush_each_batch)

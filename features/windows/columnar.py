@@ -227,9 +227,9 @@ class ColumnarEngine:
         self.panes: list[tuple[str, PaneWindows | LastNWindows]] = []  # the sets held in arrays
         self.legacy = []
         for fs in feature_sets:
-            if fs.window.type in ("tumbling", "hopping") and fs.emit == "final":
+            if fs.window.type in ("tumbling", "hopping") and fs.emit in ("final", "changes"):
                 self.panes.append((fs.name, PaneWindows(fs, lateness_ms, schema)))
-            elif fs.window.type == "last_n" and fs.emit == "final":
+            elif fs.window.type == "last_n" and fs.emit in ("final", "changes"):
                 self.panes.append((fs.name, LastNWindows(fs, schema, fs.state_ttl_ms)))
             else:
                 self.legacy.append(new_window_state(fs, (statics or {}).get(fs.name)))
@@ -376,6 +376,8 @@ class ColumnarEngine:
         if ready.any():
             gone = eids[ready]
             self.entity_max[gone] = NEVER
+            for _, panes in self.panes:
+                panes.forget(gone)
             self.ids.release(gone)
             self.evicted += len(gone)
         if not ready.all():

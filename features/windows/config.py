@@ -48,7 +48,7 @@ AGGREGATIONS = ("count", "sum", "mean", "min", "max", "std", "first", "last", "d
                 "quantile", "median", "rate", "share")
 NUMERIC_AGGS = frozenset({"sum", "mean", "min", "max", "std", "quantile", "median"})
 FIELD_AGGS = NUMERIC_AGGS | {"first", "last", "distinct", "share"}
-EMIT_MODES = ("final", "update")
+EMIT_MODES = ("final", "update", "changes")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
 
@@ -242,6 +242,10 @@ def parse_feature_set(table: Mapping[str, Any], schema: EventSchema, prefix: str
                               "rename one of the two features.")
         seen.add(feature.name)
     emit = read_choice(table, "emit", prefix, EMIT_MODES, default="final")
+    window_type = read_table(table, "window", prefix, required=True).get("type")
+    if emit == "changes" and window_type not in ("hopping", "last_n"):
+        raise ConfigError(join_key(prefix, "emit"), '"changes" only on hopping and last_n windows', emit,
+                          'use emit = "final": every other window has values of its own, so each one is a change.')
     update_every = 0
     if emit == "update":
         update_every = read_duration_ms(table, "update_every", prefix, default="10s")

@@ -38,7 +38,7 @@ from features.partition_progress import NEVER
 from features.schema import EventSchema
 from features.windows.config import FeatureSet
 from features.windows.aggregates import EXACT_VALUES_CAP
-from features.windows.panes import ColumnAggregates, DueIndex, WindowBlock, run_ends
+from features.windows.panes import ChangeFilter, ColumnAggregates, DueIndex, WindowBlock, _take, run_ends
 
 DEFAULT_STATE_TTL_MS = 86_400_000  # a day of event time
 
@@ -48,8 +48,9 @@ class LastNWindows:
 
     def __init__(self, feature_set: FeatureSet, schema: EventSchema | None = None,
                  state_ttl_ms: int = DEFAULT_STATE_TTL_MS) -> None:
-        if feature_set.window.type != "last_n" or feature_set.emit != "final":
-            raise ValueError("last-N windows serve last_n sets with emit = final")
+        if feature_set.window.type != "last_n" or feature_set.emit not in ("final", "changes"):
+            raise ValueError("last-N windows serve last_n sets with emit = final or changes")
+        self.changes = ChangeFilter() if feature_set.emit == "changes" else None
         self.spec = feature_set
         self.schema = schema
         self.n = feature_set.window.n
@@ -75,6 +76,8 @@ class LastNWindows:
             old = getattr(self, name)
             grown[: len(old)] = old
             setattr(self, name, grown)
+        if self.changes is not None:
+            self.changes.grow(size)
         self.capacity = size
 
     def live(self, entity_ids: np.ndarray) -> np.ndarray:
@@ -158,6 +161,8 @@ class LastNWindows:
         aggregates.add(slots, t_sorted[index], columns, objects)
         values = aggregates.values(np.arange(len(rows_e))[:, None], np.ones((len(rows_e), 1), bool), rows_b - starts)
         block = WindowBlock(rows_e, starts, rows_b, counts, values)
+        if self.changes is not None:
+            block = _take(block, self.changes.keep(rows_e, values))
 
         # Keep, per entity, the N newest events before its last written boundary and all after.
         e_lo = np.searchsorted(e_sorted, involved, "left")
@@ -188,6 +193,8 @@ class LastNWindows:
         self.latest[entity_ids] = NEVER
         self.emitted[entity_ids] = NEVER
         self.pending_last[entity_ids] = NEVER
+        if self.changes is not None:
+            self.changes.forget(entity_ids)
 
     def flush(self) -> WindowBlock:
         """Write every pending boundary (the inputs have ended)."""

@@ -33,11 +33,13 @@ from __future__ import annotations
 
 import heapq
 import math
+from hashlib import blake2b
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
 
 from features.windows.aggregates import (
     EXACT_DISTINCT_CAP,
@@ -123,6 +125,43 @@ class DueIndex:
 
     def __len__(self) -> int:
         return sum(len(p) for parts in self._ids.values() for p in parts)
+
+
+class ChangeFilter:
+    """`emit = "changes"`: keep a window only when its values differ from the last ones written
+    for its entity. Compares 64-bit BLAKE2 digests of the values' JSON, so the state is eight
+    bytes per entity and the same in every process (recovery gives the same choices).
+
+    >>> changes = ChangeFilter()
+    >>> changes.grow(2)
+    >>> changes.keep(np.array([0, 0, 0, 1]), {"n": [1, 1, 2, 1]}).tolist()
+    [True, False, True, True]
+    """
+
+    def __init__(self) -> None:
+        self.digests = np.zeros(0, np.int64)  # 0: nothing written yet
+
+    def grow(self, capacity: int) -> None:
+        if capacity > len(self.digests):
+            grown = np.zeros(max(capacity, 2 * len(self.digests), 64), np.int64)
+            grown[: len(self.digests)] = self.digests
+            self.digests = grown
+
+    def forget(self, entity_ids: np.ndarray) -> None:
+        self.digests[entity_ids] = 0
+
+    def keep(self, entity_ids: np.ndarray, values: Mapping[str, list[Any]]) -> np.ndarray:
+        """Which rows to write, rows in order (an entity's windows by end); updates the last digests."""
+        columns = list(values.values())
+        rows = list(zip(*columns)) if columns else [()] * len(entity_ids)
+        digests = self.digests
+        keep = np.zeros(len(entity_ids), bool)
+        for i, (e, row) in enumerate(zip(entity_ids.tolist(), rows)):
+            digest = int.from_bytes(blake2b(orjson.dumps(row), digest_size=8).digest(), "little", signed=True) or 1
+            if digest != digests[e]:
+                digests[e] = digest
+                keep[i] = True
+        return keep
 
 
 @dataclass(frozen=True, eq=False)
@@ -428,8 +467,13 @@ class PaneWindows:
 
     def __init__(self, feature_set: FeatureSet, lateness_ms: int, schema: EventSchema | None = None) -> None:
         window = feature_set.window
-        if window.type not in ("tumbling", "hopping") or feature_set.emit != "final":
-            raise ValueError(f"pane windows serve tumbling and hopping sets with emit = final, not {window.type}")
+        if window.type not in ("tumbling", "hopping") or feature_set.emit not in ("final", "changes"):
+            raise ValueError(f"pane windows serve tumbling and hopping sets with emit = final or changes, "
+                             f"not {window.type} with {feature_set.emit}")
+        # emit = "changes": only windows whose values changed, and one empty window once the
+        # entity's last pane has left (so a reader knows its values went back to empty).
+        self.changes = ChangeFilter() if feature_set.emit == "changes" else None
+        self.empty_end = np.zeros(0, np.int64)  # with changes: the end of the empty window still to write
         self.spec = feature_set
         self.step = window.step_ms if window.type == "hopping" else window.length_ms
         self.panes = window.length_ms // self.step
@@ -458,11 +502,21 @@ class PaneWindows:
         next_end[: len(self.next_end)] = self.next_end
         self.pane_k, self.count, self.next_end = pane_k, count, next_end
         self.aggregates.resize(slots)
+        if self.changes is not None:
+            self.changes.grow(size)
+            empty_end = np.full(size, -1, np.int64)
+            empty_end[: len(self.empty_end)] = self.empty_end
+            self.empty_end = empty_end
         self.capacity = size
 
     def live(self, entity_ids: np.ndarray) -> np.ndarray:
-        """Whether each entity still has panes (an open window)."""
+        """Whether each entity still has panes (an open window), or an empty window to write."""
         return self.next_end[entity_ids] != NO_END
+
+    def forget(self, entity_ids: np.ndarray) -> None:
+        """The entities' ids are being released (they hold no panes)."""
+        if self.changes is not None:
+            self.changes.forget(entity_ids)
 
     # ------------------------------------------------------------------ adding
 
@@ -518,6 +572,9 @@ class PaneWindows:
         held = self.pane_k.reshape(-1, ring)[entity_ids]
         last_pane = held.max(axis=1)
         last = np.minimum(watermarks - watermarks % step, (last_pane + panes) * step)  # no window past the panes
+        if self.changes is not None:  # an entity waiting only for its empty window
+            waiting = self.empty_end[entity_ids]
+            last = np.where(last_pane < 0, waiting, np.maximum(last, np.minimum(waiting, watermarks)))
         last = np.maximum(last, first)
         n_ends = (last - first) // step + 1
         eids = np.repeat(entity_ids, n_ends)
@@ -528,8 +585,14 @@ class PaneWindows:
         valid = self.pane_k[slots] == k
         counts = np.where(valid, self.count[slots], 0).sum(axis=1)
         keep = counts > 0  # windows over gaps between an entity's panes have no row
+        if self.changes is not None:
+            keep |= ends == self.empty_end[eids]
         eids, ends, slots, valid, counts = eids[keep], ends[keep], slots[keep], valid[keep], counts[keep]
         block = self._block(eids, ends, slots, valid, counts)
+        if self.changes is not None:
+            self.empty_end[np.unique(eids)] = -1  # written (or overtaken by events)
+            written = self.changes.keep(eids, block.values)
+            block = _take(block, written)
         # Drop what no later window reads: panes whose last window has just been emitted.
         last_end = np.zeros(self.capacity, np.int64)
         np.maximum.at(last_end, eids, ends)
@@ -546,20 +609,50 @@ class PaneWindows:
         alive = remaining != np.iinfo(np.int64).max
         nxt = np.full(len(done), NO_END, np.int64)
         nxt[alive] = np.maximum(last_end[done][alive] + step, (remaining[alive] + 1) * step)
+        if self.changes is not None:  # the empty window after the last window with events, still to write
+            last_full = np.zeros(self.capacity, np.int64)
+            np.maximum.at(last_full, eids, np.where(counts > 0, ends, 0))
+            emptied = ~alive & (last_full[done] > 0)
+            nxt[emptied] = last_full[done][emptied] + step
+            self.empty_end[done[emptied]] = nxt[emptied]
+            alive = alive | emptied
         self.next_end[done] = nxt
         if alive.any():
             self.due.schedule(done[alive], nxt[alive])
         return block
 
     def flush(self) -> WindowBlock:
-        """Emit every open window (the inputs have ended)."""
-        live = np.flatnonzero(self.next_end[: self.capacity] != NO_END)
-        return self.close(live, np.full(len(live), np.iinfo(np.int64).max // 4, np.int64))
+        """Emit every open window (the inputs have ended), and with changes the emptied windows after them."""
+        blocks = []
+        while True:
+            live = np.flatnonzero(self.next_end[: self.capacity] != NO_END)
+            if not live.size:
+                break
+            blocks.append(self.close(live, np.full(len(live), np.iinfo(np.int64).max // 4, np.int64)))
+        if len(blocks) == 1:
+            return blocks[0]
+        if not blocks:
+            return _empty_block(self)
+        order = np.lexsort((np.concatenate([b.ends for b in blocks]), np.concatenate([b.entity_ids for b in blocks])))
+        merged = WindowBlock(*(np.concatenate([getattr(b, f) for b in blocks])[order]
+                               for f in ("entity_ids", "starts", "ends", "counts")),
+                             {name: [v for b in blocks for v in b.values[name]] for name in blocks[0].values})
+        picked = order.tolist()
+        return WindowBlock(merged.entity_ids, merged.starts, merged.ends, merged.counts,
+                           {name: [column[i] for i in picked] for name, column in merged.values.items()})
 
     def _block(self, eids: np.ndarray, ends: np.ndarray, slots: np.ndarray, valid: np.ndarray,
                counts: np.ndarray) -> WindowBlock:
         length = self.step * self.panes
         return WindowBlock(eids, ends - length, ends, counts, self.aggregates.values(slots, valid, length))
+
+
+def _take(block: WindowBlock, keep: np.ndarray) -> WindowBlock:
+    if keep.all():
+        return block
+    picked = keep.tolist()
+    return WindowBlock(block.entity_ids[keep], block.starts[keep], block.ends[keep], block.counts[keep],
+                       {name: [v for v, k in zip(column, picked) if k] for name, column in block.values.items()})
 
 
 def _empty_block(panes: PaneWindows) -> WindowBlock:

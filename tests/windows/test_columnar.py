@@ -149,3 +149,41 @@ def test_state_is_bounded_under_churn():
     assert max(logged[50:]) <= 1.2 * max(logged[10:50])
     assert max(held) < 5_000
     assert engine.ids.capacity < 6_000  # ids are reused
+
+
+CHANGES = (
+    FeatureSet("h3m", "area", "features.h3m", WindowSpec("hopping", 3 * MINUTE, MINUTE), ALL_AGGS),
+    FeatureSet("last3", "area", "features.last3", WindowSpec("last_n", step_ms=MINUTE, n=3),
+               (FeatureSpec("med", "median", "price"), FeatureSpec("n", "count"))),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(streams())
+def test_emit_changes_carries_the_same_information(case):
+    """With emit = "changes", the latest row written at or before each window end holds that window's
+    final values; rows are only written when values change; a hopping entity's emptied window is written."""
+    from dataclasses import replace
+
+    batches, lateness = case
+    changed_sets = tuple(replace(fs, name=fs.name + "_c", emit="changes") for fs in CHANGES)
+    rows, _ = _run_columnar(CHANGES + changed_sets, batches, lateness, snapshot_every=2)
+    final = {}
+    changes = {}
+    for r in rows:
+        target = changes if r.feature_set.endswith("_c") else final
+        target.setdefault((r.feature_set.removesuffix("_c"), r.entity), []).append(r)
+    assert set(changes) == set(final)
+    for key, finals in final.items():
+        written = sorted(changes[key], key=lambda r: r.end_ms)
+        for before, after in zip(written, written[1:]):
+            assert before.values != after.values  # only changes are written
+        for f in finals:
+            latest = [c for c in written if c.end_ms <= f.end_ms][-1]
+            assert latest.values == f.values  # the same information
+        ends = {f.end_ms for f in finals}
+        for c in written:
+            assert c.end_ms in ends or (key[0] == "h3m" and c.event_count == 0)
+        if key[0] == "h3m":  # the entity's windows end empty, once
+            assert written[-1].event_count == 0 and written[-1].end_ms > max(ends)
+    assert sum(map(len, changes.values())) <= sum(map(len, final.values())) + len(final)
