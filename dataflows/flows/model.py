@@ -293,6 +293,7 @@ class _JoinLogic(StatefulBatchLogic[Any, tuple[str, Any], _JoinState]):
         now = self.clock_ms()
         late = [0, 0]
         arrival = self.arrival
+        before = 0  # arrival order: labels earlier in the order than their event (not used)
         for key, items, part, high in values:
             state.key = key
             for item in items:
@@ -304,13 +305,21 @@ class _JoinLogic(StatefulBatchLogic[Any, tuple[str, Any], _JoinState]):
                     target = out[shard_of[segment]]
                     target.append(item)
                     for label_time, label in router.event(join_key, t, segment):
-                        # in the arrival order, a label that came first is learned right after its event
-                        target.append((LABEL, max(label_time, t) if arrival else label_time, join_key, segment,
-                                       label[0], label[1]))
+                        if arrival and label_time < t:
+                            before += 1
+                            continue
+                        target.append((LABEL, label_time, join_key, segment, label[0], label[1]))
                 else:
                     found, segment = router.label(join_key, t, (payload, own))
                     if found:
+                        # In the arrival order a label joins only an event before it in the order:
+                        # whether an event later in the order has come yet depends on timing.
+                        if arrival and router.segments[join_key][0] > t:
+                            before += 1
+                            continue
                         out[shard_of[segment]].append((LABEL, t, join_key, segment, payload, own))
+        if before:
+            self.counters.add({"model.labels_unmatched": before})
             if high is not None:
                 progress.report(part, high, now)
         if late[EVENT] or late[LABEL]:
@@ -370,7 +379,11 @@ class _ModelLogic(StatefulBatchLogic[Any, list[OutMessage], _ShardState]):
         now = self.clock_ms()
         out: list[OutMessage] = []
         predictions = labels = 0
-        for rank, _order_t, key, segment, payload, t in items:
+        arrival = spec.order == "arrival"
+        for rank, t, key, segment, payload, own in items:
+            # A segment's clock is the order time: in the arrival order, the sequence time (so
+            # TTLs, windows and snapshots depend on the sequence alone, not on when the
+            # watermark moved); a prediction still says its event's own time.
             model = segments.get(segment)
             if model is None:
                 model = segments[segment] = SegmentModel(spec, segment)
@@ -378,9 +391,11 @@ class _ModelLogic(StatefulBatchLogic[Any, list[OutMessage], _ShardState]):
             if rank == EVENT:
                 x = payload[1]
                 if features is not None:
-                    x = {**x, **features.on_event(t, payload[2])}
+                    x = {**x, **features.on_event(own, payload[2])}
                 results = model.on_event(key, t, x)
                 served = results.pop()
+                if arrival and own != t:
+                    served = served._replace(time_ms=own)
                 out.append(OutMessage(spec.topic, key.encode(),
                                       encode(prediction_message(spec.name, segment, served, payload[0], now))))
                 predictions += 1
