@@ -318,10 +318,10 @@ class _JoinLogic(StatefulBatchLogic[Any, tuple[str, Any], _JoinState]):
                             before += 1
                             continue
                         out[shard_of[segment]].append((LABEL, t, join_key, segment, payload, own))
-        if before:
-            self.counters.add({"model.labels_unmatched": before})
             if high is not None:
                 progress.report(part, high, now)
+        if before:
+            self.counters.add({"model.labels_unmatched": before})
         if late[EVENT] or late[LABEL]:
             self.counters.add({"model.late_events": late[EVENT], "model.late_labels": late[LABEL]})
         slowest = progress.slowest(now)
