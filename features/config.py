@@ -120,7 +120,7 @@ def parse_config(document: Mapping[str, Any], path: Path | None = None) -> Confi
         kafka=parse_kafka_settings(read_table(document, "kafka", "", required=False)),
         sample_sets=parse_sample_sets(document.get("sample_sets"), schema),
         monitors=parse_monitors(document.get("monitors"), schema, base_dir),
-        models=parse_models(document.get("models"), schema, source.topic, feature_sets),
+        models=parse_models(document.get("models"), schema, source.topic, feature_sets, base_dir),
         online_store=parse_online_store(document.get("online_store"), feature_sets),
     )
 

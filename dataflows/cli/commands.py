@@ -206,7 +206,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from dataflows.cli.serving import with_online_store
 
         sink = with_online_store(config, sink, counters, args.online_store_url)
-    flow = FLOWS[args.flow].build(config, source, sink, counters)
+    flow = FLOWS[args.flow].build_for(config, source, sink, counters, workers=execution.total_workers)
     with RunLog(args.flow, config, args.bootstrap, execution, position.origin, counters, args.metrics_port,
                 log_format), stop_on_sigterm():
         run_flow(flow, execution)

@@ -10,10 +10,18 @@ run, a replay and with any number of workers:
    carries only the key, reaches its segment; labels that came before their event wait
    for it. Each shard sends its items and its watermark to every model shard;
 3. per model shard (a hash of the segment into `MODEL_SHARDS`, or one shard without
-   `segment_by`): `OrderedRelease` puts events and labels in event-time order once every
+   `segment_by`; with `placement = "load"`, one shard per worker and the segments spread by
+   weight, `ShardRouting`): `OrderedRelease` puts events and labels in order once every
    join shard's watermark has passed them, and each segment's `SegmentModel` predicts,
    scores and learns. The state (models, waiting predictions) is Bytewax state: recovery
    restores it.
+
+The order (`order` in `[[models]]`): `event_time` sorts by each item's event time and waits
+for the watermark (`source.lateness` behind the slowest partition); `arrival` sorts by the
+item's *sequence time*, the largest event time its input partition had delivered when it was
+read (so it never goes back within a partition, and no item comes behind it), and waits for
+the slowest partition's sequence time only. Both orders depend only on each partition's
+sequence of messages, so a replay and a recovery make the same predictions.
 
 Outputs: `predictions.<model>` (keyed by the join key, so it is co-partitioned with the
 labels), `model.metrics` (window metrics and promotions, keyed by the model),
@@ -33,7 +41,7 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import FixedPartitionedSource
 from bytewax.operators import StatefulBatchLogic
-from bytewax.outputs import Sink
+from bytewax.outputs import DynamicSink, Sink, StatelessSinkPartition
 
 from dataflows.counters import FlowCounters
 from dataflows.flows.features import load_statics
@@ -41,6 +49,7 @@ from dataflows.flows.ingest import wall_clock_ms, writes_dead_letters
 from dataflows.flows.model_inputs import input_decoder
 from dataflows.kafka.io import OutMessage
 from dataflows.flows.metrics import MODEL_METRIC
+from dataflows.flows.worker_routing import key_on_worker
 from features.config import Config
 from features.config_values import ConfigError
 from features.windows.engine import PartitionClocks
@@ -55,6 +64,7 @@ from features.models.messages import (
     snapshot_messages,
 )
 from features.models.feature_inputs import FeatureInputs
+from features.models.placement import plan_fingerprint, plan_segments, segment_weights, worker_for
 from features.models.runner import input_vector
 from features.models.segment import ErrorDrift, Promotion, SegmentModel, Snapshot, SnapshotFailed, WindowMetrics
 from features.partition_progress import PartitionProgress
@@ -65,8 +75,10 @@ JOIN_SHARDS = 8
 MODEL_SHARDS = 16
 EVENT, LABEL = 0, 1  # ranks: at equal times an event is predicted before a label is learned
 
-# (rank, time, join key, segment, (entity, input vector) or label value)
-Item = tuple[int, int, str, str | None, Any]
+# (rank, order time, join key, segment, (entity, input vector, fields) or label value, own time):
+# the order time is the event time in the event-time order, the sequence time in the arrival order
+Item = tuple[int, int, str, str | None, Any, int]
+HASH_PLACEMENT = "hash"
 
 
 def _shard(text: str, shards: int) -> int:
@@ -99,14 +111,81 @@ def model_shard_keys(spec: ModelSpec) -> list[str]:
     return [f"{spec.name}/s{i}" for i in range(MODEL_SHARDS if spec.segment_by else 1)]
 
 
+class ShardRouting:
+    """Where a model's join shards and model shards are, and which model shard has a segment.
+
+    `placement = "hash"`: the shard keys above, placed by Bytewax's hash (any worker count
+    resumes a recovery directory). `placement = "load"`: join shard `j` on worker
+    `j % workers`, and one model shard per worker holding the segments `plan_segments` gives
+    it; each key is chosen so that Bytewax routes it to that worker (`key_on_worker`). The
+    keys, hence the recovery state, belong to that worker count and plan: `fingerprint`
+    (kept in the shards' state) tells a resumed run that they changed.
+    """
+
+    def __init__(self, spec: ModelSpec, workers: int = 1) -> None:
+        self.spec = spec
+        self.workers = workers
+        self.by_load = spec.placement.by == "load" and spec.segment_by is not None
+        if self.by_load:
+            self.weights = segment_weights(spec)
+            self.plan = plan_segments(self.weights, workers)
+            self.fingerprint = plan_fingerprint(self.plan, workers)
+            self.join_keys = [key_on_worker(f"{spec.name}/j{j}", j % workers, workers) for j in range(JOIN_SHARDS)]
+            self.model_keys = [key_on_worker(f"{spec.name}/w{w}", w, workers) for w in range(workers)]
+        else:
+            self.weights, self.plan, self.fingerprint = {}, {}, HASH_PLACEMENT
+            self.join_keys = join_shard_keys(spec)
+            self.model_keys = model_shard_keys(spec)
+
+    def model_key(self, segment: str | None) -> str:
+        """The model-shard key of a segment."""
+        if self.by_load:
+            return self.model_keys[worker_for(self.plan, segment, self.workers)]
+        return model_shard_key(self.spec, segment)
+
+    def check_resumed(self, fingerprint: str | None) -> None:
+        """Refuse to resume state placed for another worker count or plan."""
+        fingerprint = fingerprint or HASH_PLACEMENT
+        if fingerprint == self.fingerprint:
+            return
+        was = "placed by hash" if fingerprint == HASH_PLACEMENT else f"placed by load (plan {fingerprint})"
+        now = "by hash" if not self.by_load else f"by load for {self.workers} worker(s) (plan {self.fingerprint})"
+        raise ConfigError(f"models[{self.spec.name}].placement", f"the placement the recovery state was made with "
+                          f"({was})", f"a run placing segments {now}",
+                          "a segment's model cannot move to another worker on resume: restart with the worker "
+                          "count and segment weights of the run that wrote the recovery directory, or start this "
+                          'model afresh (a new --recovery-dir); placement = "hash" resumes with any worker count.')
+
+
+class _WorkerCountCheck(DynamicSink):
+    """Fails at start when the flow runs on another worker count than it was placed for."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> StatelessSinkPartition:
+        if worker_count != self.workers:
+            raise ConfigError("models.placement", f"the flow run on the {self.workers} worker(s) it was built for",
+                              worker_count, "pass the cluster's total worker count to build_model_flow(workers=...).")
+        return _NullPartition()
+
+
+class _NullPartition(StatelessSinkPartition):
+    def write_batch(self, items: list[Any]) -> None:
+        pass
+
+
 class _PartitionLogic(StatefulBatchLogic[Any, tuple[str, Any], PartitionClocks]):
     """One input partition: lateness, then each item to its join shard, with the partition's progress."""
 
-    def __init__(self, clocks: PartitionClocks, config: Config, counters: FlowCounters) -> None:
+    def __init__(self, clocks: PartitionClocks, config: Config, counters: FlowCounters,
+                 routings: dict[str, ShardRouting] | None = None) -> None:
         self.clocks = clocks
         self.config = config
         self.counters = counters
-        self.join_keys = {spec.name: join_shard_keys(spec) for spec in config.models}
+        routings = routings or {spec.name: ShardRouting(spec) for spec in config.models}
+        self.join_keys = {spec.name: routings[spec.name].join_keys for spec in config.models}
+        self.arrival = {spec.name: spec.order == "arrival" for spec in config.models}
 
     def on_batch(self, values: list[tuple[str, Any]]) -> tuple[list[tuple[str, Any]], bool]:
         config = self.config
@@ -122,6 +201,8 @@ class _PartitionLogic(StatefulBatchLogic[Any, tuple[str, Any], PartitionClocks])
         topic = part.split("-", 1)[1]
         is_label = topic != config.source.topic
         late_events = late_labels = 0
+        arrival = self.arrival
+        highs = self.clocks.high
         for item in (item for _part, items in values for item in items):  # per partition, in order
             if behind(item) is not None:
                 if is_label:
@@ -129,11 +210,14 @@ class _PartitionLogic(StatefulBatchLogic[Any, tuple[str, Any], PartitionClocks])
                 else:
                     late_events += 1
                 continue
+            t = item.time_ms
+            seq = highs[item.partition]  # the sequence time: the partition's largest time so far
             if is_label:
                 for spec in config.models:
                     if spec.labels.topic == topic:
                         key = join_keys[spec.name][_shard(item.key, JOIN_SHARDS)]
-                        groups.setdefault(key, []).append((LABEL, item.time_ms, item.key, None, item.value))
+                        groups.setdefault(key, []).append(
+                            (LABEL, seq if arrival[spec.name] else t, item.key, None, item.value, t))
                 continue
             fields = item.fields
             for spec in config.models:
@@ -144,7 +228,8 @@ class _PartitionLogic(StatefulBatchLogic[Any, tuple[str, Any], PartitionClocks])
                 vector = input_vector(fields, spec.field_inputs)
                 # Feature inputs are computed at the model shard from the event's fields.
                 payload = (item.entity, vector, fields if spec.features else None)
-                groups.setdefault(key, []).append((EVENT, item.time_ms, join_key, segment, payload))
+                groups.setdefault(key, []).append((EVENT, seq if arrival[spec.name] else t, join_key, segment,
+                                                   payload, t))
         if late_events or late_labels:
             self.counters.add({"model.late_events": late_events, "model.late_labels": late_labels})
         high = max(self.clocks.high.values(), default=None)
@@ -163,12 +248,12 @@ class _PartitionLogic(StatefulBatchLogic[Any, tuple[str, Any], PartitionClocks])
 class _ModelShardKeys(dict):
     """Segment -> model-shard key, computed once per segment (hashing per item costs)."""
 
-    def __init__(self, spec: ModelSpec) -> None:
+    def __init__(self, routing: ShardRouting) -> None:
         super().__init__()
-        self.spec = spec
+        self.routing = routing
 
     def __missing__(self, segment: str | None) -> str:
-        key = self[segment] = model_shard_key(self.spec, segment)
+        key = self[segment] = self.routing.model_key(segment)
         return key
 
 
@@ -176,25 +261,29 @@ class _JoinState:
     """A join shard's state: its key, the router, the input partitions' progress, and the
     watermark it last sent on."""
 
-    def __init__(self, spec: ModelSpec, partitions: int, lateness_ms: int) -> None:
+    def __init__(self, spec: ModelSpec, partitions: int, lateness_ms: int, placement: str = HASH_PLACEMENT) -> None:
         self.key = ""
         self.router = LabelRouter(spec.labels.ttl_ms)
         self.progress = PartitionProgress(partitions)
-        self.lateness = lateness_ms
+        # The arrival order waits for no lateness: sequence times never go back in a partition.
+        self.lateness = 0 if spec.order == "arrival" else lateness_ms
         self.watermark = NEVER
+        self.placement = placement
 
 
 class _JoinLogic(StatefulBatchLogic[Any, tuple[str, Any], _JoinState]):
     """One join shard of one model: events and labels to their model shard, with a watermark."""
 
     def __init__(self, state: _JoinState, spec: ModelSpec, counters: FlowCounters,
-                 clock_ms: Callable[[], int]) -> None:
+                 clock_ms: Callable[[], int], routing: ShardRouting | None = None) -> None:
         self.state = state
         self.spec = spec
         self.counters = counters
         self.clock_ms = clock_ms
-        self.shard_keys = model_shard_keys(spec)
-        self.shard_of = _ModelShardKeys(spec)
+        routing = routing or ShardRouting(spec)
+        self.shard_keys = routing.model_keys
+        self.shard_of = _ModelShardKeys(routing)
+        self.arrival = spec.order == "arrival"
 
     def on_batch(self, values: list[tuple[str, list[Item], str, int | None]]) -> tuple[list[tuple[str, Any]], bool]:
         state = self.state
@@ -203,10 +292,12 @@ class _JoinLogic(StatefulBatchLogic[Any, tuple[str, Any], _JoinState]):
         out: dict[str, list[Item]] = {key: [] for key in self.shard_keys}
         now = self.clock_ms()
         late = [0, 0]
+        arrival = self.arrival
+        before = 0  # arrival order: labels earlier in the order than their event (not used)
         for key, items, part, high in values:
             state.key = key
             for item in items:
-                rank, t, join_key, segment, payload = item
+                rank, t, join_key, segment, payload, own = item
                 if t < sent:  # from a partition that was idle: the model shards are past it
                     late[rank] += 1
                     continue
@@ -214,13 +305,23 @@ class _JoinLogic(StatefulBatchLogic[Any, tuple[str, Any], _JoinState]):
                     target = out[shard_of[segment]]
                     target.append(item)
                     for label_time, label in router.event(join_key, t, segment):
-                        target.append((LABEL, label_time, join_key, segment, label))
+                        if arrival and label_time < t:
+                            before += 1
+                            continue
+                        target.append((LABEL, label_time, join_key, segment, label[0], label[1]))
                 else:
-                    found, segment = router.label(join_key, t, payload)
+                    found, segment = router.label(join_key, t, (payload, own))
                     if found:
-                        out[shard_of[segment]].append((LABEL, t, join_key, segment, payload))
+                        # In the arrival order a label joins only an event before it in the order:
+                        # whether an event later in the order has come yet depends on timing.
+                        if arrival and router.segments[join_key][0] > t:
+                            before += 1
+                            continue
+                        out[shard_of[segment]].append((LABEL, t, join_key, segment, payload, own))
             if high is not None:
                 progress.report(part, high, now)
+        if before:
+            self.counters.add({"model.labels_unmatched": before})
         if late[EVENT] or late[LABEL]:
             self.counters.add({"model.late_events": late[EVENT], "model.late_labels": late[LABEL]})
         slowest = progress.slowest(now)
@@ -247,11 +348,12 @@ class _ShardState:
     """A model shard's state: the ordering buffer, the models of its segments, and the windows
     of the feature sets its inputs read (fed every event of the shard)."""
 
-    def __init__(self, features: FeatureInputs | None = None) -> None:
+    def __init__(self, features: FeatureInputs | None = None, placement: str = HASH_PLACEMENT) -> None:
         self.order = OrderedRelease(JOIN_SHARDS)
         self.segments: dict[str | None, SegmentModel] = {}
         self.last_ms: dict[str | None, int] = {}
         self.features = features
+        self.placement = placement
 
 
 LOGGER = logging.getLogger("driftline.model")
@@ -277,7 +379,11 @@ class _ModelLogic(StatefulBatchLogic[Any, list[OutMessage], _ShardState]):
         now = self.clock_ms()
         out: list[OutMessage] = []
         predictions = labels = 0
-        for rank, t, key, segment, payload in items:
+        arrival = spec.order == "arrival"
+        for rank, t, key, segment, payload, own in items:
+            # A segment's clock is the order time: in the arrival order, the sequence time (so
+            # TTLs, windows and snapshots depend on the sequence alone, not on when the
+            # watermark moved); a prediction still says its event's own time.
             model = segments.get(segment)
             if model is None:
                 model = segments[segment] = SegmentModel(spec, segment)
@@ -285,9 +391,11 @@ class _ModelLogic(StatefulBatchLogic[Any, list[OutMessage], _ShardState]):
             if rank == EVENT:
                 x = payload[1]
                 if features is not None:
-                    x = {**x, **features.on_event(t, payload[2])}
+                    x = {**x, **features.on_event(own, payload[2])}
                 results = model.on_event(key, t, x)
                 served = results.pop()
+                if arrival and own != t:
+                    served = served._replace(time_ms=own)
                 out.append(OutMessage(spec.topic, key.encode(),
                                       encode(prediction_message(spec.name, segment, served, payload[0], now))))
                 predictions += 1
@@ -384,12 +492,16 @@ def model_output_topics(config: Config) -> tuple[str, ...]:
 
 
 def build_model_flow(config: Config, source: FixedPartitionedSource, sink: Sink[OutMessage],
-                     counters: FlowCounters, clock_ms: Callable[[], int] = wall_clock_ms) -> Dataflow:
+                     counters: FlowCounters, clock_ms: Callable[[], int] = wall_clock_ms,
+                     workers: int = 1) -> Dataflow:
     """Ingestion + labels + online models, reading `source` (the events topic and the labels
-    topics) and writing every output message to `sink`."""
+    topics) and writing every output message to `sink`. `workers` is the cluster's total
+    worker count: `placement = "load"` places the shards for it (and the flow refuses to run
+    on another)."""
     if not config.models:
         raise ConfigError("models", "at least one [[models]] entry", None,
                           "add a model (see docs/models.md).")
+    routings = {spec.name: ShardRouting(spec, workers) for spec in config.models}
     parts = source.list_parts()
     events_topic = config.source.topic
     statics = load_statics(config.feature_sets) if any(spec.features for spec in config.models) else {}
@@ -398,7 +510,7 @@ def build_model_flow(config: Config, source: FixedPartitionedSource, sink: Sink[
     decoded = op.flat_map_batch("decode", raw, input_decoder(config, counters, clock_ms))
 
     def partition_builder(resume: PartitionClocks | None) -> _PartitionLogic:
-        return _PartitionLogic(resume or PartitionClocks(config.source.lateness_ms), config, counters)
+        return _PartitionLogic(resume or PartitionClocks(config.source.lateness_ms), config, counters, routings)
 
     routed = op.stateful_batch("route", decoded, partition_builder)
     split = op.branch("split_dead_letters", routed, lambda item: type(item[1]) is OutMessage)
@@ -409,22 +521,33 @@ def build_model_flow(config: Config, source: FixedPartitionedSource, sink: Sink[
         mine = op.filter(f"{spec.name}_join_in", by_join_shard,
                          lambda item, prefix=spec.name + "/": item[0].startswith(prefix))
 
-        def join_builder(resume: _JoinState | None, spec: ModelSpec = spec, count: int = count) -> _JoinLogic:
+        routing = routings[spec.name]
+
+        def join_builder(resume: _JoinState | None, spec: ModelSpec = spec, count: int = count,
+                         routing: ShardRouting = routing) -> _JoinLogic:
             if resume is not None:
+                routing.check_resumed(getattr(resume, "placement", None))
                 resume.progress.resumed(clock_ms())
-            return _JoinLogic(resume or _JoinState(spec, count, config.source.lateness_ms), spec, counters, clock_ms)
+            state = resume or _JoinState(spec, count, config.source.lateness_ms, routing.fingerprint)
+            return _JoinLogic(state, spec, counters, clock_ms, routing)
 
         joined = op.stateful_batch(f"{spec.name}_join", mine, join_builder)
         joined = op.map(f"{spec.name}_rekey_model", joined, lambda item: item[1])
 
-        def model_builder(resume: _ShardState | None, spec: ModelSpec = spec) -> _ModelLogic:
+        def model_builder(resume: _ShardState | None, spec: ModelSpec = spec,
+                          routing: ShardRouting = routing) -> _ModelLogic:
+            if resume is not None:
+                routing.check_resumed(getattr(resume, "placement", None))
+                return _ModelLogic(resume, spec, counters, clock_ms)
             features = FeatureInputs(config.feature_sets, spec.features, statics) if spec.features else None
-            return _ModelLogic(resume or _ShardState(features), spec, counters, clock_ms)
+            return _ModelLogic(_ShardState(features, routing.fingerprint), spec, counters, clock_ms)
 
         modelled = op.stateful_batch(f"{spec.name}_models", joined, model_builder)
         # Each model shard emits one list of messages per batch: flattened per batch, not per item.
         outputs.append(op.flat_map_batch(f"{spec.name}_out", modelled,
                                          lambda batch: [m for _key, messages in batch for m in messages]))
     op.output("out", op.merge("all_out", *outputs), sink)
+    if any(r.by_load for r in routings.values()):  # the keys were chosen for this worker count
+        op.output("placement_check", op.filter("never", raw, lambda _m: False), _WorkerCountCheck(workers))
     return flow
 

@@ -31,6 +31,16 @@ class FlowSpec:
     enabled: Callable[[Config], bool]
     # The topics it reads: the events topic, and for some flows more (the model flow's labels).
     input_topics: Callable[[Config], tuple[str, ...]] = lambda config: (config.source.topic,)
+    # Whether `build` takes the cluster's total worker count (`workers=`): the model flow
+    # places segments on workers by load.
+    placed: bool = False
+
+    def build_for(self, config: Config, source: Source, sink: Sink[OutMessage], counters: FlowCounters,
+                  workers: int = 1) -> Dataflow:
+        """The flow, for a cluster of `workers` workers in all."""
+        if self.placed:
+            return self.build(config, source, sink, counters, workers=workers)  # type: ignore[call-arg]
+        return self.build(config, source, sink, counters)
 
 
 FLOWS: dict[str, FlowSpec] = {
@@ -67,6 +77,7 @@ FLOWS: dict[str, FlowSpec] = {
         output_topics=model_output_topics,
         enabled=lambda config: bool(config.models),
         input_topics=lambda config: (config.source.topic, *label_topics(config)),
+        placed=True,
     ),
 }
 

@@ -13,6 +13,8 @@ metrics_window = "5m"
 challenger = { start = "on_drift" }    # a fresh copy of the champion after error drift
 promotion = { window = 500, margin = 0.02 }
 snapshot_every = "5m"
+order = "event_time"                   # or "arrival": predict as events arrive (docs/models.md)
+placement = { by = "load", weights_file = "sample.jsonl" }  # segments to workers by load
 ```
 
 >>> from features.schema import parse_schema
@@ -32,6 +34,7 @@ import inspect
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from features.config_values import (
@@ -56,10 +59,12 @@ KINDS = {
     "hoeffding_tree_regressor": "river.tree.HoeffdingTreeRegressor",
 }
 CHALLENGER_STARTS = ("on_drift", "always")
+ORDERS = ("event_time", "arrival")
+PLACEMENTS = ("hash", "load")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _MODEL_KEYS = {"name", "kind", "params", "inputs", "preprocessing", "labels", "segment_by", "metrics_window",
                "challenger", "promotion", "snapshot_every", "adwin_delta", "max_pending", "topic",
-               "metrics_topic", "snapshots_topic", "drift_topic"}
+               "metrics_topic", "snapshots_topic", "drift_topic", "order", "placement"}
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,18 @@ class Preprocessing:
 
     scale: tuple[str, ...] = ()
     one_hot: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Placement:
+    """How a segmented model's segments go to workers: `hash` (Bytewax's hash of 16 shards; a
+    recovery directory resumes with any worker count) or `load` (one shard per worker, the
+    segments spread by weight: configured `weights`, or counted in `weights_file`, a JSONL
+    sample of events; fixed for a recovery directory's worker count)."""
+
+    by: str = "hash"
+    weights: tuple[tuple[str, float], ...] = ()
+    weights_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -128,6 +145,8 @@ class ModelSpec:
     snapshots_topic: str = "model.snapshots"
     drift_topic: str = "drift.events"
     features: tuple[FeatureInput, ...] = ()  # the inputs read from feature sets
+    order: str = "event_time"  # or "arrival" (docs/models.md, Order)
+    placement: Placement = Placement()
 
     @functools.cached_property  # read per event
     def field_inputs(self) -> tuple[str, ...]:
@@ -261,8 +280,47 @@ def _inputs(table: Mapping[str, Any], prefix: str, schema: EventSchema,
     return tuple(fields) + tuple(f.name for f in features), tuple(features)
 
 
+def parse_placement(table: Mapping[str, Any], prefix: str, segment_by: str | None,
+                    base_dir: Path | None) -> Placement:
+    """The `placement` key: `"hash"`, `"load"`, or `{ by, weights, weights_file }`.
+
+    >>> parse_placement({"placement": {"by": "load", "weights": {"a": 3, "b": 1}}}, "models[0]", "area", None)
+    Placement(by='load', weights=(('a', 3.0), ('b', 1.0)), weights_file=None)
+    """
+    raw = table.get("placement")
+    key = join_key(prefix, "placement")
+    if raw is None:
+        return Placement()
+    if isinstance(raw, str):
+        raw = {"by": raw}
+    if not isinstance(raw, dict):
+        raise ConfigError(key, '"hash", "load" or a table { by, weights, weights_file }', raw,
+                          'write placement = { by = "load", weights_file = "sample.jsonl" }.')
+    reject_unknown_keys(raw, {"by", "weights", "weights_file"}, key)
+    by = read_choice(raw, "by", key, PLACEMENTS, default="hash")
+    weights_table = read_table(raw, "weights", key)
+    weights = []
+    for segment, weight in weights_table.items():
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
+            raise ConfigError(join_key(key, f"weights.{segment}"), "a number at or above 0", weight,
+                              "give each segment its share of the events, e.g. its event count.")
+        weights.append((str(segment), float(weight)))
+    path = raw.get("weights_file")
+    weights_file = None
+    if path is not None:
+        weights_file = Path(read_str(raw, "weights_file", key))
+        if not weights_file.is_absolute() and base_dir is not None:
+            weights_file = base_dir / weights_file
+    if by == "load" and segment_by is None:
+        raise ConfigError(join_key(key, "by"), '"hash" for a model without segment_by', by,
+                          "placement by load spreads segments over workers: set segment_by, or drop placement.")
+    if by == "hash" and (weights or weights_file):
+        raise ConfigError(join_key(key, "by"), '"load" when weights are given', by, 'write by = "load".')
+    return Placement(by, tuple(weights), weights_file)
+
+
 def parse_model(table: Mapping[str, Any], schema: EventSchema, prefix: str, source_topic: str = "events",
-                feature_sets: tuple[FeatureSet, ...] = ()) -> ModelSpec:
+                feature_sets: tuple[FeatureSet, ...] = (), base_dir: Path | None = None) -> ModelSpec:
     """One `[[models]]` entry."""
     reject_unknown_keys(table, _MODEL_KEYS, prefix)
     name = read_str(table, "name", prefix, example="cancel")
@@ -335,17 +393,19 @@ def parse_model(table: Mapping[str, Any], schema: EventSchema, prefix: str, sour
         snapshots_topic=read_str(table, "snapshots_topic", prefix, default="model.snapshots"),
         drift_topic=read_str(table, "drift_topic", prefix, default="drift.events"),
         features=features,
+        order=read_choice(table, "order", prefix, ORDERS, default="event_time"),
+        placement=parse_placement(table, prefix, segment_by, base_dir),
     )
 
 
 def parse_models(raw: Any, schema: EventSchema, source_topic: str,
-                 feature_sets: tuple[FeatureSet, ...] = ()) -> tuple[ModelSpec, ...]:
+                 feature_sets: tuple[FeatureSet, ...] = (), base_dir: Path | None = None) -> tuple[ModelSpec, ...]:
     """The `[[models]]` array (absent: no models)."""
     if raw is None:
         return ()
     if not isinstance(raw, list) or not all(isinstance(t, dict) for t in raw):
         raise ConfigError("models", "an array of tables ([[models]])", raw, "write each model as a [[models]] section.")
-    models = tuple(parse_model(t, schema, f"models[{i}]", source_topic, feature_sets) for i, t in enumerate(raw))
+    models = tuple(parse_model(t, schema, f"models[{i}]", source_topic, feature_sets, base_dir) for i, t in enumerate(raw))
     seen: set[str] = set()
     for i, model in enumerate(models):
         if model.name in seen:

@@ -107,13 +107,13 @@ def test_model_join_shard_stops_waiting_for_a_silent_labels_partition() -> None:
         out, _ = join.on_batch([("m/j0", items, part, high)])
         return out[0][1][2]  # the watermark sent to the model shards
 
-    assert send("0-rides", [(EVENT, 5_000, "r1", None, ("a", {"x": 1.0}, None))], 5_000) == NEVER
+    assert send("0-rides", [(EVENT, 5_000, "r1", None, ("a", {"x": 1.0}, None), 5_000)], 5_000) == NEVER
     clock[0] = 29_000
-    assert send("0-rides", [(EVENT, 9_000, "r2", None, ("a", {"x": 2.0}, None))], 9_000) == NEVER
+    assert send("0-rides", [(EVENT, 9_000, "r2", None, ("a", {"x": 2.0}, None), 9_000)], 9_000) == NEVER
     clock[0] = 31_000
     assert send("0-rides", [], 20_000) == 19_000
-    assert send("0-rides.labels", [(LABEL, 6_000, "r1", None, True)], 6_000) == 19_000
+    assert send("0-rides.labels", [(LABEL, 6_000, "r1", None, True, 6_000)], 6_000) == 19_000
     assert counters.get("model.late_labels") == 1
     # The labels partition now reports again: the watermark waits for it (it never goes back).
-    assert send("0-rides.labels", [(LABEL, 21_000, "r2", None, False)], 21_000) == 19_000
+    assert send("0-rides.labels", [(LABEL, 21_000, "r2", None, False, 21_000)], 21_000) == 19_000
     assert send("0-rides", [], 40_000) == 20_000
