@@ -13,6 +13,7 @@ metrics_window = "5m"
 challenger = { start = "on_drift" }    # a fresh copy of the champion after error drift
 promotion = { window = 500, margin = 0.02 }
 snapshot_every = "5m"
+runbook = "docs/runbooks.md#driftlinemodelerrordrift"   # text or URL, carried in its error-drift events
 ```
 
 >>> from features.schema import parse_schema
@@ -43,6 +44,7 @@ from features.config_values import (
     read_float,
     read_int,
     read_str,
+    read_runbook,
     read_str_list,
     read_table,
     reject_unknown_keys,
@@ -59,7 +61,7 @@ CHALLENGER_STARTS = ("on_drift", "always")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _MODEL_KEYS = {"name", "kind", "params", "inputs", "preprocessing", "labels", "segment_by", "metrics_window",
                "challenger", "promotion", "snapshot_every", "adwin_delta", "max_pending", "topic",
-               "metrics_topic", "snapshots_topic", "drift_topic"}
+               "metrics_topic", "snapshots_topic", "drift_topic", "runbook"}
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,7 @@ class ModelSpec:
     snapshots_topic: str = "model.snapshots"
     drift_topic: str = "drift.events"
     features: tuple[FeatureInput, ...] = ()  # the inputs read from feature sets
+    runbook: str | None = None  # what to do on error drift (text or URL), carried in its drift events
 
     @functools.cached_property  # read per event
     def field_inputs(self) -> tuple[str, ...]:
@@ -335,6 +338,7 @@ def parse_model(table: Mapping[str, Any], schema: EventSchema, prefix: str, sour
         snapshots_topic=read_str(table, "snapshots_topic", prefix, default="model.snapshots"),
         drift_topic=read_str(table, "drift_topic", prefix, default="drift.events"),
         features=features,
+        runbook=read_runbook(table, prefix),
     )
 
 
