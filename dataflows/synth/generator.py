@@ -43,7 +43,7 @@ PAYMENTS = ("card", "cash", "wallet")  # the vocabulary declared in deploy/rides
 _PAYMENT_CDF = np.cumsum([0.6, 0.25, 0.15])
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 _CHUNK = 8192  # events drawn per numpy call; fixed, because the draws depend on it
-CONCEPT_DRIFT_ETA_MIN = 11.0  # after a concept drift, half the riders waiting this long cancel
+CONCEPT_DRIFT_ETA_MIN = 10.0  # after a concept drift, half the riders waiting this long cancel
 
 
 # --- the stream -------------------------------------------------------------------------------
@@ -274,7 +274,7 @@ def _cancel_probability(values: dict[str, np.ndarray], index: np.ndarray, change
     >>> before = _cancel_probability({"eta_min": eta}, np.arange(4), ())
     >>> after = _cancel_probability({"eta_min": eta}, np.arange(4), (ConceptDrift(start=0),))
     >>> np.round(before, 3).tolist(), np.round(after, 3).tolist()
-    ([0.021, 0.069, 0.206, 0.537], [0.001, 0.119, 0.953, 1.0])
+    ([0.021, 0.069, 0.206, 0.537], [0.002, 0.269, 0.982, 1.0])
     """
     starts = [c.start for c in changes if isinstance(c, ConceptDrift)]
     eta = values["eta_min"]

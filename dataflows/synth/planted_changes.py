@@ -100,10 +100,10 @@ class ConceptDrift:
 
     Before: P(cancelled) grows slowly with the wait (`eta_min`): 2% at 4 minutes, 7% at 9,
     21% at 14, 54% at 20; 7.3% of rides overall, so a model predicts "cancelled" only for
-    the longest waits. After: riders waiting more than 11 minutes mostly cancel (50% at 11,
-    95% at 14) and short waits hardly ever (0.1% at 4 minutes); about 17% of rides overall.
-    A model trained before keeps answering "not cancelled" for waits of 11 to 19 minutes
-    (about 15% of the rides), so its error rises by several points at once; a fresh one
+    the longest waits. After: riders waiting more than 10 minutes mostly cancel (50% at 10,
+    95% at 13) and short waits hardly ever (0.2% at 4 minutes); about 21% of rides overall.
+    A model trained before keeps answering "not cancelled" for waits of 10 to 19 minutes
+    (about 18% of the rides), so its error rises by several points at once; a fresh one
     learns the new boundary from a few hundred labels. The rides themselves, every field,
     keep their distribution (the events are byte-identical with and without the change):
     only the labels, hence a model's error (or label drift), can reveal it.

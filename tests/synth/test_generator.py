@@ -253,7 +253,7 @@ def test_concept_drift_makes_long_waits_cancel_far_more_and_short_ones_less(seed
     assert short_before > 0.01 and short_after < short_before / 3
     overall_before, _ = cancel_rates(drifted, before, 0.0, 1e9)
     overall_after, _ = cancel_rates(drifted, after, 0.0, 1e9)
-    assert 0.05 < overall_before < 0.10 and 0.12 < overall_after < 0.22
+    assert 0.05 < overall_before < 0.10 and 0.15 < overall_after < 0.28
     assert cancel_rates(base, after, 11.0, 1e9)[0] < 0.35  # without the drift: unchanged
 
 
