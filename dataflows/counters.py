@@ -54,7 +54,27 @@ class FlowCounters:
         self._counts: Counter[str] = Counter()
         self._histograms: dict[str, Histogram] = {}
         self._gauges: dict[str, float] = {}
+        self._declared: set[str] = set()
         self.started = time.monotonic()
+
+    def declare(self, names: Iterable[str]) -> None:
+        """Name counters the flow may count, so that exports show them at 0 before their first
+        count (a Prometheus `rate()` cannot see a series' first sample, so a counter that first
+        appears at 50 hides that burst). Values, snapshots and summaries are unchanged.
+
+        >>> counters = FlowCounters()
+        >>> counters.declare(["rejected.not_json", "rejected.oversized"])
+        >>> counters.add({"rejected.oversized": 2})
+        >>> counters.declared(), counters.snapshot()
+        (['rejected.not_json', 'rejected.oversized'], {'rejected.oversized': 2})
+        """
+        with self._lock:
+            self._declared.update(names)
+
+    def declared(self) -> list[str]:
+        """The declared counter names, sorted."""
+        with self._lock:
+            return sorted(self._declared)
 
     def add(self, deltas: Mapping[str, int]) -> None:
         """Add several counts at once."""

@@ -202,3 +202,48 @@ def read_str_list(table: Mapping[str, Any], key: str, prefix: str, default: Any 
         raise ConfigError(join_key(prefix, key), "a list of strings", value if key in table else _MISSING,
                           f'write e.g. {key} = ["a", "b"].')
     return tuple(value)
+
+
+RUNBOOK_MAX_CHARS = 2000  # carried in every drift event: a pointer or a few lines, not a manual
+_URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+def read_runbook(table: Mapping[str, Any], prefix: str, key: str = "runbook") -> str | None:
+    """The optional `runbook` of a monitor or model: what to do when it alerts, as text or a
+    URL, carried in every drift event it emits (None when absent). A value with a scheme
+    (`xyz://`) must be an http(s) URL with a host and no spaces; anything else is text
+    (a relative link such as ``docs/runbooks.md#driftlinecriticaldrift`` included).
+
+    >>> read_runbook({"runbook": " https://wiki.example.com/drift#price "}, "monitors[0]")
+    'https://wiki.example.com/drift#price'
+    >>> read_runbook({}, "monitors[0]") is None
+    True
+    >>> read_runbook({"runbook": "htps:/wiki"}, "models[0]")
+    'htps:/wiki'
+    >>> read_runbook({"runbook": "ftp://wiki/x"}, "models[0]")
+    Traceback (most recent call last):
+    ...
+    features.config_values.ConfigError: config key `models[0].runbook`: expected a text, or an http(s) URL with a host and no spaces, found 'ftp://wiki/x'. Fix: write e.g. runbook = "https://wiki.example.com/runbooks/drift", or plain text without '://'.
+    """
+    if key not in table:
+        return None
+    full = join_key(prefix, key)
+    value = table[key]
+    example = f'write e.g. {key} = "docs/runbooks.md#driftlinecriticaldrift" or {key} = "https://wiki.example.com/runbooks/drift"'
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(full, "a non-empty string: what to do when this alerts, as text or a URL", value,
+                          f"{example}, or remove the key.")
+    text = value.strip()
+    if len(text) > RUNBOOK_MAX_CHARS:
+        raise ConfigError(full, f"at most {RUNBOOK_MAX_CHARS} characters (it is carried in every drift event)",
+                          f"{len(text)} characters", "put the long text on a page and give its URL.")
+    scheme = _URL_SCHEME.match(text)
+    if scheme:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(text)
+        if scheme.group(1).lower() not in ("http", "https") or not parts.netloc or any(c.isspace() for c in text):
+            raise ConfigError(full, "a text, or an http(s) URL with a host and no spaces", text,
+                              f"write e.g. {key} = \"https://wiki.example.com/runbooks/drift\", or plain text "
+                              "without '://'.")
+    return text

@@ -198,8 +198,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     source = KafkaInput(args.bootstrap, FLOWS[args.flow].input_topics(config), stop_at_end=args.stop_at_end,
                         counters=counters, settings=config.kafka)
     if args.metrics_port is not None:
-        from dataflows.flows.metrics import serve_metrics
+        from dataflows.flows.metrics import known_counters, serve_metrics
 
+        counters.declare(known_counters(args.flow, config))  # exported at 0 until counted
         serve_metrics(counters, args.metrics_port)
     sink = KafkaOutput(args.bootstrap, config.kafka, flush_each_batch=args.recovery_dir is not None)
     if args.flow == "features":

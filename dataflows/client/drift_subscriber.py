@@ -2,7 +2,8 @@
 
     with DriftSubscriber("kafka:9092", min_severity="warning", columns={"price", "eta_min"}) as alerts:
         for event in alerts:                      # blocks, waiting for new events
-            page(f"{event.column}: {event.detail}", urgent=event.severity == "critical")
+            page(f"{event.column}: {event.detail}", urgent=event.severity == "critical",
+                 runbook=event.runbook)            # the monitor's runbook (text or URL), or None
 
 Messages follow the `driftline.drift_event/1` contract (docs/drift.md); a
 message of another major version stops the subscriber with `SchemaVersionError`, while
@@ -17,6 +18,12 @@ minor versions' extra fields are ignored. Events repeated by at-least-once deliv
 ...     "emitted_at": "2026-01-01T00:10:01.000Z"})
 >>> e.column, e.statistic, e.window.end_ms, e.began, e.at_least("info"), e.at_least("critical")
 ('price', 0.21, 600000, None, True, False)
+
+`runbook` (what to do, as the monitor's or model's config gave it: text or a URL) is None
+for events of monitors without one, and for events written before the field existed:
+
+>>> e.runbook is None
+True
 """
 
 from __future__ import annotations
@@ -68,6 +75,7 @@ class DriftEvent:
     severity: str
     detail: str
     emitted_at: str
+    runbook: str | None = None  # the monitor's or model's runbook (text or URL), when it has one
 
     def at_least(self, severity: str) -> bool:
         """True when this event is as severe as `severity` or more."""
@@ -97,8 +105,16 @@ def parse_drift_event(message: Mapping[str, Any]) -> DriftEvent:
         scale=message["scale"], scale_ms=int(message["scale_ms"]),
         window=_window(message["window"]), began=None if began is None else _window(began), reference=MappingProxyType(dict(message.get("reference") or {})),
         current=MappingProxyType(dict(message.get("current") or {})), severity=severity,
-        detail=message.get("detail", ""), emitted_at=message["emitted_at"],
+        detail=message.get("detail", ""), emitted_at=message["emitted_at"], runbook=_runbook(message.get("runbook")),
     )
+
+
+def _runbook(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"drift event runbook must be a string, found {value!r}")
+    return value or None
 
 
 class DriftSubscriber:

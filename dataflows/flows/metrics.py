@@ -2,7 +2,10 @@
 
 A collector reads the flow's `FlowCounters` at every scrape, so the endpoint and the
 progress lines can never disagree. Each flow gets its own registry: several flows (or
-tests) in one process do not collide.
+tests) in one process do not collide. The labelled counters whose label values are known at
+start (`known_counters`: rejection reasons, the config's feature sets, monitors, severities,
+model events) are exported at 0 from the first scrape, so `rate()` and `increase()` see their
+first burst; label values known only when counted (e.g. a segment) appear then.
 
 | metric | type | labels |
 |---|---|---|
@@ -32,6 +35,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from dataflows.counters import FlowCounters, Histogram
+from features.config import Config
+from features.events import Reason
 
 _PLAIN = {"events_in": ("driftline_events_in", "Messages read from the events topic."),
           "valid": ("driftline_events_valid", "Events that decoded and passed the schema."),
@@ -47,6 +52,36 @@ _LABELLED = {"rejected.": ("driftline_events_rejected", "Events dead-lettered, b
              "model.": ("driftline_model_events", "Online-model counts (predictions, labels, expiries, ...).",
                         "event")}
 MODEL_METRIC = "model_metric"  # gauge names: model_metric|<model>|<segment or ->|<metric>
+SEVERITIES = ("info", "warning", "critical")
+# What the model flow counts under `model.<event>` (dataflows/flows/model.py, model_inputs.py).
+MODEL_EVENTS = ("predictions", "labels_in", "labels_used", "labels_unmatched", "expired", "late_events",
+                "late_labels", "windows", "snapshots", "snapshot_errors", "promotions", "error_drifts")
+
+
+def known_counters(flow: str, config: Config) -> list[str]:
+    """The labelled counters `flow` may count whose label values the config already says, to
+    export at 0 from the start (`FlowCounters.declare`).
+
+    >>> from features.config import parse_config
+    >>> config = parse_config({"source": {"topic": "rides"}, "schema": {"entity": "a", "event_time": "ts",
+    ...     "fields": {"a": "string", "x": "float", "p": "category"}},
+    ...     "monitors": [{"name": "inputs", "numeric": ["x"]}]})
+    >>> [n for n in known_counters("drift", config) if not n.startswith("rejected.")]
+    ['unknown_category.p', 'drift_events_out.inputs', 'drift_alerts.info', 'drift_alerts.warning', 'drift_alerts.critical']
+    """
+    names = [f"rejected.{reason.value}" for reason in Reason]  # every flow decodes the events
+    names += [f"unknown_category.{name}" for name in config.schema.field_names
+              if config.schema.field(name).type == "category"]
+    if flow == "features":
+        names += [f"features_out.{fs.name}" for fs in config.feature_sets]
+        names += [f"samples_out.{s.name}" for s in config.sample_sets]
+    elif flow == "drift":
+        names += [f"drift_events_out.{m.name}" for m in config.monitors]
+        names += [f"drift_alerts.{severity}" for severity in SEVERITIES]
+    elif flow == "model":
+        names += [f"drift_alerts.{severity}" for severity in SEVERITIES]  # error drift
+        names += [f"model.{event}" for event in MODEL_EVENTS]
+    return names
 
 
 class FlowCollector(Collector):
@@ -57,6 +92,13 @@ class FlowCollector(Collector):
     >>> [(s.name, s.labels, s.value) for m in FlowCollector(counters).collect()
     ...  if m.name == "driftline_events_rejected" for s in m.samples]
     [('driftline_events_rejected_total', {'reason': 'not_json'}, 2)]
+
+    Declared counters (`FlowCounters.declare`) are exported at 0 until counted:
+
+    >>> counters.declare(["rejected.oversized", "rejected.not_json"])
+    >>> [(s.labels["reason"], s.value) for m in FlowCollector(counters).collect()
+    ...  if m.name == "driftline_events_rejected" for s in m.samples]
+    [('not_json', 2), ('oversized', 0)]
     """
 
     def __init__(self, counters: FlowCounters) -> None:
@@ -64,6 +106,9 @@ class FlowCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         counts = self.counters.snapshot()
+        for key in self.counters.declared():
+            counts.setdefault(key, 0)
+        counts = dict(sorted(counts.items()))
         for key, (name, doc) in _PLAIN.items():
             yield CounterMetricFamily(name, doc, value=counts.get(key, 0))
         for prefix, (name, doc, label) in _LABELLED.items():

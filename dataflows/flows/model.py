@@ -437,7 +437,7 @@ class _ModelLogic(StatefulBatchLogic[Any, list[OutMessage], _ShardState]):
                                                                            "error": r.error}})
                 continue
             elif kind is ErrorDrift:
-                msg = error_drift_event(spec.name, segment, spec.task, r, now)
+                msg = error_drift_event(spec.name, segment, spec.task, r, now, runbook=spec.runbook)
                 topic, key = spec.drift_topic, msg["column"].encode()
                 counts["model.error_drifts"] = counts.get("model.error_drifts", 0) + 1
                 severity = f"drift_alerts.{msg['severity']}"

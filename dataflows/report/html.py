@@ -69,6 +69,23 @@ def _table(header: Iterable[str], rows: Iterable[Iterable[str]], attrs: str = ""
     return f"<table{attrs}><tr>{head}</tr>{body}</table>"
 
 
+def runbook_html(runbook: Any) -> str:
+    """An event's runbook: a link when it is an http(s) URL, else the text (a relative path
+    such as docs/runbooks.md#... cannot be followed from a page opened anywhere); "-" without one.
+
+    >>> runbook_html("https://wiki.example.com/a?b=1&c=2")
+    '<a class="runbook" href="https://wiki.example.com/a?b=1&amp;c=2" rel="noreferrer">https://wiki.example.com/a?b=1&amp;c=2</a>'
+    >>> runbook_html("docs/runbooks.md#x <b>"), runbook_html(None)
+    ('<span class="runbook">docs/runbooks.md#x &lt;b&gt;</span>', '-')
+    """
+    if not isinstance(runbook, str) or not runbook:
+        return "-"
+    text = escape(runbook)
+    if runbook.startswith(("https://", "http://")) and not any(c.isspace() for c in runbook):
+        return f'<a class="runbook" href="{text}" rel="noreferrer">{text}</a>'
+    return f'<span class="runbook">{text}</span>'
+
+
 def _alert_rows(alerts: Iterable[Mapping[str, Any]], sections: frozenset[str] = frozenset()) -> list[list[str]]:
     """Table rows of alerts, each linking to its section when it has one (`sections`)."""
     rows = []
@@ -84,11 +101,11 @@ def _alert_rows(alerts: Iterable[Mapping[str, Any]], sections: frozenset[str] = 
             f"<td>{target}</td>", f"<td>{escape(a['test'])} at {escape(a['scale'])}</td>",
             f"<td>{_clock(a['window']['end_ms'])}</td>",
             f"<td>{'[' + _clock(began['start_ms']) + ', ' + _clock(began['end_ms']) + ')' if began else '-'}</td>",
-            f"<td>{escape(a.get('detail', ''))}</td>"])
+            f"<td>{escape(a.get('detail', ''))}</td>", f"<td>{runbook_html(a.get('runbook'))}</td>"])
     return rows
 
 
-_ALERT_HEADER = ("severity", "column", "test", "window end", "began", "detail")
+_ALERT_HEADER = ("severity", "column", "test", "window end", "began", "detail", "runbook")
 
 
 def _overview(data: ReportData) -> str:
@@ -163,7 +180,8 @@ def _model_section(models: tuple[ModelReport, ...]) -> str:
         marks = [f'<li data-promotion-ms="{p["at_ms"]}">promotion to v{p["to_version"]} at {_clock(p["at_ms"])}: '
                  f'{escape(p["metric"])} {p["champion"]:.4g} → {p["challenger"]:.4g}</li>' for p in m.promotions]
         marks += [f'<li data-error-drift-ms="{d["window"]["end_ms"]}">error drift ({escape(d["severity"])}) at '
-                  f'{_clock(d["window"]["end_ms"])}: {escape(d.get("detail", ""))}</li>' for d in m.drifts]
+                  f'{_clock(d["window"]["end_ms"])}: {escape(d.get("detail", ""))}'
+                  f'{"; runbook: " + runbook_html(d["runbook"]) if d.get("runbook") else ""}</li>' for d in m.drifts]
         parts.append(f'<div class="model" data-model="{escape(m.name)}">{report_plots.model_metric(m)}'
                      f'<ul>{"".join(marks)}</ul></div>')
     return f'<section id="models" data-section="models"><h2>Model metrics</h2>{"".join(parts)}</section>'

@@ -43,6 +43,7 @@ PAYMENTS = ("card", "cash", "wallet")  # the vocabulary declared in deploy/rides
 _PAYMENT_CDF = np.cumsum([0.6, 0.25, 0.15])
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 _CHUNK = 8192  # events drawn per numpy call; fixed, because the draws depend on it
+CONCEPT_DRIFT_ETA_MIN = 10.0  # after a concept drift, half the riders waiting this long cancel
 
 
 # --- the stream -------------------------------------------------------------------------------
@@ -266,11 +267,20 @@ def _shift(values: dict[str, np.ndarray], name: str, shifts: list[CovariateShift
 
 
 def _cancel_probability(values: dict[str, np.ndarray], index: np.ndarray, changes: tuple[Change, ...]) -> np.ndarray:
-    """P(cancelled): driven by the wait before a concept drift, by the price after it."""
+    """P(cancelled | the ride), a logistic function of the wait (`eta_min`), whose shape a
+    concept drift changes (`ConceptDrift` says how and why).
+
+    >>> eta = np.array([4.0, 9.0, 14.0, 20.0])
+    >>> before = _cancel_probability({"eta_min": eta}, np.arange(4), ())
+    >>> after = _cancel_probability({"eta_min": eta}, np.arange(4), (ConceptDrift(start=0),))
+    >>> np.round(before, 3).tolist(), np.round(after, 3).tolist()
+    ([0.021, 0.069, 0.206, 0.537], [0.002, 0.269, 0.982, 1.0])
+    """
     starts = [c.start for c in changes if isinstance(c, ConceptDrift)]
-    by_wait = -2.6 + 0.25 * (values["eta_min"] - 9.0)
-    by_price = -2.6 + 0.12 * (values["price"] - 12.0) + 0.8 * (values["surge"] - 1.0)
-    logit = np.where(index >= min(starts), by_price, by_wait) if starts else by_wait
+    eta = values["eta_min"]
+    patient = -2.6 + 0.25 * (eta - 9.0)  # a long wait makes cancelling a little more likely
+    impatient = eta - CONCEPT_DRIFT_ETA_MIN  # past it most riders cancel; short waits hardly ever
+    logit = np.where(index >= min(starts), impatient, patient) if starts else patient
     return 1.0 / (1.0 + np.exp(-np.clip(logit, -30.0, 30.0)))
 
 

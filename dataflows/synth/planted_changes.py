@@ -95,11 +95,18 @@ class NewCategory:
 
 @dataclass(frozen=True)
 class ConceptDrift:
-    """From event `start`, the relation between the features and `cancelled` changes.
+    """From event `start`, the relation between the features and `cancelled` changes in one
+    region of the input space (a competitor now picks riders up faster).
 
-    Before: riders cancel when the wait (`eta_min`) is long. After: when the ride is
-    expensive (`price`, `surge`); the wait no longer matters. The features themselves keep
-    their distribution, so only a model's error (or label drift) can reveal it.
+    Before: P(cancelled) grows slowly with the wait (`eta_min`): 2% at 4 minutes, 7% at 9,
+    21% at 14, 54% at 20; 7.3% of rides overall, so a model predicts "cancelled" only for
+    the longest waits. After: riders waiting more than 10 minutes mostly cancel (50% at 10,
+    95% at 13) and short waits hardly ever (0.2% at 4 minutes); about 21% of rides overall.
+    A model trained before keeps answering "not cancelled" for waits of 10 to 19 minutes
+    (about 18% of the rides), so its error rises by several points at once; a fresh one
+    learns the new boundary from a few hundred labels. The rides themselves, every field,
+    keep their distribution (the events are byte-identical with and without the change):
+    only the labels, hence a model's error (or label drift), can reveal it.
 
     >>> ConceptDrift(start=500).spec()
     'concept:start=500'

@@ -15,6 +15,7 @@ promotion = { window = 500, margin = 0.02 }
 snapshot_every = "5m"
 order = "event_time"                   # or "arrival": predict as events arrive (docs/models.md)
 placement = { by = "load", weights_file = "sample.jsonl" }  # segments to workers by load
+runbook = "docs/runbooks.md#driftlinemodelerrordrift"   # text or URL, carried in its error-drift events
 ```
 
 >>> from features.schema import parse_schema
@@ -46,6 +47,7 @@ from features.config_values import (
     read_float,
     read_int,
     read_str,
+    read_runbook,
     read_str_list,
     read_table,
     reject_unknown_keys,
@@ -64,7 +66,7 @@ PLACEMENTS = ("hash", "load")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _MODEL_KEYS = {"name", "kind", "params", "inputs", "preprocessing", "labels", "segment_by", "metrics_window",
                "challenger", "promotion", "snapshot_every", "adwin_delta", "max_pending", "topic",
-               "metrics_topic", "snapshots_topic", "drift_topic", "order", "placement"}
+               "metrics_topic", "snapshots_topic", "drift_topic", "order", "placement", "runbook"}
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,7 @@ class ModelSpec:
     features: tuple[FeatureInput, ...] = ()  # the inputs read from feature sets
     order: str = "event_time"  # or "arrival" (docs/models.md, Order)
     placement: Placement = Placement()
+    runbook: str | None = None  # what to do on error drift (text or URL), carried in its drift events
 
     @functools.cached_property  # read per event
     def field_inputs(self) -> tuple[str, ...]:
@@ -395,6 +398,7 @@ def parse_model(table: Mapping[str, Any], schema: EventSchema, prefix: str, sour
         features=features,
         order=read_choice(table, "order", prefix, ORDERS, default="event_time"),
         placement=parse_placement(table, prefix, segment_by, base_dir),
+        runbook=read_runbook(table, prefix),
     )
 
 

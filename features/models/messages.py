@@ -167,13 +167,14 @@ def _error_summary(count: int, mean: float, std: float | None) -> dict[str, Any]
 
 
 def error_drift_event(model: str, segment: str | None, task: str, d: ErrorDrift,
-                      emitted_at_ms: int) -> dict[str, Any]:
+                      emitted_at_ms: int, runbook: str | None = None) -> dict[str, Any]:
     """ADWIN's change in the served predictions' error, as a drift event of the drift flow
     (`features.monitors.events.DriftEvent`, kind `error_rate`, monitor `model`).
 
     `reference` is the old regime (the part of ADWIN's window it dropped), `current` the new
     one; `statistic` and `effect_size` are the change in mean error; the window (and so the
-    scale) runs from the first label of the new regime to the detection.
+    scale) runs from the first label of the new regime to the detection. `runbook` is the
+    model's (`[[models]] runbook`), carried as in the drift flow's events.
     """
     column = segment_id(model, segment)
     error = "error rate" if task == "classification" else "mean absolute error"
@@ -186,5 +187,6 @@ def error_drift_event(model: str, segment: str | None, task: str, d: ErrorDrift,
         reference=_error_summary(*d.before), current=_error_summary(*d.after),
         severity="warning" if change > 0 else "info",
         detail=(f"{column}: {error} {d.before[1]:.3g} -> {d.after[1]:.3g} (ADWIN, delta={d.delta:g}, "
-                f"{d.before[0]} labels before, {d.after[0]} after), model version {d.version}"))
+                f"{d.before[0]} labels before, {d.after[0]} after), model version {d.version}"),
+        runbook=runbook)
     return event.to_message(emitted_at_ms)

@@ -20,6 +20,7 @@ critical = { psi = 0.5 }              # effect size of a critical alert, per tes
 policy = { fdr = 0.01, consecutive = 2, immediate_p = 1e-6, cooldown = "1h", min_severity = "warning" }
 multivariate = { sample = 200, permutations = 200 }   # MMD over the numeric columns (optional)
 expectations = [ { column = "price", range = { min = 0, max = 500 }, mostly = 0.99 } ]  # features.expectations.config
+runbook = "https://wiki.example.com/runbooks/pricing-inputs"   # text or URL, carried in every drift event
 ```
 
 >>> from features.schema import parse_schema
@@ -51,6 +52,7 @@ from features.config_values import (
     read_int,
     read_str,
     read_str_list,
+    read_runbook,
     read_table,
     reject_unknown_keys,
 )
@@ -66,7 +68,7 @@ CATEGORICAL_TYPES = ("category", "string", "bool", "int")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _KEYS = {"name", "kind", "numeric", "categorical", "window", "scales", "min_count", "reference",
          "numeric_tests", "categorical_tests", "thresholds", "critical", "policy", "multivariate",
-         "events_topic", "summaries_topic", "expectations"}
+         "events_topic", "summaries_topic", "expectations", "runbook"}
 _POLICY_KEYS = {"fdr", "consecutive", "immediate_p", "cooldown", "min_severity"}
 
 
@@ -114,6 +116,7 @@ class Monitor:
     expectations: tuple[Expectation, ...] = ()
     version_field: str | None = None  # [schema] version_field: the events' schema version
     schema_version: int = 1  # [schema] version: the version of events without that field
+    runbook: str | None = None  # what to do when it alerts (text or URL), carried in every drift event
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -263,6 +266,7 @@ def parse_monitor(table: Mapping[str, Any], schema: EventSchema, prefix: str,
         summaries_topic=read_str(table, "summaries_topic", prefix, default="drift.summaries"),
         expectations=parse_expectations(table.get("expectations"), prefix, numeric, categorical, schema),
         version_field=schema.version_field, schema_version=schema.version,
+        runbook=read_runbook(table, prefix),
     )
 
 

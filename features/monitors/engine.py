@@ -224,7 +224,7 @@ class DriftEngine:
         detail = _detail(r, alert, scale, began)
         return DriftEvent(self.monitor.name, r.column, alert.kind, r.test, r.statistic, r.p_value,
                           r.effect_size, alert.threshold, scale, start, end, began, ref_stats, cur_stats,
-                          alert.severity, detail)
+                          alert.severity, detail, runbook=self.monitor.runbook)
 
     def _localise(self, result: TestResult, scale: int, end: int) -> tuple[int, int] | None:
         column = result.column

@@ -14,6 +14,8 @@ prints. `summary_message` is one column's base-window summary for `drift.summari
 ('inputs/price/ks/5m/1767226200000', '5m', '2026-01-01T00:06:00.000Z')
 >>> describe_message(m)
 '2026-01-01 00:10 WARNING inputs/price covariate ks=0.21 p=1.2e-09 effect=0.18 (threshold 0.05) at 5m window [00:05, 00:10) began [00:05, 00:06)'
+>>> describe_message({**m, "runbook": "docs/runbooks.md#driftlinecriticaldrift"})[-69:]
+'began [00:05, 00:06) runbook: docs/runbooks.md#driftlinecriticaldrift'
 >>> describe_message({**m, "kind": "expectation", "test": "range", "statistic": 0.912, "threshold": 0.95,
 ...                   "failing": 88, "checked": 1000, "began": None})
 '2026-01-01 00:10 WARNING inputs/price expectation range 91.2% ok (expected >= 95%) failing=88/1000 at 5m window [00:05, 00:10)'
@@ -85,6 +87,7 @@ class DriftEvent:
     failing: int | None = None  # expectations: failing values (estimated on a sketch), values checked
     checked: int | None = None
     examples: tuple[str, ...] = ()  # expectations: up to five failing values or extremes
+    runbook: str | None = None  # the monitor's (or model's) `runbook`: what to do, text or URL
 
     @property
     def id(self) -> str:
@@ -93,7 +96,7 @@ class DriftEvent:
 
     def to_message(self, emitted_at_ms: int) -> dict[str, Any]:
         """The `driftline.drift_event/1` message (`failing`, `checked`, `examples` only on
-        expectation events)."""
+        expectation events; `runbook` only when the monitor or model has one)."""
         message = {
             "schema": DRIFT_EVENT_SCHEMA, "id": self.id, "monitor": self.monitor,
             "column": self.column, "kind": self.kind, "test": self.test,
@@ -108,6 +111,8 @@ class DriftEvent:
         }
         if self.failing is not None:
             message.update(failing=self.failing, checked=self.checked, examples=list(self.examples))
+        if self.runbook is not None:
+            message["runbook"] = self.runbook
         return message
 
 
@@ -131,6 +136,8 @@ def describe_message(m: dict[str, Any]) -> str:
     parts.append(f"at {m['scale']} window [{_clock(window['start_ms'])}, {_clock(window['end_ms'])})")
     if began:
         parts.append(f"began [{_clock(began['start_ms'])}, {_clock(began['end_ms'])})")
+    if m.get("runbook"):  # last: it may be long text; one line whatever it holds
+        parts.append("runbook: " + " ".join(str(m["runbook"]).split()))
     return " ".join(parts)
 
 

@@ -128,7 +128,7 @@ class ExpectationMonitor:
                   "window are held back")
         return DriftEvent(m.name, column, "schema", "schema_version", share, None, share, None, m.window_ms,
                           window.start_ms, window.end_ms, (window.start_ms, window.end_ms),
-                          _shares(before), _shares(now), "warning", detail)
+                          _shares(before), _shares(now), "warning", detail, runbook=m.runbook)
 
     def _event(self, expectation: Expectation, result: ExpectationResult, window: WindowSummary,
                severity: str) -> DriftEvent:
@@ -145,7 +145,8 @@ class ExpectationMonitor:
         return DriftEvent(m.name, expectation.column, "expectation", expectation.test, _share(result), None,
                           excess(result, expectation.spec.mostly), expectation.spec.mostly, m.window_ms,
                           window.start_ms, window.end_ms, None, {"count": 0}, current, severity, detail,
-                          failing=result.failing, checked=result.checked, examples=result.examples)
+                          failing=result.failing, checked=result.checked, examples=result.examples,
+                          runbook=m.runbook)
 
 
 def _share(result: ExpectationResult) -> float:

@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from dataflows.kafka.broker import RunningBroker, create_topics, free_port
 from features.config import parse_config
+from features.events import Reason
 from tests.flow_fixtures import event_lines, make_config, to_toml
 from tests.kafka_helpers import consume_json, produce
 
@@ -58,7 +59,8 @@ def test_metrics_endpoint_matches_the_run(broker: RunningBroker, topic_prefix: s
 
     rejected = {dict(labels)["reason"]: v for (name, labels), v in metrics.items()
                 if name == "driftline_events_rejected_total"}
-    assert rejected == {"bad_timestamp": 20}  # the fixture's malformed events
+    assert {r: v for r, v in rejected.items() if v} == {"bad_timestamp": 20}  # the fixture's malformed events
+    assert set(rejected) == {r.value for r in Reason}  # the others exported at 0 from the start
     assert metrics[("driftline_events_valid_total", ())] == 5_000 - 20
     dlq = consume_json(broker.bootstrap, config.source.dead_letter_topic)
     assert len(dlq) == sum(rejected.values())
@@ -87,3 +89,41 @@ def test_drift_alerts_by_severity_and_model_metrics_are_exposed() -> None:
     assert samples[("driftline_drift_alerts_total", (("severity", "warning"),))] == 1
     assert samples[("driftline_model_events_total", (("event", "predictions"),))] == 40
     assert samples[("driftline_model_metric", (("metric", "accuracy"), ("model", "cancel"), ("segment", "-")))] == 0.93
+
+
+def test_known_label_values_are_exported_at_zero_from_the_start() -> None:
+    """Labelled counters the config already knows (reasons, feature sets, monitors, severities,
+    model events) are series from the first scrape, at 0, so rate() sees a first burst; each
+    flow declares only what it counts (a drift flow has no feature-set series, which would
+    make it look like a features flow that emits nothing)."""
+    from dataflows.counters import FlowCounters
+    from dataflows.flows.metrics import FlowCollector, known_counters
+    from features.config import load_config
+    from tests import ROOT
+
+    config = load_config(ROOT / "deploy" / "rides.toml")
+
+    def series(flow: str) -> dict[str, dict[str, float]]:
+        counters = FlowCounters()
+        counters.declare(known_counters(flow, config))
+        if flow == "drift":
+            counters.add({"drift_alerts.critical": 3})
+        out: dict[str, dict[str, float]] = {}
+        for family in FlowCollector(counters).collect():
+            for s in family.samples:
+                if s.labels and s.name.endswith("_total"):
+                    out.setdefault(s.name, {})[next(iter(s.labels.values()))] = s.value
+        return out
+
+    features, drift, model = series("features"), series("drift"), series("model")
+    for flow in (features, drift, model):
+        assert flow["driftline_events_rejected_total"] == {r.value: 0 for r in Reason}
+        assert flow["driftline_unknown_category_total"] == {"payment": 0}
+    assert features["driftline_features_out_total"] == {fs.name: 0 for fs in config.feature_sets}
+    assert features["driftline_samples_out_total"] == {"rides_by_area": 0}
+    assert "driftline_drift_alerts_total" not in features and "driftline_features_out_total" not in drift
+    assert drift["driftline_drift_alerts_total"] == {"info": 0, "warning": 0, "critical": 3}
+    assert drift["driftline_drift_events_out_total"] == {"inputs": 0}
+    assert model["driftline_model_events_total"]["error_drifts"] == 0
+    assert model["driftline_drift_alerts_total"] == {"info": 0, "warning": 0, "critical": 0}
+    assert "driftline_features_out_total" not in model and "driftline_model_events_total" not in drift

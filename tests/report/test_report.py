@@ -49,7 +49,9 @@ categorical = ["payment"]
 window = "10s"
 scales = ["10s", "30s"]
 reference = { type = "first_windows", windows = 3 }
+runbook = "docs/runbooks.md#driftlinecriticaldrift"
 """
+RUNBOOK = "docs/runbooks.md#driftlinecriticaldrift"
 
 
 def _event_time(line: bytes) -> int | None:
@@ -121,6 +123,15 @@ def test_sections_drifted_columns_first_and_alerts_link_to_them(replayed: dict) 
     assert all(link.startswith("#") and link[1:] in ids for link in links)
 
 
+def test_every_alert_shows_its_monitors_runbook(replayed: dict) -> None:
+    """The monitor's runbook (#21) is in each alert row, as text: a relative path is no link in a
+    page opened from anywhere, and every link of this page stays inside it."""
+    html = replayed["html"].read_text()
+    rows = [row for row in html.split("<tr>") if "data-alert-column=" in row]
+    assert rows and all(f'<span class="runbook">{RUNBOOK}</span>' in row for row in rows)
+    assert "<th>runbook</th>" in html
+
+
 def test_alert_markers_are_at_the_planted_windows(replayed: dict) -> None:
     alerts = replayed["page"].with_attr("data-alert-column")
     by_column: dict[str, list[dict[str, str]]] = {}
@@ -142,7 +153,7 @@ def test_no_model_metrics_then_model_metrics_with_drift_and_promotion(replayed: 
     start = 1_767_225_600_000
     topics = {
         "model.metrics": [*(_metrics(start + i * 60_000, 0.9 - 0.2 * (i >= 5)) for i in range(10)), _promotion(start + 480_000)],
-        "drift.events": [_error_drift(start + 330_000)],
+        "drift.events": [{**_error_drift(start + 330_000), "runbook": "https://wiki.example.com/cancel?x=1&y=2"}],
     }
     out = write_report(config, lambda t: topics.get(t, []), tmp_path / "r.html")
     page = Page(out.read_text())
@@ -154,6 +165,9 @@ def test_no_model_metrics_then_model_metrics_with_drift_and_promotion(replayed: 
     assert "cancel" not in [a["data-column"] for a in page.with_attr("data-rank")]
     assert [a["data-alert-column"] for a in page.with_attr("data-alert-column")] == ["cancel"]
     assert "#models" in [a["href"] for a in page.with_attr("href")]
+    # the model's runbook, a URL, is a link in the alert row and beside the error drift
+    runbooks = [a["href"] for a in page.with_attr("href") if a.get("class") == "runbook"]
+    assert runbooks == ["https://wiki.example.com/cancel?x=1&y=2"] * 2
 
 
 def test_until_before_the_changes_shows_no_alerts(replayed: dict, tmp_path: Path) -> None:
