@@ -59,6 +59,7 @@ def config_document(prefix: str, suffix: str = "") -> dict:
              "preprocessing": {"one_hot": ["payment"]},
              "labels": {"topic": f"{prefix}rides.labels", "key": "ride_id", "field": "cancelled", "ttl": "2m"},
              "metrics_window": "30s", "snapshot_every": "1m", "adwin_delta": 0.9,  # alarms in a short stream
+             "runbook": "docs/runbooks.md#driftlinemodelerrordrift",
              "challenger": {"kind": "hoeffding_adaptive_tree_classifier", "params": {"grace_period": 50}},
              "promotion": {"window": 100, "margin": 0.0},
              "topic": f"{prefix}predictions.cancel{suffix}", "metrics_topic": f"{prefix}model.metrics{suffix}",
@@ -142,6 +143,10 @@ def test_kafka_run_equals_replay_and_two_workers(broker: RunningBroker, topic_pr
         assert strip(kafka) == strip(kafka2), topic
     assert {"driftline.prediction/1", "driftline.model_metrics/1", "driftline.model_snapshot/1",
             "driftline.drift_event/1", "driftline.model_promotion/1"} <= seen
+    drifts = [m for m in consume_json(broker.bootstrap, config.models[0].drift_topic) if m["kind"] == "error_rate"]
+    cancel = [m for m in drifts if m["column"].startswith("cancel")]
+    assert cancel and all(m["runbook"] == "docs/runbooks.md#driftlinemodelerrordrift" for m in cancel)
+    assert all("runbook" not in m for m in drifts if m not in cancel)  # by_area has none
     segments = {m["segment"] for m in consume_json(broker.bootstrap, config.models[1].metrics_topic)}
     assert len(segments - {None}) > 10  # one model per area
     predictions = consume_json(broker.bootstrap, config.models[0].topic)
