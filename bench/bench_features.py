@@ -117,39 +117,6 @@ def reference_document(variant: str = "") -> str:
     return text
 
 
-def produce_churn(bootstrap: str, topic: str, events: int, seed: int = 3) -> None:
-    """Rides of short-lived entities: each block of 10,000 events (5 s of event time) has 1,000
-    entities of its own, ten rides each."""
-    from confluent_kafka import Producer
-
-    from dataflows.kafka.io import producer_config
-
-    producer = Producer({**producer_config(bootstrap), "enable.idempotence": "false", "acks": "1",
-                         "linger.ms": 50, "queue.buffering.max.messages": 500_000})
-    rng = np.random.default_rng(seed)
-    started = time.perf_counter()
-    for lo in range(0, events, 50_000):
-        n = min(50_000, events - lo)
-        idx = np.arange(lo, lo + n)
-        ts = START_MS + idx * 1000 // EVENT_TIME_RATE
-        users = (idx // 10_000) * 1_000 + rng.integers(0, 1_000, n)
-        price = np.round(rng.gamma(2.0, 8.0, n), 2)
-        for i in range(n):
-            user = f"user-{users[i]:08d}"
-            value = orjson.dumps({"ride_id": f"r-{idx[i]:09d}", "area": user, "ts": int(ts[i]), "price": float(price[i]),
-                                  "distance_km": 1.0, "payment": "card"})
-            while True:
-                try:
-                    producer.produce(topic, value, user.encode())
-                    break
-                except BufferError:
-                    producer.poll(0.05)
-        producer.poll(0)
-        _progress(f"producing {topic}", lo + n, events, started)
-    producer.flush()
-    print(file=sys.stderr)
-
-
 def _progress(label: str, done: int, total: int, started: float) -> None:
     rate = done / max(time.perf_counter() - started, 1e-9)
     print(f"\r  {label}: {done:,}/{total:,} ({rate:,.0f}/s)   ", end="", file=sys.stderr, flush=True)
@@ -158,20 +125,36 @@ def _progress(label: str, done: int, total: int, started: float) -> None:
 # ---------------------------------------------------------------- workload
 
 
-def produce_workload(bootstrap: str, topic: str, events: int, entities: int, seed: int = 1) -> None:
-    """`events` ride events over `entities` areas (uniform), in event-time order with jitter."""
+def _produce(bootstrap: str, topic: str, events: int, chunk_rows, chunk: int = 50_000) -> None:
+    """Produce `events` rides: `chunk_rows(lo, n)` gives the (key, value) pairs of events lo..lo+n."""
     from confluent_kafka import Producer
 
     from dataflows.kafka.io import producer_config
 
     producer = Producer({**producer_config(bootstrap), "enable.idempotence": "false", "acks": "1",
                          "linger.ms": 50, "queue.buffering.max.messages": 500_000})
-    rng = np.random.default_rng(seed)
     started = time.perf_counter()
-    chunk = 50_000
-    payments = np.array(["card", "cash", "wallet"])
     for lo in range(0, events, chunk):
         n = min(chunk, events - lo)
+        for key, value in chunk_rows(lo, n):
+            while True:
+                try:
+                    producer.produce(topic, value, key)
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+        producer.poll(0)
+        _progress(f"producing {topic}", lo + n, events, started)
+    producer.flush()
+    print(file=sys.stderr)
+
+
+def produce_workload(bootstrap: str, topic: str, events: int, entities: int, seed: int = 1) -> None:
+    """`events` ride events over `entities` areas (uniform), in event-time order with jitter."""
+    rng = np.random.default_rng(seed)
+    payments = np.array(["card", "cash", "wallet"])
+
+    def rows(lo: int, n: int):
         idx = np.arange(lo, lo + n)
         ts = START_MS + idx * 1000 // EVENT_TIME_RATE + rng.integers(-2_000, 2_000, n)
         areas = rng.integers(0, entities, n)
@@ -180,19 +163,29 @@ def produce_workload(bootstrap: str, topic: str, events: int, entities: int, see
         pay = payments[rng.integers(0, 3, n)]
         for i in range(n):
             area = f"area-{areas[i]:07d}"
-            value = orjson.dumps({"ride_id": f"r-{idx[i]:09d}", "area": area, "ts": int(ts[i]),
-                                  "price": float(price[i]), "distance_km": float(distance[i]),
-                                  "payment": str(pay[i])})
-            while True:
-                try:
-                    producer.produce(topic, value, area.encode())
-                    break
-                except BufferError:
-                    producer.poll(0.05)
-        producer.poll(0)
-        _progress(f"producing {topic}", lo + n, events, started)
-    producer.flush()
-    print(file=sys.stderr)
+            yield area.encode(), orjson.dumps({"ride_id": f"r-{idx[i]:09d}", "area": area, "ts": int(ts[i]),
+                                               "price": float(price[i]), "distance_km": float(distance[i]),
+                                               "payment": str(pay[i])})
+
+    _produce(bootstrap, topic, events, rows)
+
+
+def produce_churn(bootstrap: str, topic: str, events: int, seed: int = 3) -> None:
+    """Rides of short-lived entities: each block of 10,000 events (5 s of event time) has 1,000
+    entities of its own, ten rides each on average."""
+    rng = np.random.default_rng(seed)
+
+    def rows(lo: int, n: int):
+        idx = np.arange(lo, lo + n)
+        ts = START_MS + idx * 1000 // EVENT_TIME_RATE
+        users = (idx // 10_000) * 1_000 + rng.integers(0, 1_000, n)
+        price = np.round(rng.gamma(2.0, 8.0, n), 2)
+        for i in range(n):
+            user = f"user-{users[i]:08d}"
+            yield user.encode(), orjson.dumps({"ride_id": f"r-{idx[i]:09d}", "area": user, "ts": int(ts[i]),
+                                               "price": float(price[i]), "distance_km": 1.0, "payment": "card"})
+
+    _produce(bootstrap, topic, events, rows)
 
 
 # ---------------------------------------------------------------- cases (each in its own process)

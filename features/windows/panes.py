@@ -314,33 +314,9 @@ class _Group:
         if "values" in self.needs and self.one_shot:
             self._events = (slots, v)
         elif "values" in self.needs:
-            values = v.tolist()
-            store = self.values
-            for slot, a, b in zip(at.tolist(), heads.tolist(), ends.tolist()):
-                current = store[slot]
-                if current is None:
-                    current = store[slot] = []
-                if type(current) is list:
-                    current.extend(values[a:b])
-                    if len(current) > EXACT_VALUES_CAP:
-                        store[slot] = Quantiles(current)
-                else:
-                    for x in values[a:b]:
-                        current.update(x)
+            _collect(self.values, at, heads, ends, v.tolist(), list, Quantiles, EXACT_VALUES_CAP)
         if "distinct" in self.needs:
-            items = obj.tolist()
-            store = self.distinct
-            for slot, a, b in zip(at.tolist(), heads.tolist(), ends.tolist()):
-                current = store[slot]
-                if current is None:
-                    current = store[slot] = set()
-                if type(current) is set:
-                    current.update(items[a:b])
-                    if len(current) > EXACT_DISTINCT_CAP:
-                        store[slot] = Distinct(current)
-                else:
-                    for x in items[a:b]:
-                        current.update(x)
+            _collect(self.distinct, at, heads, ends, obj.tolist(), set, Distinct, EXACT_DISTINCT_CAP)
         if "cats" in self.needs:
             for eq, value in zip(self.eq, self.shares):
                 eq[at] += np.add.reduceat((obj == value).astype(np.int64), heads)
@@ -390,6 +366,24 @@ class _Group:
         if "cats" in self.needs:
             out["eq"] = [np.where(valid, eq[slots], 0).sum(axis=1) for eq in self.eq]
         return out
+
+
+def _collect(store: np.ndarray, at: np.ndarray, heads: np.ndarray, ends: np.ndarray, items: list[Any],
+             exact: type, sketch: type, cap: int) -> None:
+    """Add each slot's run of items to the slot's exact collection (a list of values, a set of
+    distinct ones), which becomes a sketch past `cap`, as `features.windows.aggregates` does."""
+    for slot, a, b in zip(at.tolist(), heads.tolist(), ends.tolist()):
+        current = store[slot]
+        if current is None:
+            current = store[slot] = exact()
+        if type(current) is exact:
+            grow = current.extend if exact is list else current.update
+            grow(items[a:b])
+            if len(current) > cap:
+                store[slot] = sketch(current)
+        else:
+            for x in items[a:b]:
+                current.update(x)
 
 
 def _merged(store: np.ndarray, slots: np.ndarray, valid: np.ndarray, merge: Any, empty: Any) -> Any:

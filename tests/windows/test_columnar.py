@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -100,22 +101,13 @@ def _run_columnar(sets, batches, lateness, snapshot_every: int = 0):
     return rows + [r for w in flushed.windows for r in w.rows()] + flushed.rows, late
 
 
-@settings(max_examples=250, deadline=None)
-@given(streams())
-def test_pane_sets_equal_the_oracle(case):
-    batches, lateness = case
-    expected_rows, expected_late = _run_oracle(SETS, batches, lateness)
-    rows, late = _run_columnar(SETS, batches, lateness, snapshot_every=2)
-    assert sorted(late) == sorted(expected_late)
-    assert _canonical(rows) == _canonical(expected_rows)
-
-
+@pytest.mark.parametrize("sets", [SETS, LAST_N], ids=["panes", "last_n"])
 @settings(max_examples=200, deadline=None)
-@given(streams())
-def test_last_n_sets_equal_the_oracle(case):
+@given(case=streams())
+def test_columnar_sets_equal_the_oracle(sets, case):
     batches, lateness = case
-    expected_rows, expected_late = _run_oracle(LAST_N, batches, lateness)
-    rows, late = _run_columnar(LAST_N, batches, lateness, snapshot_every=3)
+    expected_rows, expected_late = _run_oracle(sets, batches, lateness)
+    rows, late = _run_columnar(sets, batches, lateness, snapshot_every=2)
     assert sorted(late) == sorted(expected_late)
     assert _canonical(rows) == _canonical(expected_rows)
 
