@@ -126,9 +126,12 @@ class LastNWindows:
     def close(self, entity_ids: np.ndarray, watermarks: np.ndarray) -> WindowBlock:
         """Write each entity's pending boundaries up to its watermark; rows by entity, then boundary."""
         pending = self._pending
-        limit = np.full(self.capacity, NEVER, np.int64)
-        limit[entity_ids] = watermarks
-        due = pending["b"] <= limit[pending["e"]]
+        # Each pending boundary's entity watermark (NEVER for entities not closing now).
+        order = np.argsort(entity_ids, kind="stable")
+        ids, marks = entity_ids[order], watermarks[order]
+        at = np.minimum(np.searchsorted(ids, pending["e"]), max(len(ids) - 1, 0))
+        limit = np.where(ids[at] == pending["e"], marks[at], NEVER) if len(ids) else np.full(len(pending["e"]), NEVER)
+        due = pending["b"] <= limit
         if not due.any():
             return _empty(self.spec)
         rows_e, rows_b = pending["e"][due], pending["b"][due]

@@ -70,6 +70,16 @@ def run_heads(keys: np.ndarray) -> np.ndarray:
     return np.flatnonzero(change)
 
 
+def position_in(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """For each value, its position in `keys` (distinct; every value must be one of them).
+
+    >>> position_in(np.array([7, 3, 9]), np.array([9, 7, 9])).tolist()
+    [2, 0, 2]
+    """
+    order = np.argsort(keys, kind="stable")
+    return order[np.searchsorted(keys[order], values)]
+
+
 def run_ends(heads: np.ndarray, size: int) -> np.ndarray:
     """Where each run ends (exclusive), from its heads.
 
@@ -588,12 +598,14 @@ class PaneWindows:
             written = self.changes.keep(eids, block.values)
             block = _take(block, written)
         # Drop what no later window reads: panes whose last window has just been emitted.
-        last_end = np.zeros(self.capacity, np.int64)
-        np.maximum.at(last_end, eids, ends)
+        # Per entity of this call (not per entity of the shard: a close touches a few of many).
         done = entity_ids
+        row_entity = position_in(done, eids)
+        last_end = np.zeros(len(done), np.int64)
+        np.maximum.at(last_end, row_entity, ends)
         all_slots = done[:, None] * ring + np.arange(ring)[None, :]
         k_all = self.pane_k[all_slots]
-        drop = (k_all != -1) & ((k_all + panes) * step <= last_end[done][:, None])
+        drop = (k_all != -1) & ((k_all + panes) * step <= last_end[:, None])
         dropped = all_slots[drop]
         if dropped.size:
             self.pane_k[dropped] = -1
@@ -602,12 +614,12 @@ class PaneWindows:
         remaining = np.where(drop | (k_all == -1), np.iinfo(np.int64).max, k_all).min(axis=1)
         alive = remaining != np.iinfo(np.int64).max
         nxt = np.full(len(done), NO_END, np.int64)
-        nxt[alive] = np.maximum(last_end[done][alive] + step, (remaining[alive] + 1) * step)
+        nxt[alive] = np.maximum(last_end[alive] + step, (remaining[alive] + 1) * step)
         if self.changes is not None:  # the empty window after the last window with events, still to write
-            last_full = np.zeros(self.capacity, np.int64)
-            np.maximum.at(last_full, eids, np.where(counts > 0, ends, 0))
-            emptied = ~alive & (last_full[done] > 0)
-            nxt[emptied] = last_full[done][emptied] + step
+            last_full = np.zeros(len(done), np.int64)
+            np.maximum.at(last_full, row_entity, np.where(counts > 0, ends, 0))
+            emptied = ~alive & (last_full > 0)
+            nxt[emptied] = last_full[emptied] + step
             self.empty_end[done[emptied]] = nxt[emptied]
             alive = alive | emptied
         self.next_end[done] = nxt
