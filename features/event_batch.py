@@ -170,11 +170,6 @@ class EventBatch:
         return EventBatch([entities[i] for i in indices.tolist()], self.times[indices], self.partitions[indices],
                           self.offsets[indices], {}, None, {}, {}, self, indices)
 
-    def event(self, i: int) -> Event:
-        """Event `i` as an `Event`."""
-        return Event(self.entities[i], int(self.times[i]), self.record(i), self.unknown_categories(i),
-                     int(self.partitions[i]), int(self.offsets[i]))
-
     def events(self) -> list[Event]:
         """Every event as an `Event`, for the steps that still take one event at a time."""
         unknown = [self.unknown_categories(i) for i in range(len(self))] if self._unknown() else [()] * len(self)
@@ -235,7 +230,6 @@ class BatchDecoder:
     def __init__(self, decoder: EventDecoder) -> None:
         self.fallback = decoder
         schema = decoder.schema
-        self._names = [f.name for f in schema.fields]
         self._entity = schema.entity
         self._entity_is_str = schema.field(schema.entity).type in ("string", "category")
         self._vocabularies = {f.name: np.array(sorted(f.values), dtype=object)
@@ -288,11 +282,10 @@ class BatchDecoder:
         else:
             times = np.zeros(n, dtype=np.int64)
             suspects = list(range(n))
-        if not self._empty_entity_ok:  # an empty entity key: the fallback rejects it and says why
-            entity = self._getters[self._entity]
+        entity = self._getters[self._entity]
+        if not self._empty_entity_ok and "" in map(entity, filter(None, rows)):  # rare: then find which
             empty = [i for i, r in enumerate(rows) if r is not None and entity(r) == ""]
-            if empty:
-                suspects = sorted({*suspects, *empty})
+            suspects = sorted({*suspects, *empty})
         keep = np.ones(n, dtype=bool)
         rejected: list[tuple[int, Rejection]] = []
         fallback: dict[int, dict[str, Any]] = {}

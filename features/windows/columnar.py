@@ -277,12 +277,12 @@ class ColumnarEngine:
                 out.late_watermarks = np.maximum(np.maximum(own[out.late], partition_late[out.late]), stream)
             accepted = np.flatnonzero(~late)
             if self.legacy and accepted.size:
-                self._legacy_add(batch, keys, eids, accepted, before, out)
+                self._legacy_add(batch, keys, accepted, before, out)
             if self.panes and accepted.size:
                 columns = {name: batch.numbers(name) for _, p in self.panes for name in p.fields}
                 objects = {name: batch.values(name) for _, p in self.panes for name in p.objects}
-                self._add(accepted, eids, times, columns, objects, out)
-            if accepted.size:
+                self._add(accepted, eids, times, columns, objects, out)  # updates the entities' watermarks
+            elif accepted.size:
                 np.maximum.at(self.entity_max, eids[accepted], times[accepted])
             marks = dict(zip(*_partition_maxima(batch.partitions, times)))
         else:
@@ -388,8 +388,8 @@ class ColumnarEngine:
             out.windows.append(FeatureWindows(name, self.ids.keys(block.entity_ids), block.starts, block.ends,
                                               block.counts, block.values))
 
-    def _legacy_add(self, batch: EventBatch, keys: Sequence[str], eids: np.ndarray, accepted: np.ndarray,
-                    before: np.ndarray, out: EngineOutput) -> None:
+    def _legacy_add(self, batch: EventBatch, keys: Sequence[str], accepted: np.ndarray, before: np.ndarray,
+                    out: EngineOutput) -> None:
         """The per-event sets, event by event, exactly as `ShardEngine.process` feeds them."""
         lateness = self.lateness
         times = batch.times.tolist()

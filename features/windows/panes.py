@@ -133,9 +133,6 @@ class DueIndex:
             parts.extend(self._ids.pop(heapq.heappop(self._times)))
         return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
 
-    def __len__(self) -> int:
-        return sum(len(p) for parts in self._ids.values() for p in parts)
-
 
 class ChangeFilter:
     """`emit = "changes"`: keep a window only when its values differ from the last ones written
