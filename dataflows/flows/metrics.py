@@ -19,7 +19,7 @@ first burst; label values known only when counted (e.g. a segment) appear then.
 | `driftline_drift_summaries_out_total` | counter | |
 | `driftline_drift_events_out_total` | counter | `monitor` |
 | `driftline_drift_alerts_total` | counter | `severity` (drift, expectation and model error-drift events) |
-| `driftline_model_events_total` | counter | `event` (`predictions`, `labels_used`, `expired`, `promotions`, `error_drifts`, ...) |
+| `driftline_model_events_total` | counter | `event` (`predictions`, `labels_used`, `expired`, `promotions`, `promotions_refused`, `error_drifts`, ...) |
 | `driftline_model_metric` | gauge | `model`, `segment`, `metric` (the last metrics window's value, e.g. accuracy) |
 | `driftline_stage_seconds` | histogram | `stage` (time to process one batch) |
 | `driftline_emit_lag_seconds` | histogram | (wall clock at emit - window end, event time) |
@@ -55,7 +55,8 @@ MODEL_METRIC = "model_metric"  # gauge names: model_metric|<model>|<segment or -
 SEVERITIES = ("info", "warning", "critical")
 # What the model flow counts under `model.<event>` (dataflows/flows/model.py, model_inputs.py).
 MODEL_EVENTS = ("predictions", "labels_in", "labels_used", "labels_unmatched", "expired", "late_events",
-                "late_labels", "windows", "snapshots", "snapshot_errors", "promotions", "error_drifts")
+                "late_labels", "windows", "snapshots", "snapshot_errors", "promotions", "promotions_refused",
+                "error_drifts")
 
 
 def known_counters(flow: str, config: Config) -> list[str]:

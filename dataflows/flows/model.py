@@ -24,7 +24,7 @@ the slowest partition's sequence time only. Both orders depend only on each part
 sequence of messages, so a replay and a recovery make the same predictions.
 
 Outputs: `predictions.<model>` (keyed by the join key, so it is co-partitioned with the
-labels), `model.metrics` (window metrics and promotions, keyed by the model),
+labels), `model.metrics` (window metrics, promotions and refused promotions, keyed by the model),
 `model.snapshots` (keyed by the model), error drift on `drift.events` (keyed by the column),
 and rejected labels on `<labels topic>.dlq`.
 """
@@ -61,12 +61,22 @@ from features.models.messages import (
     metrics_message,
     prediction_message,
     promotion_message,
+    promotion_refused_message,
     snapshot_messages,
 )
 from features.models.feature_inputs import FeatureInputs
+from features.models.fixed_test_set import FixedTestSet, load_fixed_test_set
 from features.models.placement import plan_fingerprint, plan_segments, segment_weights, worker_for
 from features.models.runner import input_vector
-from features.models.segment import ErrorDrift, Promotion, SegmentModel, Snapshot, SnapshotFailed, WindowMetrics
+from features.models.segment import (
+    ErrorDrift,
+    Promotion,
+    PromotionRefused,
+    SegmentModel,
+    Snapshot,
+    SnapshotFailed,
+    WindowMetrics,
+)
 from features.partition_progress import PartitionProgress
 from features.stream_order import NEVER, OrderedRelease
 
@@ -363,7 +373,7 @@ class _ModelLogic(StatefulBatchLogic[Any, list[OutMessage], _ShardState]):
     """One model shard: events and labels in event-time order through each segment's model."""
 
     def __init__(self, state: _ShardState, spec: ModelSpec, counters: FlowCounters,
-                 clock_ms: Callable[[], int]) -> None:
+                 clock_ms: Callable[[], int], test_set: FixedTestSet | None = None) -> None:
         import river
 
         self.state = state
@@ -371,6 +381,9 @@ class _ModelLogic(StatefulBatchLogic[Any, list[OutMessage], _ShardState]):
         self.counters = counters
         self.clock_ms = clock_ms
         self.river_version = river.__version__
+        self.test_set = test_set
+        for model in state.segments.values():  # resumed: the test set is not part of the state
+            model.test_set = test_set
 
     def _run(self, items: list[Item]) -> list[OutMessage]:
         spec, state = self.spec, self.state
@@ -386,7 +399,7 @@ class _ModelLogic(StatefulBatchLogic[Any, list[OutMessage], _ShardState]):
             # watermark moved); a prediction still says its event's own time.
             model = segments.get(segment)
             if model is None:
-                model = segments[segment] = SegmentModel(spec, segment)
+                model = segments[segment] = SegmentModel(spec, segment, self.test_set)
             last[segment] = t
             if rank == EVENT:
                 x = payload[1]
@@ -424,6 +437,9 @@ class _ModelLogic(StatefulBatchLogic[Any, list[OutMessage], _ShardState]):
             elif kind is Promotion:
                 msg, topic, key = promotion_message(spec.name, segment, r, now), spec.metrics_topic, name_key
                 counts["model.promotions"] = counts.get("model.promotions", 0) + 1
+            elif kind is PromotionRefused:
+                msg, topic, key = promotion_refused_message(spec.name, segment, r, now), spec.metrics_topic, name_key
+                counts["model.promotions_refused"] = counts.get("model.promotions_refused", 0) + 1
             elif kind is Snapshot:
                 out.extend(OutMessage(spec.snapshots_topic, name_key, encode(part))
                            for part in snapshot_messages(spec.name, segment, r, self.river_version, now))
@@ -505,6 +521,10 @@ def build_model_flow(config: Config, source: FixedPartitionedSource, sink: Sink[
     parts = source.list_parts()
     events_topic = config.source.topic
     statics = load_statics(config.feature_sets) if any(spec.features for spec in config.models) else {}
+    # Read and checked at start (a bad file stops here), decoded once per process.
+    test_sets = {spec.name: load_fixed_test_set(spec, config.schema, f"models[{i}].promotion.test_set",
+                                                config.source.limits.max_event_bytes)
+                 for i, spec in enumerate(config.models) if spec.promotion_test is not None}
     flow = Dataflow("driftline_model")
     raw = op.input("inputs", flow, source)
     decoded = op.flat_map_batch("decode", raw, input_decoder(config, counters, clock_ms))
@@ -536,11 +556,12 @@ def build_model_flow(config: Config, source: FixedPartitionedSource, sink: Sink[
 
         def model_builder(resume: _ShardState | None, spec: ModelSpec = spec,
                           routing: ShardRouting = routing) -> _ModelLogic:
+            test_set = test_sets.get(spec.name)
             if resume is not None:
                 routing.check_resumed(getattr(resume, "placement", None))
-                return _ModelLogic(resume, spec, counters, clock_ms)
+                return _ModelLogic(resume, spec, counters, clock_ms, test_set)
             features = FeatureInputs(config.feature_sets, spec.features, statics) if spec.features else None
-            return _ModelLogic(_ShardState(features, routing.fingerprint), spec, counters, clock_ms)
+            return _ModelLogic(_ShardState(features, routing.fingerprint), spec, counters, clock_ms, test_set)
 
         modelled = op.stateful_batch(f"{spec.name}_models", joined, model_builder)
         # Each model shard emits one list of messages per batch: flattened per batch, not per item.

@@ -11,7 +11,7 @@ labels = { topic = "rides.labels", key = "ride_id", field = "cancelled", ttl = "
 segment_by = "area"                    # optional: one model per area
 metrics_window = "5m"
 challenger = { start = "on_drift" }    # a fresh copy of the champion after error drift
-promotion = { window = 500, margin = 0.02 }
+promotion = { window = 500, margin = 0.02 }  # optional: test_set = "test.jsonl", test_margin = 0.01
 snapshot_every = "5m"
 order = "event_time"                   # or "arrival": predict as events arrive (docs/models.md)
 placement = { by = "load", weights_file = "sample.jsonl" }  # segments to workers by load
@@ -124,6 +124,16 @@ class ChallengerSpec:
 
 
 @dataclass(frozen=True)
+class PromotionTestSet:
+    """The promotion's sanity check: a challenger may not be worse than the champion by more
+    than `margin` (in the model's metric: accuracy, or MAE) on the labelled events of `path`,
+    a JSONL file (`features.models.fixed_test_set`)."""
+
+    path: Path
+    margin: float = 0.0
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """One `[[models]]` entry, checked against the schema."""
 
@@ -139,6 +149,7 @@ class ModelSpec:
     challenger: ChallengerSpec | None = None
     promotion_window: int = 500
     promotion_margin: float = 0.02
+    promotion_test: PromotionTestSet | None = None  # `promotion.test_set` and `promotion.test_margin`
     snapshot_every_ms: int = 300_000
     adwin_delta: float = 0.002
     max_pending: int = 200_000
@@ -322,6 +333,33 @@ def parse_placement(table: Mapping[str, Any], prefix: str, segment_by: str | Non
     return Placement(by, tuple(weights), weights_file)
 
 
+def parse_promotion_test(promotion: Mapping[str, Any], prefix: str, task: str, challenger: ChallengerSpec | None,
+                         base_dir: Path | None) -> PromotionTestSet | None:
+    """`promotion.test_set` (a path, relative to the config's directory) and `promotion.test_margin`
+    (default 0: the challenger must do at least as well; accuracy margins are at most 1). The
+    file itself is read when the model flow starts (`features.models.fixed_test_set`).
+
+    >>> parse_promotion_test({"test_set": "/data/t.jsonl", "test_margin": 0.01}, "models[0].promotion",
+    ...                      "classification", ChallengerSpec("hoeffding_tree_classifier"), None)
+    PromotionTestSet(path=PosixPath('/data/t.jsonl'), margin=0.01)
+    """
+    if "test_set" not in promotion:
+        if "test_margin" in promotion:
+            raise ConfigError(join_key(prefix, "test_margin"), "a margin with a test set", promotion["test_margin"],
+                              'name the test set too: promotion = { test_set = "test.jsonl", test_margin = 0.01 }, '
+                              "or drop test_margin.")
+        return None
+    path = Path(read_str(promotion, "test_set", prefix, example="test.jsonl"))
+    if challenger is None:
+        raise ConfigError(join_key(prefix, "test_set"), "a test set for a model with a challenger", str(path),
+                          'the test set checks a challenger before it replaces the champion: add challenger = '
+                          '{ start = "on_drift" }, or drop promotion.test_set.')
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    high = 1.0 if task == "classification" else None  # accuracy is within [0, 1]; an MAE margin is in label units
+    return PromotionTestSet(path, read_float(promotion, "test_margin", prefix, default=0.0, low=0.0, high=high))
+
+
 def parse_model(table: Mapping[str, Any], schema: EventSchema, prefix: str, source_topic: str = "events",
                 feature_sets: tuple[FeatureSet, ...] = (), base_dir: Path | None = None) -> ModelSpec:
     """One `[[models]]` entry."""
@@ -374,7 +412,7 @@ def parse_model(table: Mapping[str, Any], schema: EventSchema, prefix: str, sour
                                                                   default="on_drift"))
     promo_prefix = join_key(prefix, "promotion")
     promotion = read_table(table, "promotion", prefix)
-    reject_unknown_keys(promotion, {"window", "margin"}, promo_prefix)
+    reject_unknown_keys(promotion, {"window", "margin", "test_set", "test_margin"}, promo_prefix)
     durations = {}
     for key, default in (("metrics_window", "5m"), ("snapshot_every", "5m")):
         durations[key] = read_duration_ms(table, key, prefix, default=default)
@@ -388,6 +426,7 @@ def parse_model(table: Mapping[str, Any], schema: EventSchema, prefix: str, sour
         metrics_window_ms=durations["metrics_window"], challenger=challenger,
         promotion_window=read_int(promotion, "window", promo_prefix, default=500, minimum=1),
         promotion_margin=read_float(promotion, "margin", promo_prefix, default=0.02, low=0.0),
+        promotion_test=parse_promotion_test(promotion, promo_prefix, task, challenger, base_dir),
         snapshot_every_ms=durations["snapshot_every"],
         adwin_delta=read_float(table, "adwin_delta", prefix, default=0.002, low=1e-12, high=1.0),
         max_pending=read_int(table, "max_pending", prefix, default=200_000, minimum=1),

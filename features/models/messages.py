@@ -1,4 +1,4 @@
-"""Messages of the model flow: predictions, window metrics, promotions, snapshots, error drift.
+"""Messages of the model flow: predictions, window metrics, promotions (and refusals), snapshots, error drift.
 
 Each has a `schema` and a deterministic `id` (see `features.messages`); JSON Schemas are in
 `deploy/schemas/`. Class names become JSON object keys: booleans as "true"/"false".
@@ -18,11 +18,13 @@ from typing import Any
 
 from features.monitors.events import DriftEvent, window_dict
 from features.messages import iso_utc
-from features.models.segment import ErrorDrift, Promotion, Served, Snapshot, WindowMetrics
+from features.models.fixed_test_set import FixedSetScores
+from features.models.segment import ErrorDrift, Promotion, PromotionRefused, Served, Snapshot, WindowMetrics
 
 PREDICTION_SCHEMA = "driftline.prediction/1"
 METRICS_SCHEMA = "driftline.model_metrics/1"
 PROMOTION_SCHEMA = "driftline.model_promotion/1"
+PROMOTION_REFUSED_SCHEMA = "driftline.model_promotion_refused/1"
 SNAPSHOT_SCHEMA = "driftline.model_snapshot/1"
 
 
@@ -105,9 +107,20 @@ def metrics_message(model: str, segment: str | None, task: str, w: WindowMetrics
     }
 
 
+def fixed_set_dict(t: FixedSetScores) -> dict[str, Any]:
+    """Both models on the fixed test set (scores null when the segment has no example in it).
+
+    >>> fixed_set_dict(FixedSetScores("test.jsonl", 200, 0.9, 0.895, 0.01, True))
+    {'path': 'test.jsonl', 'examples': 200, 'champion': 0.9, 'challenger': 0.895, 'margin': 0.01, 'passed': True}
+    """
+    return {"path": t.path, "examples": t.examples, "champion": t.champion, "challenger": t.challenger,
+            "margin": t.margin, "passed": t.passed}
+
+
 def promotion_message(model: str, segment: str | None, p: Promotion, emitted_at_ms: int) -> dict[str, Any]:
-    """A challenger replaced the champion."""
-    return {
+    """A challenger replaced the champion: its scores on the recent labels (`champion`,
+    `challenger`) and, with `promotion.test_set`, on the fixed test set (`test_set`)."""
+    message = {
         "schema": PROMOTION_SCHEMA,
         "id": f"{segment_id(model, segment)}/promotion/{p.to_version}",
         "model": model,
@@ -122,6 +135,33 @@ def promotion_message(model: str, segment: str | None, p: Promotion, emitted_at_
         "challenger": p.challenger_score,
         "window": p.window,
         "margin": p.margin,
+        "emitted_at": iso_utc(emitted_at_ms),
+    }
+    if p.test_set is not None:
+        message["test_set"] = fixed_set_dict(p.test_set)
+    return message
+
+
+def promotion_refused_message(model: str, segment: str | None, r: PromotionRefused,
+                              emitted_at_ms: int) -> dict[str, Any]:
+    """A challenger beat the champion on the recent labels but failed the fixed test set: the
+    champion stays (tried again after `window` more labels)."""
+    return {
+        "schema": PROMOTION_REFUSED_SCHEMA,
+        "id": f"{segment_id(model, segment)}/promotion/{r.version + 1}/refused/{r.labelled}",
+        "model": model,
+        "segment": segment,
+        "version": r.version,
+        "kind": r.kind,
+        "at": iso_utc(r.time_ms),
+        "at_ms": r.time_ms,
+        "labelled": r.labelled,
+        "metric": r.metric,
+        "champion": r.champion_score,
+        "challenger": r.challenger_score,
+        "window": r.window,
+        "margin": r.margin,
+        "test_set": fixed_set_dict(r.test_set),
         "emitted_at": iso_utc(emitted_at_ms),
     }
 

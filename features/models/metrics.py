@@ -107,6 +107,19 @@ def roc_auc(y_true: list[bool], scores: list[float]) -> float | None:
     return float((ranks[y].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
+def score(classify: bool, predicted: Any, y: Any) -> float:
+    """One labelled prediction's score, higher is better: 1 or 0 for a right or wrong class, minus
+    the absolute error for a value (minus infinity without a prediction). Champion and challenger
+    are compared on it, on the recent labels and on the fixed test set.
+
+    >>> score(True, "a", "a"), score(True, None, "a"), score(False, 2.5, 4.0)
+    (1.0, 0.0, -1.5)
+    """
+    if classify:
+        return 1.0 if predicted == y else 0.0
+    return -abs(predicted - y) if predicted is not None else -math.inf
+
+
 class PairedScores:
     """Champion and challenger scores on the same last `window` labelled examples.
 

@@ -12,7 +12,11 @@
   periodic snapshots of the champion.
 
 A challenger replaces the champion when its mean score over the last `promotion_window`
-labelled examples that both predicted beats the champion's by `promotion_margin`.
+labelled examples that both predicted beats the champion's by `promotion_margin` and, with a
+fixed test set (`promotion.test_set`), it is not worse than the champion on that set by more
+than `promotion.test_margin`. A challenger that fails the test set is refused (a
+`PromotionRefused`) and tested again after `promotion_window` more labels, so the set is
+scored at most once per window of labels.
 
 >>> from features.models.config import LabelSpec, ModelSpec
 >>> spec = ModelSpec("m", "hoeffding_tree_classifier", "classification", ("x",), LabelSpec("l", "k", "y"))
@@ -33,8 +37,9 @@ from typing import Any, NamedTuple
 
 from features.models import deep_pickle
 from features.models.config import ModelSpec
+from features.models.fixed_test_set import FixedSetScores, FixedTestSet
 from features.models.label_clock import LabelClock
-from features.models.metrics import PairedScores, WindowScores
+from features.models.metrics import PairedScores, WindowScores, score
 from features.models.runner import ModelRunner
 
 _INF = 2**63
@@ -80,6 +85,25 @@ class Promotion:
     window: int
     margin: float
     kind: str
+    test_set: FixedSetScores | None = None  # with `promotion.test_set`: both models on it
+
+
+@dataclass(frozen=True)
+class PromotionRefused:
+    """The challenger beat the champion on the recent labels but was worse on the fixed test set
+    by more than the margin: the champion stays; `labelled` (the segment's labels so far) tells
+    refusals apart."""
+
+    time_ms: int
+    version: int
+    labelled: int
+    metric: str
+    champion_score: float
+    challenger_score: float
+    window: int
+    margin: float
+    kind: str
+    test_set: FixedSetScores
 
 
 @dataclass(frozen=True)
@@ -117,13 +141,15 @@ class SnapshotFailed:
 
 
 class SegmentModel:
-    """The online model of one (model, segment); its whole state pickles into Bytewax recovery."""
+    """The online model of one (model, segment); its state pickles into Bytewax recovery, except
+    the fixed test set (read from its file at every start: `test_set` is set again on resume)."""
 
-    def __init__(self, spec: ModelSpec, segment: str | None) -> None:
+    def __init__(self, spec: ModelSpec, segment: str | None, test_set: FixedTestSet | None = None) -> None:
         from river.drift import ADWIN
 
         self.spec = spec
         self.segment = segment
+        self.test_set = test_set
         self.classify = spec.task == "classification"
         self.serials = 1
         self.champion = self._runner(spec.kind, spec.params)
@@ -143,6 +169,7 @@ class SegmentModel:
         self.error_n, self.error_sum = 0, 0.0  # ADWIN's window: its own properties cost more than this
         self.label_times = LabelClock()  # where ADWIN's cut falls in time
         self.paired = PairedScores(spec.promotion_window)
+        self.retest_at = 0  # after a refusal: the labelled count at which the test set is tried again
         self.window_start: int | None = None
         self.scores = WindowScores()
         self.window_counts = [0, 0, 0]  # predictions, labelled, expired
@@ -156,6 +183,16 @@ class SegmentModel:
         self.duplicate_labels = 0
         self.late_labels = 0
         self.unmatched_labels = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["test_set"]  # decoded from the file at start; not copied into every snapshot
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.__dict__.setdefault("retest_at", 0)  # state pickled before the test-set check
+        self.test_set = None
 
     # --- models -------------------------------------------------------------------------------
 
@@ -173,9 +210,7 @@ class SegmentModel:
         self.paired = PairedScores(self.spec.promotion_window)
 
     def _score(self, output: tuple[Any, Any], y: Any) -> float:
-        if self.classify:
-            return 1.0 if output[1] == y else 0.0
-        return -abs(output[1] - y) if output[1] is not None else -math.inf
+        return score(self.classify, output[1], y)
 
     # --- the stream ---------------------------------------------------------------------------
 
@@ -267,16 +302,25 @@ class SegmentModel:
 
     def _maybe_promote(self, time_ms: int, out: list[Any]) -> None:
         paired = self.paired
-        if not paired.full:
+        if not paired.full or self.labelled < self.retest_at:
             return
         champion_mean, challenger_mean = paired.means()
         if challenger_mean - champion_mean <= self.spec.promotion_margin:
             return
         assert self.challenger is not None and self.spec.challenger is not None
-        out.append(Promotion(time_ms, self.version, self.version + 1, "accuracy" if self.classify else "mae",
-                             champion_mean if self.classify else -champion_mean,
-                             challenger_mean if self.classify else -challenger_mean,
-                             self.spec.promotion_window, self.spec.promotion_margin, self.challenger.kind))
+        spec, metric, sign = self.spec, "accuracy" if self.classify else "mae", 1.0 if self.classify else -1.0
+        tested = None
+        if self.test_set is not None:
+            tested = self.test_set.compare(self.champion, self.challenger, self.segment)
+            if not tested.passed:
+                out.append(PromotionRefused(time_ms, self.version, self.labelled, metric, sign * champion_mean,
+                                            sign * challenger_mean, spec.promotion_window, spec.promotion_margin,
+                                            self.challenger.kind, tested))
+                self.retest_at = self.labelled + spec.promotion_window
+                return
+        out.append(Promotion(time_ms, self.version, self.version + 1, metric, sign * champion_mean,
+                             sign * challenger_mean, spec.promotion_window, spec.promotion_margin,
+                             self.challenger.kind, tested))
         self.champion, self.challenger, self.challenger_since = self.challenger, None, None
         self.version += 1
         self.paired = PairedScores(self.spec.promotion_window)
