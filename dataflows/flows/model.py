@@ -518,13 +518,13 @@ def build_model_flow(config: Config, source: FixedPartitionedSource, sink: Sink[
         raise ConfigError("models", "at least one [[models]] entry", None,
                           "add a model (see docs/models.md).")
     routings = {spec.name: ShardRouting(spec, workers) for spec in config.models}
-    parts = source.list_parts()
-    events_topic = config.source.topic
-    statics = load_statics(config.feature_sets) if any(spec.features for spec in config.models) else {}
-    # Read and checked at start (a bad file stops here), decoded once per process.
+    # Read and checked at start (a bad file stops here, before any broker is asked), decoded once per process.
     test_sets = {spec.name: load_fixed_test_set(spec, config.schema, f"models[{i}].promotion.test_set",
                                                 config.source.limits.max_event_bytes)
                  for i, spec in enumerate(config.models) if spec.promotion_test is not None}
+    parts = source.list_parts()
+    events_topic = config.source.topic
+    statics = load_statics(config.feature_sets) if any(spec.features for spec in config.models) else {}
     flow = Dataflow("driftline_model")
     raw = op.input("inputs", flow, source)
     decoded = op.flat_map_batch("decode", raw, input_decoder(config, counters, clock_ms))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import pickle
+import tempfile
 from pathlib import Path
 
 import orjson
@@ -22,6 +24,7 @@ from dataflows.synth.produce import produce_to_kafka, write_jsonl
 from dataflows.cli.replay import replay
 from dataflows.flows.runner import Execution, run_flow
 from features.config import Config, parse_config
+from features.config_values import ConfigError
 from tests.flow_fixtures import strip, to_toml
 from tests.kafka_helpers import consume_json, produce
 
@@ -31,11 +34,28 @@ from tests import ROOT
 SCHEMAS = {name: ROOT / "deploy" / "schemas" / f"{file}.json" for name, file in (
     ("driftline.prediction/1", "prediction"), ("driftline.model_metrics/1", "model_metrics"),
     ("driftline.model_promotion/1", "model_promotion"), ("driftline.model_snapshot/1", "model_snapshot"),
+    ("driftline.model_promotion_refused/1", "model_promotion_refused"),
     ("driftline.dead_letter/1", "dead_letter"), ("driftline.drift_event/1", "drift_event"))}
 DRIFT_EVENT_KEYS = {"schema", "id", "monitor", "column", "kind", "test", "statistic", "p_value", "effect_size",
                     "threshold", "scale", "scale_ms", "window", "began", "reference", "current", "severity",
                     "detail", "emitted_at"}
 BAD_LABELS = [b"not json", b'{"ride_id": "x"}', b'{"ride_id": "y", "ts": "soon", "cancelled": true}']
+
+
+@functools.cache
+def cancel_test_set() -> Path:
+    """The fixed test set of the model `cancel`: 1,000 labelled rides of another seed, of the
+    concept before the stream's drift (so challengers that learn the new one can fail it), each
+    with a value for the feature input `area_1m.rides` (a file has no windows to compute it)."""
+    folder = Path(tempfile.mkdtemp(prefix="driftline-test-set-"))
+    events, labels = folder / "events.jsonl", folder / "labels.jsonl"
+    write_jsonl(StreamSpec(events=1000, seed=99), events, labels)
+    label_of = {m["ride_id"]: m["cancelled"] for m in map(orjson.loads, labels.read_bytes().splitlines())}
+    rows = [{**e, "cancelled": label_of[e["ride_id"]], "area_1m.rides": 5}
+            for e in map(orjson.loads, events.read_bytes().splitlines()) if e["ride_id"] in label_of]
+    path = folder / "cancel_test_set.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in rows))
+    return path
 
 
 def config_document(prefix: str, suffix: str = "") -> dict:
@@ -61,7 +81,8 @@ def config_document(prefix: str, suffix: str = "") -> dict:
              "metrics_window": "30s", "snapshot_every": "1m", "adwin_delta": 0.9,  # alarms in a short stream
              "runbook": "docs/runbooks.md#driftlinemodelerrordrift",
              "challenger": {"kind": "hoeffding_adaptive_tree_classifier", "params": {"grace_period": 50}},
-             "promotion": {"window": 100, "margin": 0.0},
+             # A challenger also may not be 2 points worse than the champion on the fixed test set.
+             "promotion": {"window": 100, "margin": 0.0, "test_set": str(cancel_test_set()), "test_margin": 0.02},
              "topic": f"{prefix}predictions.cancel{suffix}", "metrics_topic": f"{prefix}model.metrics{suffix}",
              "snapshots_topic": f"{prefix}model.snapshots{suffix}", "drift_topic": f"{prefix}drift.events{suffix}"},
             {"name": "by_area", "kind": "river.linear_model.LogisticRegression", "segment_by": "area",
@@ -142,7 +163,16 @@ def test_kafka_run_equals_replay_and_two_workers(broker: RunningBroker, topic_pr
         assert kafka and strip(kafka) == strip(files), topic
         assert strip(kafka) == strip(kafka2), topic
     assert {"driftline.prediction/1", "driftline.model_metrics/1", "driftline.model_snapshot/1",
-            "driftline.drift_event/1", "driftline.model_promotion/1"} <= seen
+            "driftline.drift_event/1", "driftline.model_promotion/1", "driftline.model_promotion_refused/1"} <= seen
+    decisions = [m for m in consume_json(broker.bootstrap, config.models[0].metrics_topic) if m["model"] == "cancel"
+                 and m["schema"] != "driftline.model_metrics/1"]
+    refused = [m for m in decisions if m["schema"] == "driftline.model_promotion_refused/1"]
+    assert refused and counters.get("model.promotions_refused") == len(refused)
+    for m in decisions:  # both scores: the recent labels', and the fixed test set's
+        test = m["test_set"]
+        assert test["examples"] == 1000 and test["passed"] == (m not in refused)
+        assert test["passed"] == (test["challenger"] >= test["champion"] - 0.02 - 1e-12)
+        assert m["challenger"] > m["champion"]
     drifts = [m for m in consume_json(broker.bootstrap, config.models[0].drift_topic) if m["kind"] == "error_rate"]
     cancel = [m for m in drifts if m["column"].startswith("cancel")]
     assert cancel and all(m["runbook"] == "docs/runbooks.md#driftlinemodelerrordrift" for m in cancel)
@@ -153,6 +183,14 @@ def test_kafka_run_equals_replay_and_two_workers(broker: RunningBroker, topic_pr
     assert sum(p["inputs"].get("area_1m.rides", 0) > 0 for p in predictions) > len(predictions) // 2
     predictions = consume_json(broker.bootstrap, config.models[1].topic)
     assert sum("area_last5.median_eta" in p["inputs"] for p in predictions) > len(predictions) // 2
+
+
+def test_a_bad_test_set_stops_the_flow_at_start(tmp_path: Path) -> None:
+    document = config_document("x")
+    document["models"][0]["promotion"]["test_set"] = str(tmp_path / "missing.jsonl")
+    with pytest.raises(ConfigError, match=r"models\[0\]\.promotion\.test_set.*missing\.jsonl.*Fix: check the path"):
+        build_model_flow(parse_config(document), KafkaInput("localhost:1", ["xrides"]), KafkaOutput("localhost:1"),
+                         FlowCounters())
 
 
 def without_pickles(messages: list[dict]) -> list[dict]:
