@@ -1,5 +1,6 @@
 """Online models: config, the River estimator runner, one model per segment (predict, wait for
-the label, score, learn), labels and their routing, prequential metrics, feature-set inputs, the promotion's fixed test set.
+the label, score, learn), labels and their routing, prequential metrics, feature-set inputs,
+the promotion's fixed test set.
 
 Start at `segment.SegmentModel`.
 """

@@ -19,7 +19,8 @@ are skipped; anything else that is not a valid labelled event stops the flow at 
 >>> from features.schema import parse_schema
 >>> schema = parse_schema({"entity": "area", "event_time": "ts", "fields": {"area": "string", "x": "float"}})
 >>> path = Path(tempfile.mkdtemp()) / "test.jsonl"
->>> _ = path.write_text('{"area": "a", "ts": 1767225600000, "x": 1.0, "y": true}\\n{"area": "b", "ts": 1767225600000, "x": 5.0, "y": false}\\n')
+>>> _ = path.write_text('{"area": "a", "ts": 1767225600000, "x": 1.0, "y": true}\\n'
+...                    '{"area": "b", "ts": 1767225600000, "x": 5.0, "y": false}\\n')
 >>> spec = ModelSpec("m", "hoeffding_tree_classifier", "classification", ("x",), LabelSpec("l", "area", "y"),
 ...                  challenger=ChallengerSpec("hoeffding_tree_classifier"), promotion_test=PromotionTestSet(path))
 >>> test_set = load_fixed_test_set(spec, schema, "models[0].promotion.test_set")
@@ -93,7 +94,8 @@ class FixedTestSet:
         challenger_score = mean_score(challenger, examples, self.classify)
         passed = not_worse_by_more_than(challenger_score, champion_score, self.margin)
         sign = 1.0 if self.classify else -1.0  # scores are higher-is-better: minus the MAE
-        return FixedSetScores(str(self.path), len(examples), sign * champion_score, sign * challenger_score, self.margin, passed)
+        return FixedSetScores(str(self.path), len(examples), sign * champion_score, sign * challenger_score,
+                              self.margin, passed)
 
 
 def mean_score(runner: ModelRunner, examples: Sequence[Example], classify: bool) -> float:
@@ -137,18 +139,17 @@ def load_fixed_test_set(spec: ModelSpec, schema: EventSchema, key: str,
                           f"{rejection.reason.value}: {rejection.detail}",
                           "correct or remove the line; each line is an event as on the events topic plus its label.")
     classify = spec.task == "classification"
-    feature_inputs = tuple(f.name for f in spec.features)
+    feature_inputs = tuple((f.name, f.numeric) for f in spec.features)
     by_segment: dict[str | None, list[Example]] = {}
     for event in batch.events():
         fields, line = event.fields, numbered[event.offset][0]
         y = _label(fields, spec, classify, key, f"{path} line {line}")
-        for name in feature_inputs:
+        for name, numeric in feature_inputs:
             value = fields.get(name, ...)
             if value is ...:
                 raise ConfigError(key, f"every line with the model's feature input {name!r}", f"{path} line {line}",
                                   f'add "{name}": the value the model would have read at the event\'s time '
                                   "(null when unknown), e.g. from `driftline training-set`.")
-            numeric = next(f.numeric for f in spec.features if f.name == name)
             if value is not None and numeric and (type(value) not in (int, float) or not math.isfinite(value)):
                 raise ConfigError(key, f"a finite number or null in feature input {name!r}", f"{path} line {line}: "
                                   f"{value!r}", "write the feature's number, or null when it is unknown.")

@@ -252,7 +252,7 @@ def test_recovery_drops_the_test_set_from_the_state_and_resumes_identically() ->
     assert resumed.test_set is None and resumed.retest_at == first.retest_at > 0
     resumed.test_set = test_set  # as the flow does on resume
     out += stream(resumed, 700, 1500)
-    assert [o for o in out if isinstance(o, PromotionRefused)] == [o for o in expected if isinstance(o, PromotionRefused)]
+    assert [o for o in out if isinstance(o, PromotionRefused)]  # the resumed run refuses as the whole one does
     assert out == expected
 
 
