@@ -29,6 +29,7 @@ from dataflows.kafka.io import MessageBatch, OutMessage
 from features.config import Config
 from features.event_batch import EventBatch
 from features.messages import encode, feature_message, feature_messages, late_event_message
+from features.partition_progress import NEVER
 from features.windows.columnar import ColumnarEngine, EngineOutput, partition_verdicts
 from features.windows.config import FeatureSet
 from features.windows.engine import PartitionClocks
@@ -144,10 +145,20 @@ class _ShardLogic(StatefulBatchLogic[ShardItem, "OutMessage | MessageBatch", Col
     def on_batch(self, values: list[ShardItem]) -> tuple[list[OutMessage | MessageBatch], bool]:
         started = time.perf_counter()
         now = self.clock_ms()
-        out: list[OutMessage | MessageBatch] = []
-        for batch, verdicts, progress in values:
-            result = self.engine.process(batch, self.default_entity, progress, verdicts if len(batch) else None, now)
-            out.extend(self._encode(result, batch, now))
+        # The items of one call (one per input partition, usually) go to the engine as one
+        # batch: its fixed cost per call is paid once. The results are those of the items one
+        # by one: partition lateness is decided upstream, and an event the stream watermark
+        # would pass after an earlier item is behind its own partition's watermark too.
+        parts = [item for item in values if len(item[0])]
+        progress: dict[int, int] = {}
+        for _, _, marks in values:
+            for p, t in marks.items():
+                if t > progress.get(p, NEVER):
+                    progress[p] = t
+        batch = EventBatch.concat([b for b, _, _ in parts]) if parts else _NO_EVENTS
+        verdicts = np.concatenate([v for _, v, _ in parts]) if parts else None
+        result = self.engine.process(batch, self.default_entity, progress, verdicts, now)
+        out = self._encode(result, batch, now)
         self.counters.observe("stage.features", (time.perf_counter() - started,))
         return out, StatefulBatchLogic.RETAIN
 
