@@ -11,7 +11,8 @@ from __future__ import annotations
 import time
 import zlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from functools import partial
 from itertools import repeat
 from typing import Any
 
@@ -30,7 +31,7 @@ from features.config import Config
 from features.event_batch import EventBatch
 from features.messages import encode, feature_message, feature_messages, late_event_message
 from features.partition_progress import NEVER
-from features.windows.columnar import ColumnarEngine, EngineOutput, partition_verdicts
+from features.windows.columnar import ColumnarEngine, EngineOutput, FeatureWindows, partition_verdicts
 from features.windows.config import FeatureSet
 from features.windows.engine import PartitionClocks
 from features.windows.static_features import load_static
@@ -117,9 +118,7 @@ class _ShardLogic(StatefulBatchLogic[ShardItem, "OutMessage | MessageBatch", Col
             name = w.feature_set
             by_set[name] += len(w)
             lags.extend(((now - w.ends) / 1000).tolist())
-            values = feature_messages(name, w.entities, w.starts.tolist(), w.ends.tolist(), w.values,
-                                      w.counts.tolist(), now, statics.get(name))
-            out.append(MessageBatch(self.topics[name], [e.encode() for e in w.entities], values))
+            out.append(MessageBatch(self.topics[name], partial(render_windows, w, now, statics.get(name))))
         for r in result.rows:
             by_set[r.feature_set] += 1
             if r.kind == "final":
@@ -167,6 +166,14 @@ class _ShardLogic(StatefulBatchLogic[ShardItem, "OutMessage | MessageBatch", Col
 
     def snapshot(self) -> ColumnarEngine:
         return self.engine
+
+
+def render_windows(windows: FeatureWindows, emitted_at_ms: int,
+                   statics: Mapping[str, Mapping[str, Any]] | None) -> tuple[list[bytes | None], list[bytes]]:
+    """The keys and `driftline.features/1` messages of closed windows (rendered by the sink)."""
+    values = feature_messages(windows.feature_set, windows.entities, windows.starts.tolist(), windows.ends.tolist(),
+                              windows.values, windows.counts.tolist(), emitted_at_ms, statics)
+    return [e.encode() for e in windows.entities], values
 
 
 def load_statics(feature_sets: tuple[FeatureSet, ...]) -> dict[str, dict[str, dict[str, Any]]]:
