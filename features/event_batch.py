@@ -71,25 +71,40 @@ class EventBatch:
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickled (to cross workers, or in a snapshot) as a plain batch of its columns and bytes."""
-        cache = {"records": self.records} if self.raws is None and self._parent is None else {}
+        raws = self._raws()
+        cache = {"records": self.records} if any(raw is None for raw in raws) else {}
         return EventBatch, (self.entities, self.times, self.partitions, self.offsets,
-                            {name: self.values(name) for name in self._column_names()}, self._raws(),
+                            {name: self.values(name) for name in self._column_names()}, raws,
                             self._unknown(), cache)
+
+    def _parts(self) -> tuple[EventBatch, ...] | None:
+        """The batches this one joins (`concat`), read on demand like a view's parent."""
+        return self._cache.get("parts")
 
     def _column_names(self) -> list[str]:
         if self._parent is not None:
             return self._parent._column_names()
+        parts = self._parts()
+        if parts is not None:
+            return list(dict.fromkeys(name for b in parts for name in b._column_names()))
         return list(dict.fromkeys([*self.columns, *self._cache.get("getters", ())]))
 
     def _raws(self) -> list[bytes | None]:
         if self._parent is None:
+            parts = self._parts()
+            if parts is not None:
+                return [raw for b in parts for raw in b._raws()]
             return self.raws if self.raws is not None else [None] * len(self)
         raws = self._parent._raws()
         return [raws[i] for i in self._index.tolist()]  # type: ignore[union-attr]
 
     def _unknown(self) -> dict[str, np.ndarray]:
         if self._parent is None:
-            return self.unknown
+            parts = self._parts()
+            if parts is None:
+                return self.unknown
+            names = sorted({n for b in parts for n in b._unknown()})
+            return {n: np.concatenate([b._unknown().get(n, np.zeros(len(b), bool)) for b in parts]) for n in names}
         return {name: mask[self._index] for name, mask in self._parent._unknown().items()}
 
     def values(self, name: str) -> list[Any]:
@@ -99,6 +114,8 @@ class EventBatch:
             if self._parent is not None:
                 source = self._parent.values(name)
                 column = [source[i] for i in self._index.tolist()]  # type: ignore[union-attr]
+            elif self._parts() is not None:
+                column = [v for b in self._parts() for v in b.values(name)]  # type: ignore[union-attr]
             elif name in self._cache.get("getters", ()):
                 column = self._from_rows(name)
             else:
@@ -129,6 +146,8 @@ class EventBatch:
         if column is None:
             if self._parent is not None:
                 column = self._parent.numbers(name)[self._index]
+            elif self._parts() is not None:
+                column = np.concatenate([b.numbers(name) for b in self._parts()])  # type: ignore[union-attr]
             else:
                 column = np.array(self.values(name), dtype=np.float64)
             self._cache[key] = column
@@ -146,6 +165,8 @@ class EventBatch:
             if self._parent is not None and "records" in self._parent._cache:
                 parent = self._parent.records
                 records = [parent[i] for i in self._index.tolist()]  # type: ignore[union-attr]
+            elif self._parts() is not None:
+                records = [r for b in self._parts() for r in b.records]  # type: ignore[union-attr]
             else:
                 records = [orjson.loads(raw) for raw in self._raws()]
             self._cache["records"] = records
@@ -158,6 +179,12 @@ class EventBatch:
             return records[i]
         if self._parent is not None:
             return self._parent.record(int(self._index[i]))  # type: ignore[index]
+        parts = self._parts()
+        if parts is not None:
+            for part in parts:
+                if i < len(part):
+                    return part.record(i)
+                i -= len(part)
         return orjson.loads(self.raws[i])  # type: ignore[index]
 
     def unknown_categories(self, i: int) -> tuple[str, ...]:
@@ -198,18 +225,17 @@ class EventBatch:
 
     @staticmethod
     def concat(batches: Sequence[EventBatch]) -> EventBatch:
-        """Batches one after the other, as one batch."""
+        """Batches one after the other, as one batch; columns are joined on first use.
+
+        >>> joined = EventBatch.concat([EventBatch.of([Event("a", 1, {"x": 1})]), EventBatch.of([Event("b", 2, {})])])
+        >>> joined.entities, joined.numbers("x").tolist(), joined.record(1)
+        (['a', 'b'], [1.0, nan], {})
+        """
         if len(batches) == 1:
             return batches[0]
-        names = sorted({n for b in batches for n in b._unknown()})
-        unknown = {n: np.concatenate([b._unknown().get(n, np.zeros(len(b), bool)) for b in batches]) for n in names}
-        columns = {n: [v for b in batches for v in b.values(n)] for n in batches[0]._column_names()}
         return EventBatch([e for b in batches for e in b.entities], np.concatenate([b.times for b in batches]),
                           np.concatenate([b.partitions for b in batches]),
-                          np.concatenate([b.offsets for b in batches]), columns,
-                          [r for b in batches for r in b._raws()], unknown,
-                          {} if any(b.raws is not None or b._parent is not None for b in batches)
-                          else {"records": [r for b in batches for r in b.records]})
+                          np.concatenate([b.offsets for b in batches]), {}, None, {}, {"parts": tuple(batches)})
 
 
 def _annotation(spec: FieldSpec) -> Any:

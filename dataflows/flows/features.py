@@ -11,7 +11,8 @@ from __future__ import annotations
 import time
 import zlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from functools import partial
 from itertools import repeat
 from typing import Any
 
@@ -29,7 +30,8 @@ from dataflows.kafka.io import MessageBatch, OutMessage
 from features.config import Config
 from features.event_batch import EventBatch
 from features.messages import encode, feature_message, feature_messages, late_event_message
-from features.windows.columnar import ColumnarEngine, EngineOutput, partition_verdicts
+from features.partition_progress import NEVER
+from features.windows.columnar import ColumnarEngine, EngineOutput, FeatureWindows, partition_verdicts
 from features.windows.config import FeatureSet
 from features.windows.engine import PartitionClocks
 from features.windows.static_features import load_static
@@ -116,9 +118,7 @@ class _ShardLogic(StatefulBatchLogic[ShardItem, "OutMessage | MessageBatch", Col
             name = w.feature_set
             by_set[name] += len(w)
             lags.extend(((now - w.ends) / 1000).tolist())
-            values = feature_messages(name, w.entities, w.starts.tolist(), w.ends.tolist(), w.values,
-                                      w.counts.tolist(), now, statics.get(name))
-            out.append(MessageBatch(self.topics[name], [e.encode() for e in w.entities], values))
+            out.append(MessageBatch(self.topics[name], partial(render_windows, w, now, statics.get(name))))
         for r in result.rows:
             by_set[r.feature_set] += 1
             if r.kind == "final":
@@ -144,10 +144,20 @@ class _ShardLogic(StatefulBatchLogic[ShardItem, "OutMessage | MessageBatch", Col
     def on_batch(self, values: list[ShardItem]) -> tuple[list[OutMessage | MessageBatch], bool]:
         started = time.perf_counter()
         now = self.clock_ms()
-        out: list[OutMessage | MessageBatch] = []
-        for batch, verdicts, progress in values:
-            result = self.engine.process(batch, self.default_entity, progress, verdicts if len(batch) else None, now)
-            out.extend(self._encode(result, batch, now))
+        # The items of one call (one per input partition, usually) go to the engine as one
+        # batch: its fixed cost per call is paid once. The results are those of the items one
+        # by one: partition lateness is decided upstream, and an event the stream watermark
+        # would pass after an earlier item is behind its own partition's watermark too.
+        parts = [item for item in values if len(item[0])]
+        progress: dict[int, int] = {}
+        for _, _, marks in values:
+            for p, t in marks.items():
+                if t > progress.get(p, NEVER):
+                    progress[p] = t
+        batch = EventBatch.concat([b for b, _, _ in parts]) if parts else _NO_EVENTS
+        verdicts = np.concatenate([v for _, v, _ in parts]) if parts else None
+        result = self.engine.process(batch, self.default_entity, progress, verdicts, now)
+        out = self._encode(result, batch, now)
         self.counters.observe("stage.features", (time.perf_counter() - started,))
         return out, StatefulBatchLogic.RETAIN
 
@@ -156,6 +166,14 @@ class _ShardLogic(StatefulBatchLogic[ShardItem, "OutMessage | MessageBatch", Col
 
     def snapshot(self) -> ColumnarEngine:
         return self.engine
+
+
+def render_windows(windows: FeatureWindows, emitted_at_ms: int,
+                   statics: Mapping[str, Mapping[str, Any]] | None) -> tuple[list[bytes | None], list[bytes]]:
+    """The keys and `driftline.features/1` messages of closed windows (rendered by the sink)."""
+    values = feature_messages(windows.feature_set, windows.entities, windows.starts.tolist(), windows.ends.tolist(),
+                              windows.values, windows.counts.tolist(), emitted_at_ms, statics)
+    return [e.encode() for e in windows.entities], values
 
 
 def load_statics(feature_sets: tuple[FeatureSet, ...]) -> dict[str, dict[str, dict[str, Any]]]:

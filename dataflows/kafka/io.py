@@ -16,7 +16,9 @@ the flow does not stall on a broker round trip per batch.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import partial
 from typing import NamedTuple
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
@@ -47,24 +49,43 @@ class OutMessage(NamedTuple):
     value: bytes
 
 
-class MessageBatch(NamedTuple):
-    """Many messages to one topic, as one item: steps that render a batch of messages emit
-    this instead of one item per message, so Bytewax carries one item per batch."""
+Rendered = tuple[list[bytes | None], list[bytes]]  # keys, values
+
+
+def _given(keys: list[bytes | None], values: list[bytes]) -> Rendered:
+    return keys, values
+
+
+@dataclass(frozen=True, eq=False)
+class MessageBatch:
+    """Many messages to one topic, as one item: steps that make many messages emit this
+    instead of one item per message, so Bytewax carries one item per batch. `render` gives
+    the keys and values when the sink writes them: a step can hand over rows and let the
+    sink render them, so the bytes of many batches (a flush at the end of the input) never
+    exist all at once. `render` must pickle (a `functools.partial` of a module function).
+
+    >>> MessageBatch.of("t", [b"k"], [b"v"]).render()
+    ([b'k'], [b'v'])
+    """
 
     topic: str
-    keys: list[bytes | None]
-    values: list[bytes]
+    render: Callable[[], Rendered]
+
+    @staticmethod
+    def of(topic: str, keys: list[bytes | None], values: list[bytes]) -> MessageBatch:
+        """A batch of messages already rendered."""
+        return MessageBatch(topic, partial(_given, keys, values))
 
 
 def out_messages(items: Iterable[OutMessage | MessageBatch]) -> Iterator[OutMessage]:
     """Every message of a sink's items, batches flattened, in order.
 
-    >>> [m.key for m in out_messages([OutMessage("t", b"a", b"1"), MessageBatch("t", [b"b", b"c"], [b"2", b"3"])])]
+    >>> [m.key for m in out_messages([OutMessage("t", b"a", b"1"), MessageBatch.of("t", [b"b", b"c"], [b"2", b"3"])])]
     [b'a', b'b', b'c']
     """
     for item in items:
         if type(item) is MessageBatch:
-            for key, value in zip(item.keys, item.values):
+            for key, value in zip(*item.render()):
                 yield OutMessage(item.topic, key, value)
         else:
             yield item
@@ -235,7 +256,7 @@ class _OutputPartition(StatelessSinkPartition[OutMessage]):
         for item in items:
             if type(item) is MessageBatch:
                 topic = item.topic
-                for key, value in zip(item.keys, item.values):
+                for key, value in zip(*item.render()):
                     try:
                         produce(topic, value, key, on_delivery=on_delivery)
                     except BufferError:

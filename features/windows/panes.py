@@ -1,8 +1,10 @@
 """Tumbling and hopping windows of one feature set as numpy arrays: a ring of panes per entity.
 
 A window of `length` every `step` is the merge of `length / step` panes of one step
-(tumbling: one pane). Each entity (a dense integer id, see `columnar`) owns `ring` pane
-slots; pane `k` (events with `t // step == k`) lives in slot `k % ring`. The ring holds
+(tumbling: one pane). Each entity (a dense integer id, see `columnar`) owns `ring` ring
+positions; pane `k` (events with `t // step == k`) lives at position `k % ring`, which
+points into a shared pool of pane slots holding the aggregates (so an entity with one pane
+holds one slot, not `ring`: a million sparse entities cost a few bytes of ring each). The ring holds
 every pane an open window can still read: after an entity's windows up to watermark `w`
 are emitted, its panes start after `w - length`, and a non-late event is at most
 `lateness` behind the entity's watermark, so `ring = panes per window + ceil(lateness /
@@ -55,6 +57,7 @@ from features.windows.config import FeatureSet, FeatureSpec, Filter
 from features.schema import EventSchema
 
 NO_END = np.iinfo(np.int64).max  # an entity without panes
+NO_PANE = np.iinfo(np.int64).min  # a ring position without a pane (any pane number, even negative, is larger)
 
 def run_heads(keys: np.ndarray) -> np.ndarray:
     """Where each run of equal values starts in `keys` (sorted, or grouped).
@@ -482,10 +485,14 @@ class PaneWindows:
         self.aggregates = ColumnAggregates(feature_set, schema)
         self.fields, self.objects = self.aggregates.fields, self.aggregates.objects
         self.capacity = 0
-        self.pane_k = np.zeros(0, np.int64)
-        self.count = np.zeros(0, np.int64)
+        self.slot = np.zeros(0, np.int32)  # ring position (entity * ring + k % ring) -> pool slot, -1: free
         self.next_end = np.zeros(0, np.int64)
         self.due = DueIndex()  # entities by the end of their next window
+        # The pool: each slot holds one pane (its number, its events, its aggregates).
+        self.pane_k = np.zeros(0, np.int64)
+        self.count = np.zeros(0, np.int64)
+        self.free = np.zeros(0, np.int64)  # a stack of free pool slots, `n_free` long
+        self.n_free = 0
 
     # ------------------------------------------------------------------ state size
 
@@ -494,21 +501,50 @@ class PaneWindows:
         if capacity <= self.capacity:
             return
         size = max(capacity, 2 * self.capacity, 64)
-        slots = size * self.ring
-        pane_k = np.full(slots, -1, np.int64)
-        pane_k[: len(self.pane_k)] = self.pane_k
-        count = np.zeros(slots, np.int64)
-        count[: len(self.count)] = self.count
+        slot = np.full(size * self.ring, -1, np.int32)
+        slot[: len(self.slot)] = self.slot
         next_end = np.full(size, NO_END, np.int64)
         next_end[: len(self.next_end)] = self.next_end
-        self.pane_k, self.count, self.next_end = pane_k, count, next_end
-        self.aggregates.resize(slots)
+        self.slot, self.next_end = slot, next_end
         if self.changes is not None:
             self.changes.grow(size)
             empty_end = np.full(size, -1, np.int64)
             empty_end[: len(self.empty_end)] = self.empty_end
             self.empty_end = empty_end
         self.capacity = size
+
+    def _allocate(self, n: int) -> np.ndarray:
+        """`n` free pool slots (the pool doubles when it runs out)."""
+        if n > self.n_free:
+            old = len(self.pane_k)
+            size = max(2 * old, old + n - self.n_free, 64)
+            pane_k = np.full(size, NO_PANE, np.int64)
+            pane_k[:old] = self.pane_k
+            count = np.zeros(size, np.int64)
+            count[:old] = self.count
+            self.pane_k, self.count = pane_k, count
+            self.aggregates.resize(size)
+            free = np.empty(size, np.int64)
+            free[: self.n_free] = self.free[: self.n_free]
+            free[self.n_free: self.n_free + size - old] = np.arange(size - 1, old - 1, -1)
+            self.free, self.n_free = free, self.n_free + size - old
+        self.n_free -= n
+        return self.free[self.n_free: self.n_free + n].copy()
+
+    def _release(self, slots: np.ndarray) -> None:
+        """Return pool slots (their panes have been emitted) to the free stack, emptied."""
+        self.pane_k[slots] = NO_PANE
+        self.count[slots] = 0
+        self.aggregates.reset(slots)
+        self.free[self.n_free: self.n_free + len(slots)] = slots
+        self.n_free += len(slots)
+
+    def _panes_at(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The pool slot (0 where none: mask with the pane numbers) and pane number (NO_PANE: none) at ring positions."""
+        slots = self.slot[positions].astype(np.int64)
+        held = slots >= 0
+        k = np.where(held, self.pane_k[np.where(held, slots, 0)] if len(self.pane_k) else NO_PANE, NO_PANE)
+        return np.where(held, slots, 0), k
 
     def live(self, entity_ids: np.ndarray) -> np.ndarray:
         """Whether each entity still has panes (an open window), or an empty window to write."""
@@ -524,12 +560,12 @@ class PaneWindows:
     def fits(self, entity_ids: np.ndarray, times: np.ndarray) -> bool:
         """True when every event's pane has its slot to itself (free, or already this pane)."""
         k = times // self.step
-        slots = entity_ids * self.ring + k % self.ring
-        held = self.pane_k[slots]
-        if np.any((held != -1) & (held != k)):
+        positions = entity_ids * self.ring + k % self.ring
+        _, held = self._panes_at(positions)
+        if np.any((held != NO_PANE) & (held != k)):
             return False
-        order = np.argsort(slots, kind="stable")
-        s, kk = slots[order], k[order]
+        order = np.argsort(positions, kind="stable")
+        s, kk = positions[order], k[order]
         return not np.any((s[1:] == s[:-1]) & (kk[1:] != kk[:-1]))
 
     def add(self, entity_ids: np.ndarray, times: np.ndarray, arrivals: np.ndarray | None,
@@ -538,10 +574,13 @@ class PaneWindows:
         if not len(times):
             return
         k = times // self.step
-        slots = entity_ids * self.ring + k % self.ring
-        new = self.pane_k[slots] == -1
+        positions = entity_ids * self.ring + k % self.ring
+        new = self.slot[positions] < 0
         if new.any():
-            self.pane_k[slots[new]] = k[new]
+            fresh, first = np.unique(positions[new], return_index=True)
+            taken = self._allocate(len(fresh))
+            self.slot[fresh] = taken
+            self.pane_k[taken] = k[new][first]
             ends = (k[new] + 1) * self.step
             eids = entity_ids[new]
             earlier = ends < self.next_end[eids]
@@ -549,6 +588,7 @@ class PaneWindows:
                 eids, ends = eids[earlier], ends[earlier]
                 np.minimum.at(self.next_end, eids, ends)
                 self.due.schedule(eids, ends)
+        slots = self.slot[positions].astype(np.int64)
         order = np.argsort(slots, kind="stable")
         slots, times = slots[order], times[order]
         np.add.at(self.count, slots, 1)
@@ -570,20 +610,23 @@ class PaneWindows:
         entity_ids, first, watermarks = entity_ids[due], first[due], watermarks[due]
         if not len(entity_ids):
             return _empty_block(self)
-        held = self.pane_k.reshape(-1, ring)[entity_ids]
-        last_pane = held.max(axis=1)
-        last = np.minimum(watermarks - watermarks % step, (last_pane + panes) * step)  # no window past the panes
+        own = entity_ids[:, None] * ring + np.arange(ring)[None, :]
+        own_slots, k_all = self._panes_at(own)
+        last_pane = k_all.max(axis=1)
+        has_panes = last_pane != NO_PANE
+        last = np.minimum(watermarks - watermarks % step,  # no window past the panes
+                          (np.where(has_panes, last_pane, 0) + panes) * step)
         if self.changes is not None:  # an entity waiting only for its empty window
             waiting = self.empty_end[entity_ids]
-            last = np.where(last_pane < 0, waiting, np.maximum(last, np.minimum(waiting, watermarks)))
+            last = np.where(~has_panes, waiting, np.maximum(last, np.minimum(waiting, watermarks)))
         last = np.maximum(last, first)
         n_ends = (last - first) // step + 1
         eids = np.repeat(entity_ids, n_ends)
         offsets = np.arange(n_ends.sum()) - np.repeat(np.cumsum(n_ends) - n_ends, n_ends)
         ends = np.repeat(first, n_ends) + offsets * step
         k = ends[:, None] // step - panes + np.arange(panes)[None, :]
-        slots = eids[:, None] * ring + k % ring
-        valid = self.pane_k[slots] == k
+        slots, held = self._panes_at(eids[:, None] * ring + k % ring)
+        valid = held == k
         counts = np.where(valid, self.count[slots], 0).sum(axis=1)
         keep = counts > 0  # windows over gaps between an entity's panes have no row
         if self.changes is not None:
@@ -600,15 +643,11 @@ class PaneWindows:
         row_entity = position_in(done, eids)
         last_end = np.zeros(len(done), np.int64)
         np.maximum.at(last_end, row_entity, ends)
-        all_slots = done[:, None] * ring + np.arange(ring)[None, :]
-        k_all = self.pane_k[all_slots]
-        drop = (k_all != -1) & ((k_all + panes) * step <= last_end[:, None])
-        dropped = all_slots[drop]
-        if dropped.size:
-            self.pane_k[dropped] = -1
-            self.count[dropped] = 0
-            self.aggregates.reset(dropped)
-        remaining = np.where(drop | (k_all == -1), np.iinfo(np.int64).max, k_all).min(axis=1)
+        drop = (k_all != NO_PANE) & ((k_all + panes) * step <= last_end[:, None])
+        if drop.any():
+            self.slot[own[drop]] = -1
+            self._release(own_slots[drop])
+        remaining = np.where(drop | (k_all == NO_PANE), np.iinfo(np.int64).max, k_all).min(axis=1)
         alive = remaining != np.iinfo(np.int64).max
         nxt = np.full(len(done), NO_END, np.int64)
         nxt[alive] = np.maximum(last_end[alive] + step, (remaining[alive] + 1) * step)
