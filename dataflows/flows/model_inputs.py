@@ -39,12 +39,17 @@ def input_decoder(config: Config, counters: FlowCounters,
     def decode(batch: list[RawMessage]) -> list[tuple[str, Any]]:
         out: list[tuple[str, Any]] = []
         parts: dict[tuple[int, str], Any] = {}  # (partition, topic) -> EventBatch or [Label, ...]
-        events = [m for m in batch if m.topic == events_topic]
-        if events:
+        by_partition: dict[int, list[RawMessage]] = {}
+        for m in batch:
+            if m.topic == events_topic:
+                by_partition.setdefault(m.partition, []).append(m)
+        for partition, events in by_partition.items():
             for item in decode_events(events):
-                if type(item) is EventBatch:  # one per call: its events stay columns
-                    for partition, events_of in item.by_partition():
-                        parts[partition, events_topic] = events_of
+                if type(item) is EventBatch:
+                    # What the next step reads (times, entities, the messages' bytes), and all
+                    # it pickles when it runs in another process: not the decoded columns.
+                    parts[partition, events_topic] = EventBatch(item.entities, item.times, item.partitions,
+                                                                item.offsets, {}, item.raws)
                 elif events_dlq:
                     out.append(("", ("", item)))
         labels = [m for m in batch if m.topic != events_topic]
