@@ -23,6 +23,10 @@ read (so it never goes back within a partition, and no item comes behind it), an
 the slowest partition's sequence time only. Both orders depend only on each partition's
 sequence of messages, so a replay and a recovery make the same predictions.
 
+Between steps, each item carries one batch's events or labels for one shard as columns
+(`EventColumns`, `LabelColumns`): across worker processes Bytewax pickles each item, so the
+cost is per batch, not per event.
+
 Outputs: `predictions.<model>` (keyed by the join key, so it is co-partitioned with the
 labels), `model.metrics` (window metrics and promotions, keyed by the model),
 `model.snapshots` (keyed by the model), error drift on `drift.events` (keyed by the column),
