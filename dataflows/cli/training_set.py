@@ -55,6 +55,7 @@ def build_training_set(config_path: Path, events_path: Path, labels_path: Path, 
     from dataflows.flows.model_inputs import input_decoder
     from features.config import load_config
     from features.config_values import ConfigError
+    from features.event_batch import EventBatch
     from features.events import Event
     from features.models.training_set import TrainingSet
     from features.windows.engine import PartitionClocks
@@ -80,7 +81,8 @@ def build_training_set(config_path: Path, events_path: Path, labels_path: Path, 
             for part, payload in decode(batch):
                 if not part:
                     continue  # a dead letter
-                for item in payload[1]:
+                items = payload[1].events() if isinstance(payload[1], EventBatch) else payload[1]
+                for item in items:
                     if clocks.behind(item) is None:
                         out.append(item)
                     else:

@@ -23,6 +23,10 @@ read (so it never goes back within a partition, and no item comes behind it), an
 the slowest partition's sequence time only. Both orders depend only on each partition's
 sequence of messages, so a replay and a recovery make the same predictions.
 
+Between steps, each item carries one batch's events or labels for one shard as columns
+(`EventColumns`, `LabelColumns`): across worker processes Bytewax pickles each item, so the
+cost is per batch, not per event.
+
 Outputs: `predictions.<model>` (keyed by the join key, so it is co-partitioned with the
 labels), `model.metrics` (window metrics, promotions and refused promotions, keyed by the model),
 `model.snapshots` (keyed by the model), error drift on `drift.events` (keyed by the column),
@@ -38,6 +42,7 @@ from collections.abc import Callable
 from typing import Any
 
 import bytewax.operators as op
+import numpy as np
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import FixedPartitionedSource
 from bytewax.operators import StatefulBatchLogic
@@ -52,6 +57,7 @@ from dataflows.flows.metrics import MODEL_METRIC
 from dataflows.flows.worker_routing import key_on_worker
 from features.config import Config
 from features.config_values import ConfigError
+from features.event_batch import EventBatch
 from features.windows.engine import PartitionClocks
 from features.models.label_router import LabelRouter
 from features.messages import encode
@@ -64,10 +70,11 @@ from features.models.messages import (
     promotion_refused_message,
     snapshot_messages,
 )
+from features.models.columns import EVENT, LABEL, EventColumns, LabelColumns, Row, partition_order
 from features.models.feature_inputs import FeatureInputs
 from features.models.fixed_test_set import FixedTestSet, load_fixed_test_set
+from features.models.labels import Label
 from features.models.placement import plan_fingerprint, plan_segments, segment_weights, worker_for
-from features.models.runner import input_vector
 from features.models.segment import (
     ErrorDrift,
     Promotion,
@@ -83,11 +90,6 @@ from features.stream_order import NEVER, OrderedRelease
 # Fixed for the life of a deployment: recovery snapshots are keyed by shard.
 JOIN_SHARDS = 8
 MODEL_SHARDS = 16
-EVENT, LABEL = 0, 1  # ranks: at equal times an event is predicted before a label is learned
-
-# (rank, order time, join key, segment, (entity, input vector, fields) or label value, own time):
-# the order time is the event time in the event-time order, the sequence time in the arrival order
-Item = tuple[int, int, str, str | None, Any, int]
 HASH_PLACEMENT = "hash"
 
 
@@ -186,7 +188,9 @@ class _NullPartition(StatelessSinkPartition):
 
 
 class _PartitionLogic(StatefulBatchLogic[Any, tuple[str, Any], PartitionClocks]):
-    """One input partition: lateness, then each item to its join shard, with the partition's progress."""
+    """One input partition: lateness, then per model one item per join shard (every join shard,
+    even with nothing for it: each follows the partition's progress), carrying the batch's
+    events or labels of that join shard as columns."""
 
     def __init__(self, clocks: PartitionClocks, config: Config, counters: FlowCounters,
                  routings: dict[str, ShardRouting] | None = None) -> None:
@@ -195,13 +199,9 @@ class _PartitionLogic(StatefulBatchLogic[Any, tuple[str, Any], PartitionClocks])
         self.counters = counters
         routings = routings or {spec.name: ShardRouting(spec) for spec in config.models}
         self.join_keys = {spec.name: routings[spec.name].join_keys for spec in config.models}
-        self.arrival = {spec.name: spec.order == "arrival" for spec in config.models}
 
     def on_batch(self, values: list[tuple[str, Any]]) -> tuple[list[tuple[str, Any]], bool]:
         config = self.config
-        behind = self.clocks.behind
-        join_keys = self.join_keys
-        groups: dict[str, list[Item]] = {}
         dead = [item for _part, item in values if type(item) is OutMessage]
         if dead:  # dead letters, keyed "" by the decoder: passed on to the sink
             values = [v for v in values if type(v[1]) is not OutMessage]
@@ -210,49 +210,94 @@ class _PartitionLogic(StatefulBatchLogic[Any, tuple[str, Any], PartitionClocks])
         part = values[0][0]
         topic = part.split("-", 1)[1]
         is_label = topic != config.source.topic
-        late_events = late_labels = 0
-        arrival = self.arrival
-        highs = self.clocks.high
-        for item in (item for _part, items in values for item in items):  # per partition, in order
-            if behind(item) is not None:
-                if is_label:
-                    late_labels += 1
-                else:
-                    late_events += 1
-                continue
-            t = item.time_ms
-            seq = highs[item.partition]  # the sequence time: the partition's largest time so far
-            if is_label:
-                for spec in config.models:
-                    if spec.labels.topic == topic:
-                        key = join_keys[spec.name][_shard(item.key, JOIN_SHARDS)]
-                        groups.setdefault(key, []).append(
-                            (LABEL, seq if arrival[spec.name] else t, item.key, None, item.value, t))
-                continue
-            fields = item.fields
-            for spec in config.models:
-                join_key = str(fields[spec.labels.key])
-                segment = str(fields[spec.segment_by]) if spec.segment_by else None
-                key = join_keys[spec.name][_shard(join_key, JOIN_SHARDS)]
-                # Only what the model needs travels on (between processes, it is pickled).
-                vector = input_vector(fields, spec.field_inputs)
-                # Feature inputs are computed at the model shard from the event's fields.
-                payload = (item.entity, vector, fields if spec.features else None)
-                groups.setdefault(key, []).append((EVENT, seq if arrival[spec.name] else t, join_key, segment,
-                                                   payload, t))
-        if late_events or late_labels:
-            self.counters.add({"model.late_events": late_events, "model.late_labels": late_labels})
+        groups: dict[str, list[EventColumns | LabelColumns]] = {}
+        late = 0
+        for _part, items in values:  # this partition's batches, in partition order
+            late += self._labels(items, topic, groups) if is_label else self._events(items, groups)
+        if late:
+            self.counters.add({"model.late_labels" if is_label else "model.late_events": late})
         high = max(self.clocks.high.values(), default=None)
         out = []
         for spec in config.models:
             if is_label and spec.labels.topic != topic:
                 continue
-            for key in join_keys[spec.name]:
+            for key in self.join_keys[spec.name]:
                 out.append((key, (key, groups.get(key, []), part, high)))
         return [*dead, *out], StatefulBatchLogic.RETAIN
 
+    def _order(self, partition: int, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The positions of the items that are not late, and every item's sequence time."""
+        clocks = self.clocks
+        late, seq = partition_order(clocks.high.get(partition), clocks.lateness, times)
+        clocks.high[partition] = int(seq[-1])
+        return np.flatnonzero(~late), seq
+
+    def _events(self, batch: EventBatch, groups: dict[str, list[EventColumns | LabelColumns]]) -> int:
+        """Adds the batch's events to their join shards' groups; returns how many were late."""
+        kept, seq = self._order(int(batch.partitions[0]), batch.times)
+        records, entities = batch.records, batch.entities
+        times = batch.times
+        if len(kept) < len(batch):
+            index = kept.tolist()
+            records, entities = [records[i] for i in index], [entities[i] for i in index]
+            times, seq = times[kept], seq[kept]
+        if not records:
+            return len(batch)
+        for spec in self.config.models:
+            label_key = spec.labels.key
+            keys = [str(r[label_key]) for r in records]
+            segment_by = spec.segment_by
+            segments = [str(r[segment_by]) for r in records] if segment_by else [None] * len(keys)
+            # Only what the model needs travels on (between processes, it is pickled).
+            inputs = tuple([r.get(name) for r in records] for name in spec.field_inputs)
+            columns = EventColumns(seq if spec.order == "arrival" else times, times, keys, segments, entities, inputs,
+                                   records if spec.features else None)
+            join_keys = self.join_keys[spec.name]
+            for shard, index in _by_join_shard(keys).items():
+                groups.setdefault(join_keys[shard], []).append(columns.take(index))
+        return len(batch) - len(records)
+
+    def _labels(self, labels: list[Label], topic: str, groups: dict[str, list[EventColumns | LabelColumns]]) -> int:
+        """Adds the labels to their join shards' groups; returns how many were late."""
+        read = len(labels)
+        times = np.array([label.time_ms for label in labels], dtype=np.int64)
+        kept, seq = self._order(labels[0].partition, times)
+        if len(kept) < read:
+            labels = [labels[i] for i in kept.tolist()]
+            times, seq = times[kept], seq[kept]
+        if not labels:
+            return read
+        keys = [label.key for label in labels]
+        values = [label.value for label in labels]
+        shards = _by_join_shard(keys)
+        for spec in self.config.models:
+            if spec.labels.topic != topic:
+                continue
+            columns = LabelColumns(seq if spec.order == "arrival" else times, times, keys, [None] * len(keys), values)
+            join_keys = self.join_keys[spec.name]
+            for shard, index in shards.items():
+                groups.setdefault(join_keys[shard], []).append(columns.take(index))
+        return read - len(labels)
+
     def snapshot(self) -> PartitionClocks:
         return self.clocks
+
+
+def _by_join_shard(keys: list[str]) -> dict[int, list[int]]:
+    """The positions of each join shard's keys, in order.
+
+    >>> _by_join_shard(["r1", "r2", "r1"]) == {_shard("r1", JOIN_SHARDS): [0, 2], _shard("r2", JOIN_SHARDS): [1]}
+    True
+    """
+    shards: dict[int, list[int]] = {}
+    for i, key in enumerate(keys):
+        shard = zlib.crc32(key.encode()) % JOIN_SHARDS  # `_shard`, inlined: once per event
+        index = shards.get(shard)
+        if index is None:
+            shards[shard] = [i]
+        else:
+            index.append(i)
+    return shards
 
 
 class _ModelShardKeys(dict):
@@ -295,39 +340,20 @@ class _JoinLogic(StatefulBatchLogic[Any, tuple[str, Any], _JoinState]):
         self.shard_of = _ModelShardKeys(routing)
         self.arrival = spec.order == "arrival"
 
-    def on_batch(self, values: list[tuple[str, list[Item], str, int | None]]) -> tuple[list[tuple[str, Any]], bool]:
+    def on_batch(self, values: list[tuple[str, list[Any], str, int | None]]) -> tuple[list[tuple[str, Any]], bool]:
         state = self.state
-        router, progress, sent = state.router, state.progress, state.watermark
-        shard_of = self.shard_of
-        out: dict[str, list[Item]] = {key: [] for key in self.shard_keys}
+        progress, sent = state.progress, state.watermark
+        out: dict[str, list[EventColumns | LabelColumns]] = {key: [] for key in self.shard_keys}
         now = self.clock_ms()
         late = [0, 0]
-        arrival = self.arrival
         before = 0  # arrival order: labels earlier in the order than their event (not used)
-        for key, items, part, high in values:
+        for key, parts, part, high in values:
             state.key = key
-            for item in items:
-                rank, t, join_key, segment, payload, own = item
-                if t < sent:  # from a partition that was idle: the model shards are past it
-                    late[rank] += 1
-                    continue
-                if rank == EVENT:
-                    target = out[shard_of[segment]]
-                    target.append(item)
-                    for label_time, label in router.event(join_key, t, segment):
-                        if arrival and label_time < t:
-                            before += 1
-                            continue
-                        target.append((LABEL, label_time, join_key, segment, label[0], label[1]))
+            for columns in parts:
+                if type(columns) is EventColumns:
+                    late[EVENT], before = self._events(columns, sent, out, late[EVENT], before)
                 else:
-                    found, segment = router.label(join_key, t, (payload, own))
-                    if found:
-                        # In the arrival order a label joins only an event before it in the order:
-                        # whether an event later in the order has come yet depends on timing.
-                        if arrival and router.segments[join_key][0] > t:
-                            before += 1
-                            continue
-                        out[shard_of[segment]].append((LABEL, t, join_key, segment, payload, own))
+                    late[LABEL], before = self._labels(columns, sent, out, late[LABEL], before)
             if high is not None:
                 progress.report(part, high, now)
         if before:
@@ -338,11 +364,64 @@ class _JoinLogic(StatefulBatchLogic[Any, tuple[str, Any], _JoinState]):
         watermark = NEVER if slowest == NEVER else slowest - state.lateness
         if watermark > sent:
             state.watermark = watermark
-            dropped = router.expire(watermark)
+            dropped = state.router.expire(watermark)
             if dropped:
                 self.counters.add({"model.labels_unmatched": dropped})
         watermark = state.watermark
-        return [(key, (state.key, items, watermark)) for key, items in out.items()], StatefulBatchLogic.RETAIN
+        return [(key, (state.key, parts, watermark)) for key, parts in out.items()], StatefulBatchLogic.RETAIN
+
+    def _events(self, columns: EventColumns, sent: int, out: dict[str, list[Any]], late: int,
+                before: int) -> tuple[int, int]:
+        """Each event to its segment's model shard, with the labels that waited for it; returns
+        the late and `before` counts so far."""
+        router, shard_of, arrival = self.state.router, self.shard_of, self.arrival
+        picks: dict[str, list[int]] = {}
+        released: dict[str, list[tuple[int, str, Any, Any, int]]] = {}
+        for i, (t, join_key, segment) in enumerate(zip(columns.order.tolist(), columns.keys, columns.segments)):
+            if t < sent:  # from a partition that was idle: the model shards are past it
+                late += 1
+                continue
+            shard = shard_of[segment]
+            index = picks.get(shard)
+            if index is None:
+                picks[shard] = [i]
+            else:
+                index.append(i)
+            waiting = router.event(join_key, t, segment)
+            for label_time, label in waiting:
+                if arrival and label_time < t:
+                    before += 1
+                    continue
+                released.setdefault(shard, []).append((label_time, join_key, segment, label[0], label[1]))
+        for shard, index in picks.items():
+            out[shard].append(columns.take(index))
+            labels = released.get(shard)
+            if labels:
+                out[shard].append(LabelColumns.of(labels))
+        return late, before
+
+    def _labels(self, columns: LabelColumns, sent: int, out: dict[str, list[Any]], late: int,
+                before: int) -> tuple[int, int]:
+        """Each label whose event is known to its segment's model shard (the others wait for
+        it); returns the late and `before` counts so far."""
+        router, shard_of, arrival = self.state.router, self.shard_of, self.arrival
+        joined: dict[str, list[tuple[int, str, Any, Any, int]]] = {}
+        for t, own, join_key, value in zip(columns.order.tolist(), columns.times.tolist(), columns.keys,
+                                           columns.values):
+            if t < sent:
+                late += 1
+                continue
+            found, segment = router.label(join_key, t, (value, own))
+            if found:
+                # In the arrival order a label joins only an event before it in the order:
+                # whether an event later in the order has come yet depends on timing.
+                if arrival and router.segments[join_key][0] > t:
+                    before += 1
+                    continue
+                joined.setdefault(shard_of[segment], []).append((t, join_key, segment, value, own))
+        for shard, labels in joined.items():
+            out[shard].append(LabelColumns.of(labels))
+        return late, before
 
     def on_eof(self) -> tuple[list[tuple[str, Any]], bool]:
         dropped = self.state.router.drop_all()
@@ -385,7 +464,7 @@ class _ModelLogic(StatefulBatchLogic[Any, list[OutMessage], _ShardState]):
         for model in state.segments.values():  # resumed: the test set is not part of the state
             model.test_set = test_set
 
-    def _run(self, items: list[Item]) -> list[OutMessage]:
+    def _run(self, items: list[tuple[int, int, str, Any, Any, int]]) -> list[OutMessage]:
         spec, state = self.spec, self.state
         segments, last = state.segments, state.last_ms
         features = state.features
@@ -464,11 +543,15 @@ class _ModelLogic(StatefulBatchLogic[Any, list[OutMessage], _ShardState]):
         if counts:
             self.counters.add(counts)
 
-    def on_batch(self, values: list[tuple[str, list[Item], int]]) -> tuple[list[list[OutMessage]], bool]:
+    def on_batch(self, values: list[tuple[str, list[Any], int]]) -> tuple[list[list[OutMessage]], bool]:
         started = time.perf_counter()
         order = self.state.order
-        for sender, items, watermark in values:
-            order.push_all([(item[1], item[0], item[2], item) for item in items])
+        names = self.spec.field_inputs
+        for sender, parts, watermark in values:  # one push per join shard's batch, as it sent them
+            rows: list[Row] = []
+            for columns in parts:
+                rows += columns.rows(names) if type(columns) is EventColumns else columns.rows()
+            order.push_all(rows)
             order.mark(sender, watermark)
         out = self._run(order.release())
         watermark = order.watermark

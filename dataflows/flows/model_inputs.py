@@ -6,7 +6,6 @@ with a Bytewax branch: this one function decodes a batch of both.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
@@ -15,7 +14,7 @@ from dataflows.flows.ingest import make_batch_decoder, writes_dead_letters
 from dataflows.kafka.io import OutMessage, RawMessage
 from features.config import Config
 from features.event_batch import EventBatch
-from features.events import Event, Rejection
+from features.events import Rejection
 from features.messages import SourcePosition, dead_letter, encode
 from features.models.labels import Label, LabelDecoder
 
@@ -23,8 +22,9 @@ from features.models.labels import Label, LabelDecoder
 def input_decoder(config: Config, counters: FlowCounters,
                   clock_ms: Callable[[], int]) -> Callable[[list[RawMessage]], list[tuple[str, Any]]]:
     """A batch function: events through the ingestion decoder, labels through theirs. Each
-    output is `(part, (part, [Event | Label, ...]))`: the batch's items of one input partition,
-    in partition order, keyed by its part name (`<partition>-<topic>`); or `("", ("", OutMessage))`
+    output is `(part, (part, EventBatch | [Label, ...]))`: the batch's events or labels of one
+    input partition, in partition order, keyed by its part name (`<partition>-<topic>`); or
+    `("", ("", OutMessage))`
     for a dead letter: rejected labels go to `<labels topic>.dlq` (this flow is their only
     reader), rejected events to `<topic>.dlq` when this flow owns them (`Config.dead_letter_flow`).
 
@@ -38,13 +38,18 @@ def input_decoder(config: Config, counters: FlowCounters,
 
     def decode(batch: list[RawMessage]) -> list[tuple[str, Any]]:
         out: list[tuple[str, Any]] = []
-        parts: defaultdict[tuple[int, str], list[Event | Label]] = defaultdict(list)  # (partition, topic) -> items
-        events = [m for m in batch if m.topic == events_topic]
-        if events:
+        parts: dict[tuple[int, str], Any] = {}  # (partition, topic) -> EventBatch or [Label, ...]
+        by_partition: dict[int, list[RawMessage]] = {}
+        for m in batch:
+            if m.topic == events_topic:
+                by_partition.setdefault(m.partition, []).append(m)
+        for partition, events in by_partition.items():
             for item in decode_events(events):
                 if type(item) is EventBatch:
-                    for event in item.events():
-                        parts[event.partition, events_topic].append(event)
+                    # What the next step reads (times, entities, the messages' bytes), and all
+                    # it pickles when it runs in another process: not the decoded columns.
+                    parts[partition, events_topic] = EventBatch(item.entities, item.times, item.partitions,
+                                                                item.offsets, {}, item.raws)
                 elif events_dlq:
                     out.append(("", ("", item)))
         labels = [m for m in batch if m.topic != events_topic]
@@ -55,7 +60,7 @@ def input_decoder(config: Config, counters: FlowCounters,
         for msg in labels:
             result = decoders[msg.topic].decode(msg.value, msg.partition, msg.offset)
             if type(result) is Label:
-                parts[msg.partition, msg.topic].append(result)
+                parts.setdefault((msg.partition, msg.topic), []).append(result)
             else:
                 assert isinstance(result, Rejection)
                 name = f"model.labels_rejected.{result.reason}"
@@ -69,7 +74,7 @@ def input_decoder(config: Config, counters: FlowCounters,
     return decode
 
 
-def _grouped(parts: dict[tuple[int, str], list[Any]], out: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+def _grouped(parts: dict[tuple[int, str], Any], out: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
     """`out` (the dead letters) and then each partition's items, keyed by its part name.
 
     >>> _grouped({(0, "rides"): ["e1", "e2"], (1, "labels"): ["l1"]}, [("", ("", "dead"))])
