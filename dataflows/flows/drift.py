@@ -4,9 +4,9 @@
 Two stateful steps after ingestion:
 
 1. keyed by input partition, a `PartitionWindows` decides lateness (`PartitionClocks`, as
-   the features flow) and summarises the partition's events into each monitor's base
-   windows from numpy column batches; it sends each monitor the partials its watermark
-   closed, with the watermark;
+   the features flow) and summarises the partition's batches (`EventBatch`, the columns
+   every flow decodes) into each monitor's base windows, one numpy update per column and
+   window; it sends each monitor the partials its watermark closed, with the watermark;
 2. keyed by monitor, a `WindowCloser` merges the partitions' partials once the stream's
    watermark (the slowest partition's) passes a window's end, and the monitor's
    `DriftEngine` tests the base window and the scale windows it closes against the
@@ -32,7 +32,7 @@ from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
 
 from dataflows.counters import FlowCounters
-from dataflows.flows.ingest import ingest, wall_clock_ms
+from dataflows.flows.ingest import ingest_batches, wall_clock_ms
 from dataflows.kafka.io import OutMessage
 from features.config import Config
 from features.config_values import ConfigError
@@ -41,7 +41,7 @@ from features.monitors.events import summary_message
 from features.monitors.reference import Reference, load_monitor_references
 from features.monitors.base_windows import Closed, Partial, PartitionWindows, WindowCloser
 from features.monitors.expectation_checks import ExpectationMonitor, hold_back
-from features.events import Event
+from features.event_batch import EventBatch
 from features.messages import encode, late_event_message
 from features.partition_progress import NEVER
 
@@ -49,7 +49,7 @@ from features.partition_progress import NEVER
 Progress = tuple[str, int, int, list[Partial]]
 
 
-class _PartitionLogic(StatefulBatchLogic[Event, Any, PartitionWindows]):
+class _PartitionLogic(StatefulBatchLogic[EventBatch, Any, PartitionWindows]):
     def __init__(self, windows: PartitionWindows, config: Config, counters: FlowCounters,
                  clock_ms: Callable[[], int]) -> None:
         self.windows = windows
@@ -65,18 +65,20 @@ class _PartitionLogic(StatefulBatchLogic[Event, Any, PartitionWindows]):
             by_monitor[p.monitor].append(p)
         return [(name, (name, partition, watermark, parts)) for name, parts in by_monitor.items()]
 
-    def on_batch(self, values: list[Event]) -> tuple[list[Any], bool]:
+    def on_batch(self, values: list[EventBatch]) -> tuple[list[Any], bool]:
         started = time.perf_counter()
-        partials, late = self.windows.add(values)
-        partition = values[0].partition
+        batch = EventBatch.concat(values)
+        partials, late, watermarks = self.windows.add_batch(batch)
+        partition = int(batch.partitions[0])
         out: list[Any] = self._items(partition, self.windows.watermark(partition), partials)
-        if late:
-            self.counters.add({"drift.late": len(late), **({"late": len(late)} if self.write_late else {})})
+        if late.size:
+            self.counters.add({"drift.late": int(late.size), **({"late": int(late.size)} if self.write_late else {})})
             if self.write_late:
                 now = self.clock_ms()
-                out += [OutMessage(self.late_topic, r.event.entity.encode(), encode(late_event_message(
-                    self.source_topic, r.event.partition, r.event.offset, r.event.entity, r.event.time_ms,
-                    r.watermark_ms, r.event.fields, now))) for r in late]
+                out += [OutMessage(self.late_topic, batch.entities[i].encode(), encode(late_event_message(
+                    self.source_topic, int(batch.partitions[i]), int(batch.offsets[i]), batch.entities[i],
+                    int(batch.times[i]), w, batch.record(i), now)))
+                    for i, w in zip(late.tolist(), watermarks.tolist())]
         self.counters.observe("stage.drift_windows", (time.perf_counter() - started,))
         return out, StatefulBatchLogic.RETAIN
 
@@ -162,7 +164,7 @@ class _MonitorLogic(StatefulBatchLogic[Progress, OutMessage, "MonitorState | Non
         return self.state
 
 
-def drift_stage(events: Stream[Event], config: Config, counters: FlowCounters, partitions: int,
+def drift_stage(batches: Stream[EventBatch], config: Config, counters: FlowCounters, partitions: int,
                 references: dict[str, Reference], clock_ms: Callable[[], int] = wall_clock_ms) -> list[Stream[OutMessage]]:
     """Add the drift computation; returns its output streams (late events, summaries, drift events).
 
@@ -170,7 +172,7 @@ def drift_stage(events: Stream[Event], config: Config, counters: FlowCounters, p
     them, except partitions silent for `IDLE_PARTITION_MS` of wall time (`WindowCloser`).
     """
     monitors = {m.name: m for m in config.monitors}
-    by_partition = op.key_on("drift_partition", events, lambda e: str(e.partition))
+    by_partition = op.flat_map("drift_partition", batches, lambda b: [(str(p), part) for p, part in b.by_partition()])
 
     def partition_builder(resume: PartitionWindows | None) -> _PartitionLogic:
         windows = resume or PartitionWindows(config.monitors, config.source.lateness_ms)
@@ -202,7 +204,7 @@ def build_drift_flow(config: Config, source: FixedPartitionedSource, sink: Sink[
                           "add a monitor (see docs/drift.md).")
     references = load_monitor_references(config.monitors)
     flow = Dataflow("driftline_drift")
-    events, dead_letters = ingest(flow, config, source, counters, "drift")
-    outputs = drift_stage(events, config, counters, len(source.list_parts()), references, clock_ms)
+    batches, dead_letters = ingest_batches(flow, config, source, counters, "drift")
+    outputs = drift_stage(batches, config, counters, len(source.list_parts()), references, clock_ms)
     op.output("out", op.merge("all_out", dead_letters, *outputs), sink)
     return flow

@@ -252,7 +252,6 @@ def build_features_flow(config: Config, source: FixedPartitionedSource, sink: Si
     partitions = len(source.list_parts())
     outputs = feature_stage(batches, config, counters, partitions, clock_ms) if config.feature_sets else []
     if config.sample_sets:
-        events = op.flat_map("events", batches, EventBatch.events)
-        outputs += sample_stage(events, config, counters, partitions, clock_ms)
+        outputs += sample_stage(batches, config, counters, partitions, clock_ms)
     op.output("out", op.merge("all_out", dead_letters, *outputs), sink)
     return flow

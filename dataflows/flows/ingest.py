@@ -2,8 +2,9 @@
 
 Each batch of messages is decoded once into an `EventBatch` (columns; `BatchDecoder`);
 each rejection becomes a dead-letter message on `<topic>.dlq` holding the reason, the
-source position and the original bytes. A bad event never stops the flow. Flows that
-still take one event at a time read the batch as `Event`s (`ingest`). The source is Kafka
+source position and the original bytes. A bad event never stops the flow. Every flow reads
+the batches' columns (the model flow's steps that take one event at a time read a batch as
+`Event`s, `EventBatch.events`). The source is Kafka
 (`KafkaInput`) or a file (`JsonlInput`, for replay); both yield the same `RawMessage`s, so
 everything after this stage is one code path.
 """
@@ -23,7 +24,7 @@ from dataflows.counters import FlowCounters
 from dataflows.kafka.io import OutMessage, RawMessage
 from features.config import Config
 from features.event_batch import BatchDecoder, EventBatch
-from features.events import Event, EventDecoder
+from features.events import EventDecoder
 from features.messages import SourcePosition, dead_letter, encode
 
 
@@ -95,17 +96,10 @@ def ingest_batches(flow: Dataflow, config: Config, source: Source, counters: Flo
     return split.trues, dead_letters
 
 
-def ingest(flow: Dataflow, config: Config, source: Source, counters: FlowCounters,
-           flow_name: str) -> tuple[Stream[Event], Stream[OutMessage]]:
-    """`ingest_batches` for the steps that take one event at a time: (valid events, dead letters)."""
-    batches, dead_letters = ingest_batches(flow, config, source, counters, flow_name)
-    return op.flat_map("events", batches, EventBatch.events), dead_letters
-
-
 def build_ingest_flow(config: Config, source: Source, sink: Sink[OutMessage], counters: FlowCounters) -> Dataflow:
     """Ingestion alone (`driftline run ingest`): decode, dead-letter, count valid events."""
     flow = Dataflow("driftline_ingest")
-    _events, dead_letters = ingest(flow, config, source, counters, "ingest")
+    _batches, dead_letters = ingest_batches(flow, config, source, counters, "ingest")
     op.output("out", dead_letters, sink)
     return flow
 

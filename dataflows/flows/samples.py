@@ -1,8 +1,9 @@
 """Sample sets in the features flow: each input partition samples its own events into panes,
 and one step per sample set merges the panes and closes windows with the stream watermark.
 
-Only the panes' bottom-k samples cross workers, never the events: the per-event cost is a
-keyed hash and a comparison with the pane's threshold. Bottom-k samples merge exactly, so
+Only the panes' bottom-k samples cross workers, never the events. Each batch is sampled
+from its columns (`PaneSampler.add_batch`): lateness, hashes and priority keys are numpy
+operations per batch; Python touches only the events that enter a sample. Bottom-k samples merge exactly, so
 the result does not depend on how partitions are interleaved or spread over workers: a
 Kafka run, a replay and a restarted run write the same samples. Both steps' state is in
 the Bytewax recovery snapshots.
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import bytewax.operators as op
+import numpy as np
 from bytewax.dataflow import Stream
 from bytewax.operators import StatefulBatchLogic
 
@@ -22,7 +24,10 @@ from dataflows.counters import FlowCounters
 from dataflows.flows.ingest import wall_clock_ms
 from dataflows.kafka.io import OutMessage
 from features.config import Config
-from features.events import Event
+from features.event_batch import EventBatch
+from features.partition_progress import NEVER
+from features.samples.identity import batch_identities, identity_hashes
+from features.windows.columnar import partition_verdicts
 from features.windows.engine import PartitionClocks
 from features.messages import encode, late_event_message
 from features.samples.priority import WindowSample
@@ -40,7 +45,7 @@ class _PartitionState:
     samplers: dict[str, PaneSampler]
 
 
-class _PartitionSampling(StatefulBatchLogic[Event, "tuple[str, PaneItem] | OutMessage", _PartitionState]):
+class _PartitionSampling(StatefulBatchLogic[EventBatch, "tuple[str, PaneItem] | OutMessage", _PartitionState]):
     """Keyed by input partition: drops late events (the partition's clock, as the features
     do), samples the rest into panes, hands over panes its watermark has passed.
 
@@ -61,27 +66,36 @@ class _PartitionSampling(StatefulBatchLogic[Event, "tuple[str, PaneItem] | OutMe
         progress = dict(self.state.clocks.high)
         return [(name, (name, release(sampler), progress)) for name, sampler in self.state.samplers.items()]
 
-    def on_batch(self, values: list[Event]) -> tuple[list[tuple[str, PaneItem] | OutMessage], bool]:
-        behind = self.state.clocks.behind
-        verdicts = [behind(e) for e in values]
-        kept = [e for e, late in zip(values, verdicts) if late is None]
-        out: list[tuple[str, PaneItem] | OutMessage] = []
-        if len(kept) < len(values):
-            self.counters.add({"samples_late": len(values) - len(kept)})
-            if self.late_topic is not None:
-                out += self._late(values, verdicts)
-        for sampler in self.state.samplers.values():
-            sampler.add(kept)
+    def on_batch(self, values: list[EventBatch]) -> tuple[list[tuple[str, PaneItem] | OutMessage], bool]:
+        started = time.perf_counter()
+        batch = EventBatch.concat(values)
         clocks = self.state.clocks
+        verdicts = partition_verdicts(clocks.high, clocks.lateness, batch.partitions, batch.times)
+        late = np.flatnonzero(verdicts != NEVER)
+        out: list[tuple[str, PaneItem] | OutMessage] = []
+        kept = batch
+        if late.size:
+            self.counters.add({"samples_late": int(late.size)})
+            if self.late_topic is not None:
+                out += self._late(batch, late, verdicts)
+            kept = batch.take(np.flatnonzero(verdicts == NEVER))
+        hashes: dict[str | None, np.ndarray] = {}  # by id field: sets with the same one share them
+        for sampler in self.state.samplers.values():
+            id_field = sampler.spec.id_field
+            if id_field not in hashes:
+                hashes[id_field] = identity_hashes(batch_identities(kept, id_field))
+            sampler.add_batch(kept, hashes[id_field])
         watermark = min(clocks.high.values()) - clocks.lateness if clocks.high else -(2**62)
         out += self._emit(lambda s: s.release(watermark))
+        self.counters.observe("stage.sample_panes", (time.perf_counter() - started,))
         return out, StatefulBatchLogic.RETAIN
 
-    def _late(self, events: list[Event], verdicts: list[int | None]) -> list[OutMessage]:
+    def _late(self, batch: EventBatch, late: np.ndarray, verdicts: np.ndarray) -> list[OutMessage]:
         now = self.clock_ms()
-        out = [OutMessage(self.late_topic, e.entity.encode(), encode(late_event_message(
-            self.source_topic, e.partition, e.offset, e.entity, e.time_ms, watermark, e.fields, now)))
-            for e, watermark in zip(events, verdicts) if watermark is not None]
+        out = [OutMessage(self.late_topic, batch.entities[i].encode(), encode(late_event_message(
+            self.source_topic, int(batch.partitions[i]), int(batch.offsets[i]), batch.entities[i],
+            int(batch.times[i]), int(verdicts[i]), batch.record(i), now)))
+            for i in late.tolist()]
         self.counters.add({"late": len(out)})
         return out
 
@@ -145,7 +159,7 @@ class _SetWindows(StatefulBatchLogic[PaneItem, OutMessage, SampleWindows]):
         return self.windows
 
 
-def sample_stage(events: Stream[Event], config: Config, counters: FlowCounters, partitions: int,
+def sample_stage(batches: Stream[EventBatch], config: Config, counters: FlowCounters, partitions: int,
                  clock_ms: Callable[[], int] = wall_clock_ms) -> list[Stream[OutMessage]]:
     """Add the sample sets to a flow; returns their output stream (none without sample sets).
 
@@ -155,7 +169,8 @@ def sample_stage(events: Stream[Event], config: Config, counters: FlowCounters, 
     if not config.sample_sets:
         return []
     lateness = config.source.lateness_ms
-    by_partition = op.key_on("samples_partition", events, lambda e: str(e.partition))
+    by_partition = op.flat_map("samples_by_partition", batches,
+                               lambda b: [(str(p), part) for p, part in b.by_partition()])
 
     late_topic = None if config.feature_sets else config.source.late_topic
 

@@ -5,9 +5,10 @@ an event is late when it is behind its input partition's watermark (`PartitionCl
 largest event time read before it from that partition, less the allowed lateness). Late
 events are counted and kept out of the summaries.
 
-1. `PartitionWindows` (one per input partition) feeds each non-late event into the open
-   base window of every monitor (a `WindowAccumulator`, fed with numpy column batches, and
-   a reservoir of rows when the monitor has a multivariate test). A window closes in the
+1. `PartitionWindows` (one per input partition) feeds each batch's non-late events into
+   the open base window of every monitor from the batch's columns (`EventBatch`: a
+   `WindowAccumulator` updated with one numpy array per column and window, and a reservoir
+   of rows when the monitor has a multivariate test). A window closes in the
    partition once the partition's watermark passes its end: its *partial* summary is
    returned, and no later event of the partition can fall into it (it would be late).
 2. `WindowCloser` (one per monitor) collects the partials of every partition and, once the
@@ -30,15 +31,16 @@ At the end of a bounded input (`flush`) every open window closes.
 
 from __future__ import annotations
 
-import math
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from features.monitors.reference import Row, merge_samples, sample_rows
+from features.monitors.reference import Row, merge_samples
+from features.event_batch import EventBatch
 from features.events import Event
+from features.windows.columnar import partition_verdicts
 from features.windows.engine import LateEvent, PartitionClocks
 from features.monitors.config import Monitor
 from features.partition_progress import IDLE_PARTITION_MS, PartitionProgress
@@ -70,13 +72,15 @@ def _seed(*parts: object) -> int:
     return zlib.crc32("/".join(map(str, parts)).encode())
 
 
-def numeric_batch(values: Sequence[object]) -> np.ndarray:
-    """A numeric column of decoded events as a float array (None -> NaN, counted as null).
+def complete_rows(columns: Sequence[np.ndarray]) -> list[Row]:
+    """The rows of numeric columns (NaN where null) whose every value is finite, as
+    `reference.sample_rows` keeps them for the multivariate test.
 
-    >>> numeric_batch([1, None, 2.5]).tolist()
-    [1.0, nan, 2.5]
+    >>> complete_rows([np.array([1.0, np.nan, 3.0]), np.array([2.0, 1.0, 4.0])])
+    [(1.0, 2.0), (3.0, 4.0)]
     """
-    return np.array([math.nan if v is None else v for v in values], dtype=float)
+    table = np.column_stack(columns)
+    return list(map(tuple, table[np.isfinite(table).all(axis=1)].tolist()))
 
 
 def combine(parts: Sequence[WindowSummary]) -> WindowSummary:
@@ -117,27 +121,34 @@ class PartitionWindows:
         return _NEVER if high is None else high - self.clocks.lateness
 
     def add(self, events: Sequence[Event]) -> tuple[list[Partial], list[LateEvent]]:
-        """Add a batch of one partition's events (in partition order); returns the partials of
-        the windows it closed and the late events."""
-        late: list[LateEvent] = []
-        kept: list[Event] = []
-        for event in events:
-            behind = self.clocks.behind(event)
-            if behind is None:
-                kept.append(event)
-            else:
-                late.append(LateEvent(event, behind))
-        for monitor in self.monitors:
-            by_window: dict[tuple[int, int], list[Event]] = {}
-            w = monitor.window_ms
-            for event in kept:
-                t = event.time_ms
-                by_window.setdefault((event.partition, t - t % w), []).append(event)
-            for (partition, start), group in by_window.items():
-                self._feed(monitor, partition, start, group)
-        return self._close(lambda p, end: end <= self.watermark(p)), late
+        """`add_batch` for a list of events (in partition order): the partials of the windows
+        it closed and the late events."""
+        partials, late, watermarks = self.add_batch(EventBatch.of(events))
+        return partials, [LateEvent(events[i], w) for i, w in zip(late.tolist(), watermarks.tolist())]
 
-    def _feed(self, monitor: Monitor, partition: int, start: int, events: list[Event]) -> None:
+    def add_batch(self, batch: EventBatch) -> tuple[list[Partial], np.ndarray, np.ndarray]:
+        """Add a batch of events (each partition's in its order), summarised from its columns;
+        returns the partials of the windows it closed, and the positions of the late events
+        with the watermark each was behind."""
+        verdicts = partition_verdicts(self.clocks.high, self.clocks.lateness, batch.partitions, batch.times)
+        on_time = verdicts == _NEVER
+        late = np.flatnonzero(~on_time)
+        kept = batch if not late.size else batch.take(np.flatnonzero(on_time))
+        if len(kept):
+            for monitor in self.monitors:
+                starts = kept.times - kept.times % monitor.window_ms
+                # Stable: each window's events stay in arrival order.
+                order = np.lexsort((starts, kept.partitions))
+                heads = np.flatnonzero((np.diff(starts[order], prepend=-1) != 0)
+                                       | (np.diff(kept.partitions[order], prepend=-1) != 0))
+                for part in np.split(order, heads[1:]):
+                    first = int(part[0])
+                    whole = len(part) == len(kept)
+                    self._feed(monitor, int(kept.partitions[first]), int(starts[first]),
+                               kept if whole else kept.take(part))
+        return self._close(lambda p, end: end <= self.watermark(p)), late, verdicts[late]
+
+    def _feed(self, monitor: Monitor, partition: int, start: int, batch: EventBatch) -> None:
         key = (monitor.name, partition, start)
         if key not in self.open:
             sample = None
@@ -149,14 +160,13 @@ class PartitionWindows:
                 checks = WindowChecks.empty(monitor.expectations, monitor.version_field, monitor.schema_version)
             self.open[key] = (acc, sample, checks)
         acc, sample, checks = self.open[key]
-        fields = [e.fields for e in events]
-        if checks is not None:
-            checks.add(fields)
-        columns: dict[str, object] = {c: numeric_batch([f.get(c) for f in fields]) for c in monitor.numeric}
-        columns.update({c: [f.get(c) for f in fields] for c in monitor.categorical})
-        acc.add_columns(columns, event_count=len(fields))  # type: ignore[arg-type]
+        if checks is not None:  # per-event checks read the events' JSON objects
+            checks.add(batch.records)
+        columns: dict[str, object] = {c: batch.numbers(c) for c in monitor.numeric}
+        columns.update({c: batch.values(c) for c in monitor.categorical})
+        acc.add_columns(columns, event_count=len(batch))  # type: ignore[arg-type]
         if sample is not None:
-            sample.extend(sample_rows(fields, monitor.numeric))
+            sample.extend(complete_rows([batch.numbers(c) for c in monitor.numeric]))
 
     def _close(self, due: Callable[[int, int], bool]) -> list[Partial]:
         out = []

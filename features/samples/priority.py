@@ -1,8 +1,8 @@
 """Order-independent priority (bottom-k) samples: the same sample however events arrive.
 
-Each event gets a pseudo-random priority key from a keyed hash (BLAKE2b keyed by the sample
-set's seed and name) of its identity, and a sample keeps the k events with the smallest
-keys. The sample is a function of the *set* of events, not of their order, so a Kafka run
+Each event gets a pseudo-random priority key from a keyed 64-bit hash of its identity (keyed
+by the sample set's seed and name; `features.samples.identity`, computed per batch in numpy),
+and a sample keeps the k events with the smallest keys. The sample is a function of the *set* of events, not of their order, so a Kafka run
 (partitions interleaved), a replay (one partition), any number of workers and a restarted
 run all draw the same sample; and the sample of a union is the bottom-k of the samples'
 union, so merging windows is exact (Cohen & Kaplan 2007, "Summarizing data using bottom-k
@@ -39,7 +39,11 @@ import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import numpy as np
 import orjson
+
+from features.event_batch import EventBatch
+from features.samples.config import SampleSet
 
 # An item: (key, hash, event time ms, weight or None, kept fields). Inside `Bottom` the
 # heap holds (-key, -hash, ...) so its top is the largest key, the first to go.
@@ -49,31 +53,32 @@ TWO_POW_M52 = 2.0**-52
 _LN2 = math.log(2.0)
 
 
-def unit(h: int) -> float:
-    """The uniform draw in (0, 1) of a 64-bit hash (its top 52 bits, centred: never 0 or 1).
+def priority_keys(spec: SampleSet, hashes: np.ndarray, batch: EventBatch) -> np.ndarray:
+    """The priority key of each event of `batch` (smaller wins), from the set's hashes of the
+    events (`features.samples.identity.keyed`) and, for weighted sets, their weights.
 
-    >>> unit(0) > 0.0, unit(2**64 - 1) < 1.0
-    (True, True)
+    u is the hash's top 52 bits, centred in (0, 1) (never 0 or 1): uniform sets use u;
+    weighted ones ln(-ln u) - ln w (module docstring), with w the weight field (an event
+    without a positive finite weight gets an infinite key: counted, never drawn) or the
+    recency weight measured from the epoch.
+
+    >>> from features.events import Event
+    >>> from features.windows.config import WindowSpec
+    >>> spec = SampleSet("s", WindowSpec("tumbling", 1, 1), 1, "weighted", weight_field="w")
+    >>> batch = EventBatch.of([Event("a", 0, {"w": 1.0}), Event("a", 0, {"w": 2.0}), Event("a", 0, {"w": 0})])
+    >>> keys = priority_keys(spec, np.full(3, 2**63, np.uint64), batch)
+    >>> bool(keys[1] < keys[0]), keys[2]
+    (True, np.float64(inf))
     """
-    return ((h >> 12) + 0.5) * TWO_POW_M52
-
-
-def weighted_key(u: float, log_w: float) -> float:
-    """The priority key of an event of weight e^log_w: ln(-ln u) - ln w (smaller wins).
-
-    >>> weighted_key(0.5, 0.0) < weighted_key(0.5, -1.0)   # heavier: smaller key
-    True
-    """
-    return math.log(-math.log(u)) - log_w
-
-
-def recency_log_weight(time_ms: int, half_life_ms: int) -> float:
-    """ln w of an event for recency weighting, measured from the epoch (see the module doc).
-
-    >>> round(recency_log_weight(60_000, 60_000) - recency_log_weight(0, 60_000), 6) == round(math.log(2), 6)
-    True
-    """
-    return time_ms * _LN2 / half_life_ms
+    u = ((hashes >> np.uint64(12)).astype(np.float64) + 0.5) * TWO_POW_M52
+    if spec.kind != "weighted":
+        return u
+    if spec.weight_field is not None:
+        w = batch.numbers(spec.weight_field)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            keys = np.log(-np.log(u)) - np.log(w)
+        return np.where((w > 0.0) & np.isfinite(w), keys, np.inf)
+    return np.log(-np.log(u)) - batch.times * _LN2 / spec.half_life_ms  # type: ignore[operator]
 
 
 class Hasher:

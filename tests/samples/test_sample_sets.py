@@ -30,9 +30,10 @@ def spec(kind: str = "uniform", k: int = 3, length: int = MINUTE, step: int | No
 
 
 def run(sample_set: SampleSet, events: list[Event], partitions: int = 1, order_seed: int | None = None,
-        emitted_at_ms: int = 0) -> list[dict[str, Any]]:
-    """Sample `events` as the flow does: spread over partitions (in a shuffled order), panes
-    released as each partition's watermark passes, windows closed by the stream watermark."""
+        emitted_at_ms: int = 0, batch: int = 25) -> list[dict[str, Any]]:
+    """Sample `events` as the flow does: spread over partitions (in a shuffled order), each
+    partition's events sampled in batches of up to `batch`, panes released as each
+    partition's watermark passes, windows closed by the stream watermark."""
     events = list(events)
     if order_seed is not None:
         random.Random(order_seed).shuffle(events)
@@ -40,11 +41,14 @@ def run(sample_set: SampleSet, events: list[Event], partitions: int = 1, order_s
     windows = SampleWindows(sample_set, lateness_ms=0, partitions=partitions)
     high = [-(2**62)] * partitions
     closed = []
-    for i, event in enumerate(events):
-        p = i % partitions
-        samplers[p].add([event])
-        high[p] = max(high[p], event.time_ms)
-        if i % 7 == 0:  # hand panes over every few events, as batches do
+    for lo in range(0, len(events), batch * partitions):
+        chunk = list(enumerate(events[lo:lo + batch * partitions], lo))
+        for p in range(partitions):
+            part = [e for i, e in chunk if i % partitions == p]
+            if not part:
+                continue
+            samplers[p].add(part)
+            high[p] = max(high[p], *(e.time_ms for e in part))
             for start, pane in samplers[p].release(high[p] - 10 * MINUTE):
                 windows.absorb(start, pane)
             closed += windows.advance({p: high[p] - 10 * MINUTE})
@@ -213,6 +217,7 @@ def test_the_sample_does_not_depend_on_order_partitions_or_hopping_panes(kind: s
         s = spec(kind, k=4, **window, **extra)
         one = run(s, sorted(events, key=lambda e: e.time_ms))
         assert one == run(s, events, partitions=3, order_seed=9) == run(s, events, partitions=2, order_seed=4)
+        assert one == run(s, events, batch=1) == run(s, events, partitions=2, batch=400)
         assert len({m["id"] for m in one}) == len(one)
 
 
