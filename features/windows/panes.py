@@ -185,6 +185,38 @@ class WindowBlock:
         return len(self.ends)
 
 
+class _Codes:
+    """An object column as integer codes, encoded once per `ColumnAggregates.add` for all its groups.
+
+    Codes follow dict equality (`1 == 1.0`), as the per-event sets, filters and `==` do; the
+    original values stay at hand for first and last.
+
+    >>> c = _Codes(["card", None, "cash", "card"])
+    >>> c.codes.tolist(), c.vocabulary, c.none
+    ([0, 1, 2, 0], ['card', None, 'cash'], 1)
+    >>> c.table(lambda v: v == "cash")[c.codes].tolist()
+    [False, False, True, False]
+    """
+
+    def __init__(self, values: list[Any]) -> None:
+        index: dict[Any, int] = {}
+        self.codes = np.fromiter(map(index.setdefault, values, range(len(values))), np.int64, len(values))
+        # setdefault numbered each value by its first position: renumber densely.
+        firsts = np.fromiter(index.values(), np.int64, len(index))
+        dense = np.zeros(len(values), np.int64)
+        dense[firsts] = np.arange(len(firsts))
+        self.codes = dense[self.codes]
+        self.vocabulary = list(index)
+        self.none = index[None] if None in index else -1
+        if self.none >= 0:
+            self.none = int(dense[self.none])
+        self.source = values
+
+    def table(self, test: Any) -> np.ndarray:
+        """`test` of each vocabulary value, to index with codes."""
+        return np.fromiter((bool(test(v)) for v in self.vocabulary), bool, len(self.vocabulary))
+
+
 class _Group:
     """The state of the features that read one (field, filter) pair, for every pane slot."""
 
@@ -197,6 +229,9 @@ class _Group:
         self.integer = integer  # an int field: sums, min, max keep integers
         self.numeric = bool(needs & {"sum", "moments", "minmax", "values"})
         self.one_shot = False  # all events in one `add`, each slot a window: quantiles from sorted arrays
+        # Distinct values as bits of a mask per slot while the field has shown at most 64 values
+        # (categories: the usual case), numbered in `vocabulary`; then sets per slot, as the per-event engine.
+        self.vocabulary: dict[Any, int] | None = {}
 
     def allocate(self, size: int) -> None:
         self.n = np.zeros(size, np.int64)
@@ -217,6 +252,7 @@ class _Group:
             self.values = np.empty(size, object)
         if "distinct" in self.needs:
             self.distinct = np.empty(size, object)
+            self.masks = np.zeros(size, np.uint64)
         if "cats" in self.needs:
             self.eq = [np.zeros(size, np.int64) for _ in self.shares]
 
@@ -250,23 +286,24 @@ class _Group:
             self.values[slots] = None
         if "distinct" in self.needs:
             self.distinct[slots] = None
+            self.masks[slots] = 0
         if "cats" in self.needs:
             for eq in self.eq:
                 eq[slots] = 0
 
     def add(self, slots: np.ndarray, times: np.ndarray, columns: Mapping[str, np.ndarray],
-            objects: Mapping[str, list[Any]]) -> None:
+            objects: Mapping[str, _Codes]) -> None:
         """Add events (sorted by slot, arrival order within a slot)."""
         keep = None
         if self.where is not None:
-            keep = np.isin(np.array(objects[self.where.field], dtype=object), list(self.where.values))
+            where = objects[self.where.field]
+            keep = where.table(lambda v, values=self.where.values: v in values)[where.codes]
         if self.field is not None:
             if self.numeric:
                 v = columns[self.field]
                 present = ~np.isnan(v)
             else:
-                raw = np.array(objects[self.field], dtype=object)
-                present = raw != None  # noqa: E711 - elementwise
+                present = objects[self.field].codes != objects[self.field].none
             keep = present if keep is None else keep & present
         if keep is not None:
             if not keep.any():
@@ -282,10 +319,10 @@ class _Group:
             return
         if self.numeric:
             v = columns[self.field] if keep is None else columns[self.field][keep]
-        obj = None
-        if "firstlast" in self.needs or "distinct" in self.needs or "cats" in self.needs:
-            raw = np.array(objects[self.field], dtype=object)
-            obj = raw if keep is None else raw[keep]
+        if self.needs & {"firstlast", "distinct", "cats"}:
+            field = objects[self.field]
+            codes = field.codes if keep is None else field.codes[keep]
+            kept = np.arange(len(codes)) if keep is None else np.flatnonzero(keep)  # positions in `field`
         if "sum" in self.needs:
             # ufunc.at adds one value at a time in order: the same rounding as adding each event,
             # so a window's sum does not depend on how the stream was cut into batches.
@@ -305,19 +342,42 @@ class _Group:
             last = last[run_ends(run_heads(run[last]), len(last)) - 1]  # latest arrival among the latest
             replace = low < self.ft[at]
             self.ft[at[replace]] = low[replace]
-            self.fv[at[replace]] = obj[first[replace]]
+            self.fv[at[replace]] = _pick(field.source, kept[first[replace]])
             replace = high >= self.lt[at]
             self.lt[at[replace]] = high[replace]
-            self.lv[at[replace]] = obj[last[replace]]
+            self.lv[at[replace]] = _pick(field.source, kept[last[replace]])
         if "values" in self.needs and self.one_shot:
             self._events = (slots, v)
         elif "values" in self.needs:
             _collect(self.values, at, heads, ends, v.tolist(), list, Quantiles, EXACT_VALUES_CAP)
         if "distinct" in self.needs:
-            _collect(self.distinct, at, heads, ends, obj.tolist(), set, Distinct, EXACT_DISTINCT_CAP)
+            bits = self._bits(field) if self.vocabulary is not None else None
+            if bits is not None:
+                masks = np.left_shift(np.uint64(1), bits[codes].astype(np.uint64))
+                self.masks[at] |= np.bitwise_or.reduceat(masks, heads)
+            else:
+                _collect(self.distinct, at, heads, ends, _pick(field.source, kept).tolist(), set, Distinct,
+                         EXACT_DISTINCT_CAP)
         if "cats" in self.needs:
             for eq, value in zip(self.eq, self.shares):
-                eq[at] += np.add.reduceat((obj == value).astype(np.int64), heads)
+                eq[at] += np.add.reduceat(field.table(lambda v, value=value: v == value)[codes].astype(np.int64), heads)
+
+    def _bits(self, field: _Codes) -> np.ndarray | None:
+        """Each of the batch's values' bit, numbering new values; None once past 64 values (the
+        masks are then turned into sets, for good)."""
+        vocabulary = self.vocabulary
+        assert vocabulary is not None
+        bits = np.fromiter((vocabulary.setdefault(v, len(vocabulary)) for v in field.vocabulary), np.int64,
+                           len(field.vocabulary))
+        if len(vocabulary) <= 64:
+            return bits
+        values = list(vocabulary)
+        for slot in np.flatnonzero(self.masks).tolist():
+            mask = int(self.masks[slot])
+            self.distinct[slot] = {values[b] for b in range(64) if mask >> b & 1}
+        self.masks[:] = 0
+        self.vocabulary = None
+        return None
 
     def window(self, slots: np.ndarray, valid: np.ndarray) -> dict[str, Any]:
         """This group's state over each window's panes: `slots` and `valid` are (windows, panes)."""
@@ -359,7 +419,10 @@ class _Group:
             out["sorted"] = (v[order], np.cumsum(counts) - counts, counts)
         elif "values" in self.needs:
             out["values"] = [_merged(self.values, s, ok, _merge_values, []) for s, ok in zip(slots, valid)]
-        if "distinct" in self.needs:
+        if "distinct" in self.needs and self.vocabulary is not None:
+            masks = np.bitwise_or.reduce(np.where(valid, self.masks[slots], np.uint64(0)), axis=1)
+            out["distinct"] = np.bitwise_count(masks).astype(np.int64)
+        elif "distinct" in self.needs:
             out["distinct"] = [_merged(self.distinct, s, ok, _merge_distinct, set()) for s, ok in zip(slots, valid)]
         if "cats" in self.needs:
             out["eq"] = [np.where(valid, eq[slots], 0).sum(axis=1) for eq in self.eq]
@@ -431,6 +494,11 @@ def _merged(store: np.ndarray, slots: np.ndarray, valid: np.ndarray, merge: Any,
     return merged
 
 
+def _pick(values: list[Any], positions: np.ndarray) -> np.ndarray:
+    """The values at `positions`, as an object array (to assign into object state)."""
+    return np.fromiter((values[i] for i in positions.tolist()), object, len(positions))
+
+
 def _number(x: float, integer: bool) -> int | float:
     return int(x) if integer else x
 
@@ -478,8 +546,9 @@ class ColumnAggregates:
     def add(self, slots: np.ndarray, times: np.ndarray, columns: Mapping[str, np.ndarray],
             objects: Mapping[str, list[Any]]) -> None:
         """Add events sorted by slot (arrival order within a slot); columns and objects in that order."""
+        encoded = {name: _Codes(values) for name, values in objects.items()}  # once for every group
         for group in self.groups:
-            group.add(slots, times, columns, objects)
+            group.add(slots, times, columns, encoded)
 
     def values(self, slots: np.ndarray, valid: np.ndarray, length_ms: int | np.ndarray) -> dict[str, list[Any]]:
         """Each feature's values over windows made of `slots` (windows x slots, `valid` where used)."""
@@ -727,6 +796,8 @@ def _feature_values(feature: FeatureSpec, group: _Group, state: dict[str, Any], 
             return [x if ok else None for x, ok in zip((a + (b - a) * (position - low)).tolist(), has.tolist())]
         return [quantile(v, q) for v in state["values"]]
     if agg == "distinct":
+        if isinstance(state["distinct"], np.ndarray):  # exact counts, from the masks
+            return state["distinct"].tolist()
         return [distinct_count(v) for v in state["distinct"]]
     if agg == "share":
         eq = state["eq"][group.shares.index(feature.value)]
