@@ -15,7 +15,8 @@ A batch updates the panes with grouped numpy operations (sort by slot, `reduceat
 Aggregates are those of `features.windows.aggregates`, with the same results: counts,
 sums, means, min, max, first, last, share and rate exact; std from moments merged with
 Chan's formulas (equal to the per-event Welford update up to rounding); quantiles and
-distinct counts exact up to the same caps, then the same sketches.
+distinct counts exact up to the same caps, then the same sketches. Distinct values are bits
+of a mask per slot while their field has shown at most 64 values (categories), sets after.
 
 >>> from features.windows.config import FeatureSet, FeatureSpec, WindowSpec
 >>> fs = FeatureSet("s", "area", "features.s", WindowSpec("hopping", 120_000, 60_000),
@@ -32,6 +33,7 @@ distinct counts exact up to the same caps, then the same sketches.
 from __future__ import annotations
 
 import heapq
+from itertools import chain
 import math
 from hashlib import blake2b
 from collections.abc import Mapping
@@ -418,7 +420,7 @@ class _Group:
             counts = np.bincount(held, minlength=len(slots))
             out["sorted"] = (v[order], np.cumsum(counts) - counts, counts)
         elif "values" in self.needs:
-            out["values"] = [_merged(self.values, s, ok, _merge_values, []) for s, ok in zip(slots, valid)]
+            out["sorted"], out["values"] = _gathered(self.values, slots, valid)
         if "distinct" in self.needs and self.vocabulary is not None:
             masks = np.bitwise_or.reduce(np.where(valid, self.masks[slots], np.uint64(0)), axis=1)
             out["distinct"] = np.bitwise_count(masks).astype(np.int64)
@@ -454,7 +456,7 @@ def _welford(mean_of: np.ndarray, m2_of: np.ndarray, at: np.ndarray, n_before: n
         m2[:active] += d * (x - mean[:active])
         j += 1
         active = int(np.searchsorted(-counts, -j, "left"))  # runs longer than j
-    values = v.tolist()
+    values = v.tolist() if active else []
     for r in range(active):
         kr, a, mr, qr = int(k[r]) + j, int(heads[r]), float(mean[r]), float(m2[r])
         for x in values[a + j: a + int(counts[r])]:
@@ -484,6 +486,39 @@ def _collect(store: np.ndarray, at: np.ndarray, heads: np.ndarray, ends: np.ndar
                 current.update(x)
 
 
+def _gathered(store: np.ndarray, slots: np.ndarray, valid: np.ndarray,
+              ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], dict[int, Any]]:
+    """Each window's values from its panes' lists, sorted within the window: (values, each
+    window's start in them, count). Windows with a sketch among their panes, or more values than
+    the exact cap, are merged as the per-event engine merges them, and returned by window index.
+
+    >>> store = np.empty(3, object); store[0], store[2] = [3.0, 1.0], [2.0]
+    >>> (v, starts, counts), rest = _gathered(store, np.array([[0, 1], [2, 0]]), np.array([[True, True], [True, False]]))
+    >>> v.tolist(), starts.tolist(), counts.tolist(), rest
+    ([1.0, 3.0, 2.0], [0, 2], [2, 1], {})
+    """
+    parts = store[slots]
+    used = valid & (parts != None)  # noqa: E711 - elementwise
+    rows, cols = np.nonzero(used)
+    lists = parts[rows, cols].tolist()
+    lists_only = np.fromiter((type(x) is list for x in lists), bool, len(lists))
+    sizes = np.fromiter((len(x) if type(x) is list else 0 for x in lists), np.int64, len(lists))
+    totals = np.bincount(rows, weights=sizes, minlength=len(slots)).astype(np.int64)
+    special = np.zeros(len(slots), bool)
+    special[rows[~lists_only]] = True
+    special |= totals > EXACT_VALUES_CAP
+    merged = {int(i): _merged(store, slots[i], valid[i], _merge_values, []) for i in np.flatnonzero(special)}
+    if merged:
+        keep = ~special[rows]
+        lists = [x for x, k in zip(lists, keep.tolist()) if k]
+        rows, sizes = rows[keep], sizes[keep]
+        totals[special] = 0
+    values = np.fromiter(chain.from_iterable(lists), np.float64, int(sizes.sum()))
+    window = np.repeat(rows, sizes)
+    order = np.lexsort((values, window))
+    return (values[order], np.cumsum(totals) - totals, totals), merged
+
+
 def _merged(store: np.ndarray, slots: np.ndarray, valid: np.ndarray, merge: Any, empty: Any) -> Any:
     parts = [store[s] for s, ok in zip(slots.tolist(), valid.tolist()) if ok and store[s] is not None]
     if len(parts) == 1:
@@ -492,6 +527,19 @@ def _merged(store: np.ndarray, slots: np.ndarray, valid: np.ndarray, merge: Any,
     for part in parts:
         merged = merge(merged, part)
     return merged
+
+
+def _or_none(values: np.ndarray, defined: np.ndarray) -> list[Any]:
+    """`values` as a list, None where not `defined`.
+
+    >>> _or_none(np.array([1.5, 0.0]), np.array([True, False]))
+    [1.5, None]
+    """
+    out = values.tolist()
+    if not defined.all():
+        for i in np.flatnonzero(~defined).tolist():
+            out[i] = None
+    return out
 
 
 def _pick(values: list[Any], positions: np.ndarray) -> np.ndarray:
@@ -763,43 +811,47 @@ def _empty_block(panes: PaneWindows) -> WindowBlock:
 def _feature_values(feature: FeatureSpec, group: _Group, state: dict[str, Any], length_ms: int | np.ndarray,
                     ) -> list[Any]:
     """One feature's values over the windows of a block, as Python values (None where undefined);
-    `length_ms` is the windows' length, one for all or one per window."""
+    `length_ms` is the windows' length, one for all or one per window. The same float operations
+    as `features.windows.aggregates`, on whole columns."""
     n = state["n"]
     agg = feature.agg
     if agg == "count":
         return n.tolist()
     if agg == "rate":
         lengths = np.broadcast_to(np.asarray(length_ms, np.int64), n.shape)
-        return [c / (w / 1000) if w > 0 else None for c, w in zip(n.tolist(), lengths.tolist())]
+        return _or_none(n / (np.maximum(lengths, 1) / 1000), lengths > 0)
     integer = group.integer
     if agg == "sum":
-        return [_number(x, integer) for x in state["sum"].tolist()]
+        return [int(x) for x in state["sum"].tolist()] if integer else state["sum"].tolist()
     if agg == "mean":
-        return [s / c if c else None for s, c in zip(state["sum"].tolist(), n.tolist())]
+        return _or_none(state["sum"] / np.maximum(n, 1), n > 0)
     if agg == "std":
-        return [math.sqrt(m / (c - 1)) if c > 1 else None for m, c in zip(state["m2"].tolist(), n.tolist())]
+        return _or_none(np.sqrt(state["m2"] / np.maximum(n - 1, 1)), n > 1)
     if agg in ("min", "max"):
-        side = state["lo" if agg == "min" else "hi"].tolist()
-        return [_number(x, integer) if c else None for x, c in zip(side, n.tolist())]
+        side = state["lo" if agg == "min" else "hi"]
+        if integer:
+            return [int(x) if c else None for x, c in zip(side.tolist(), n.tolist())]
+        return _or_none(side, n > 0)
     if agg in ("first", "last"):
-        return list(state[agg])
+        return state[agg].tolist()
     if agg in ("quantile", "median"):
         q = 0.5 if agg == "median" else feature.q
-        if "sorted" in state:  # `quantile`'s interpolation, for every window at once
-            ordered, starts, counts = state["sorted"]
-            position = q * (counts - 1)
-            low = np.floor(position).astype(np.int64)
-            high = np.minimum(low + 1, counts - 1)
-            has = counts > 0
-            a = ordered[np.where(has, starts + low, 0)] if len(ordered) else np.zeros(len(counts))
-            b = ordered[np.where(has, starts + high, 0)] if len(ordered) else np.zeros(len(counts))
-            return [x if ok else None for x, ok in zip((a + (b - a) * (position - low)).tolist(), has.tolist())]
-        return [quantile(v, q) for v in state["values"]]
+        ordered, starts, counts = state["sorted"]  # `quantile`'s interpolation, for every window at once
+        position = q * (counts - 1)
+        low = np.floor(position).astype(np.int64)
+        high = np.minimum(low + 1, counts - 1)
+        has = counts > 0
+        a = ordered[np.where(has, starts + low, 0)] if len(ordered) else np.zeros(len(counts))
+        b = ordered[np.where(has, starts + high, 0)] if len(ordered) else np.zeros(len(counts))
+        values = _or_none(a + (b - a) * (position - low), has)
+        for i, merged in state.get("values", {}).items():  # windows past the exact cap: sketches
+            values[i] = quantile(merged, q)
+        return values
     if agg == "distinct":
         if isinstance(state["distinct"], np.ndarray):  # exact counts, from the masks
             return state["distinct"].tolist()
         return [distinct_count(v) for v in state["distinct"]]
     if agg == "share":
         eq = state["eq"][group.shares.index(feature.value)]
-        return [e / c if c else None for e, c in zip(eq.tolist(), n.tolist())]
+        return _or_none(eq / np.maximum(n, 1), n > 0)
     raise ValueError(f"unknown aggregation {agg!r}")

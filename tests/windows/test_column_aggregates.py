@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 from features.events import Event
 from features.windows.config import FeatureSet, FeatureSpec, Filter, WindowSpec
-from features.windows.panes import _welford, run_ends, run_heads
+from features.windows.aggregates import Quantiles, _merge_values, quantile
+from features.windows.panes import _gathered, _merged, _welford, run_ends, run_heads
 from tests.windows.test_columnar import MINUTE, _run_columnar, _run_oracle, streams
 
 
@@ -72,3 +73,26 @@ def _canonical_typed(rows):
     """As `_canonical`, with each value's type: a first or last value must be the one sent (1, not True)."""
     return sorted((r.feature_set, r.entity, r.start_ms, r.end_ms, r.event_count,
                    tuple(sorted((k, type(v).__name__, v) for k, v in r.values.items()))) for r in rows)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.lists(st.floats(-1e3, 1e3, allow_nan=False), max_size=6),
+                          st.lists(st.floats(-1e3, 1e3, allow_nan=False), min_size=1, max_size=6).map(Quantiles)),
+                min_size=1, max_size=8),
+       st.integers(0, 2**32), st.sampled_from([0.0, 0.5, 0.9, 1.0]))
+def test_gathered_quantiles_equal_the_merged_lists(parts, seed, q):
+    """Each window's quantile from the sorted gather equals the per-event engine's merge of its panes'
+    lists (and windows with a sketch among their panes are merged as it does)."""
+    rng = np.random.default_rng(seed)
+    store = np.empty(len(parts), object)
+    store[:] = parts
+    slots = rng.integers(0, len(parts), (5, 3))
+    valid = rng.random((5, 3)) < 0.7
+    (ordered, starts, counts), merged = _gathered(store, slots, valid)
+    for i in range(len(slots)):
+        expected = quantile(_merged(store, slots[i], valid[i], _merge_values, []), q)
+        if i in merged:
+            assert quantile(merged[i], q) == expected
+            continue
+        got = quantile(ordered[starts[i]: starts[i] + counts[i]].tolist(), q)
+        assert got == expected
