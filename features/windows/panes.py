@@ -17,7 +17,8 @@ A batch updates the panes with grouped numpy operations (sort by slot, `reduceat
 Aggregates are those of `features.windows.aggregates`, with the same results: counts,
 sums, means, min, max, first, last, share and rate exact; std from moments merged with
 Chan's formulas (equal to the per-event Welford update up to rounding); quantiles and
-distinct counts exact up to the same caps, then the same sketches.
+distinct counts exact up to the same caps, then the same sketches. Distinct values are bits
+of a mask per slot while their field has shown at most 64 values (categories), sets after.
 
 >>> from features.windows.config import FeatureSet, FeatureSpec, WindowSpec
 >>> fs = FeatureSet("s", "area", "features.s", WindowSpec("hopping", 120_000, 60_000),
@@ -34,6 +35,7 @@ distinct counts exact up to the same caps, then the same sketches.
 from __future__ import annotations
 
 import heapq
+from itertools import chain
 import math
 from hashlib import blake2b
 from collections.abc import Mapping
@@ -188,6 +190,38 @@ class WindowBlock:
         return len(self.ends)
 
 
+class _Codes:
+    """An object column as integer codes, encoded once per `ColumnAggregates.add` for all its groups.
+
+    Codes follow dict equality (`1 == 1.0`), as the per-event sets, filters and `==` do; the
+    original values stay at hand for first and last.
+
+    >>> c = _Codes(["card", None, "cash", "card"])
+    >>> c.codes.tolist(), c.vocabulary, c.none
+    ([0, 1, 2, 0], ['card', None, 'cash'], 1)
+    >>> c.table(lambda v: v == "cash")[c.codes].tolist()
+    [False, False, True, False]
+    """
+
+    def __init__(self, values: list[Any]) -> None:
+        index: dict[Any, int] = {}
+        self.codes = np.fromiter(map(index.setdefault, values, range(len(values))), np.int64, len(values))
+        # setdefault numbered each value by its first position: renumber densely.
+        firsts = np.fromiter(index.values(), np.int64, len(index))
+        dense = np.zeros(len(values), np.int64)
+        dense[firsts] = np.arange(len(firsts))
+        self.codes = dense[self.codes]
+        self.vocabulary = list(index)
+        self.none = index[None] if None in index else -1
+        if self.none >= 0:
+            self.none = int(dense[self.none])
+        self.source = values
+
+    def table(self, test: Any) -> np.ndarray:
+        """`test` of each vocabulary value, to index with codes."""
+        return np.fromiter((bool(test(v)) for v in self.vocabulary), bool, len(self.vocabulary))
+
+
 class _Group:
     """The state of the features that read one (field, filter) pair, for every pane slot."""
 
@@ -200,6 +234,9 @@ class _Group:
         self.integer = integer  # an int field: sums, min, max keep integers
         self.numeric = bool(needs & {"sum", "moments", "minmax", "values"})
         self.one_shot = False  # all events in one `add`, each slot a window: quantiles from sorted arrays
+        # Distinct values as bits of a mask per slot while the field has shown at most 64 values
+        # (categories: the usual case), numbered in `vocabulary`; then sets per slot, as the per-event engine.
+        self.vocabulary: dict[Any, int] | None = {}
 
     def allocate(self, size: int) -> None:
         self.n = np.zeros(size, np.int64)
@@ -220,6 +257,7 @@ class _Group:
             self.values = np.empty(size, object)
         if "distinct" in self.needs:
             self.distinct = np.empty(size, object)
+            self.masks = np.zeros(size, np.uint64)
         if "cats" in self.needs:
             self.eq = [np.zeros(size, np.int64) for _ in self.shares]
 
@@ -253,23 +291,24 @@ class _Group:
             self.values[slots] = None
         if "distinct" in self.needs:
             self.distinct[slots] = None
+            self.masks[slots] = 0
         if "cats" in self.needs:
             for eq in self.eq:
                 eq[slots] = 0
 
     def add(self, slots: np.ndarray, times: np.ndarray, columns: Mapping[str, np.ndarray],
-            objects: Mapping[str, list[Any]]) -> None:
+            objects: Mapping[str, _Codes]) -> None:
         """Add events (sorted by slot, arrival order within a slot)."""
         keep = None
         if self.where is not None:
-            keep = np.isin(np.array(objects[self.where.field], dtype=object), list(self.where.values))
+            where = objects[self.where.field]
+            keep = where.table(lambda v, values=self.where.values: v in values)[where.codes]
         if self.field is not None:
             if self.numeric:
                 v = columns[self.field]
                 present = ~np.isnan(v)
             else:
-                raw = np.array(objects[self.field], dtype=object)
-                present = raw != None  # noqa: E711 - elementwise
+                present = objects[self.field].codes != objects[self.field].none
             keep = present if keep is None else keep & present
         if keep is not None:
             if not keep.any():
@@ -285,25 +324,16 @@ class _Group:
             return
         if self.numeric:
             v = columns[self.field] if keep is None else columns[self.field][keep]
-        obj = None
-        if "firstlast" in self.needs or "distinct" in self.needs or "cats" in self.needs:
-            raw = np.array(objects[self.field], dtype=object)
-            obj = raw if keep is None else raw[keep]
+        if self.needs & {"firstlast", "distinct", "cats"}:
+            field = objects[self.field]
+            codes = field.codes if keep is None else field.codes[keep]
+            kept = np.arange(len(codes)) if keep is None else np.flatnonzero(keep)  # positions in `field`
         if "sum" in self.needs:
             # ufunc.at adds one value at a time in order: the same rounding as adding each event,
             # so a window's sum does not depend on how the stream was cut into batches.
             np.add.at(self.sum, slots, v)
         if "moments" in self.needs:  # Welford's update, event by event, for the same reason
-            mean_of, m2_of = self.mean, self.m2
-            values = v.tolist()
-            for s, k, a, b in zip(at.tolist(), n_before.tolist(), heads.tolist(), ends.tolist()):
-                mean, m2 = float(mean_of[s]), float(m2_of[s])
-                for x in values[a:b]:
-                    k += 1
-                    d = x - mean
-                    mean += d / k
-                    m2 += d * (x - mean)
-                mean_of[s], m2_of[s] = mean, m2
+            _welford(self.mean, self.m2, at, n_before, heads, counts, v)
         if "minmax" in self.needs:
             self.lo[at] = np.minimum(self.lo[at], np.minimum.reduceat(v, heads))
             self.hi[at] = np.maximum(self.hi[at], np.maximum.reduceat(v, heads))
@@ -317,19 +347,42 @@ class _Group:
             last = last[run_ends(run_heads(run[last]), len(last)) - 1]  # latest arrival among the latest
             replace = low < self.ft[at]
             self.ft[at[replace]] = low[replace]
-            self.fv[at[replace]] = obj[first[replace]]
+            self.fv[at[replace]] = _pick(field.source, kept[first[replace]])
             replace = high >= self.lt[at]
             self.lt[at[replace]] = high[replace]
-            self.lv[at[replace]] = obj[last[replace]]
+            self.lv[at[replace]] = _pick(field.source, kept[last[replace]])
         if "values" in self.needs and self.one_shot:
             self._events = (slots, v)
         elif "values" in self.needs:
             _collect(self.values, at, heads, ends, v.tolist(), list, Quantiles, EXACT_VALUES_CAP)
         if "distinct" in self.needs:
-            _collect(self.distinct, at, heads, ends, obj.tolist(), set, Distinct, EXACT_DISTINCT_CAP)
+            bits = self._bits(field) if self.vocabulary is not None else None
+            if bits is not None:
+                masks = np.left_shift(np.uint64(1), bits[codes].astype(np.uint64))
+                self.masks[at] |= np.bitwise_or.reduceat(masks, heads)
+            else:
+                _collect(self.distinct, at, heads, ends, _pick(field.source, kept).tolist(), set, Distinct,
+                         EXACT_DISTINCT_CAP)
         if "cats" in self.needs:
             for eq, value in zip(self.eq, self.shares):
-                eq[at] += np.add.reduceat((obj == value).astype(np.int64), heads)
+                eq[at] += np.add.reduceat(field.table(lambda v, value=value: v == value)[codes].astype(np.int64), heads)
+
+    def _bits(self, field: _Codes) -> np.ndarray | None:
+        """Each of the batch's values' bit, numbering new values; None once past 64 values (the
+        masks are then turned into sets, for good)."""
+        vocabulary = self.vocabulary
+        assert vocabulary is not None
+        bits = np.fromiter((vocabulary.setdefault(v, len(vocabulary)) for v in field.vocabulary), np.int64,
+                           len(field.vocabulary))
+        if len(vocabulary) <= 64:
+            return bits
+        values = list(vocabulary)
+        for slot in np.flatnonzero(self.masks).tolist():
+            mask = int(self.masks[slot])
+            self.distinct[slot] = {values[b] for b in range(64) if mask >> b & 1}
+        self.masks[:] = 0
+        self.vocabulary = None
+        return None
 
     def window(self, slots: np.ndarray, valid: np.ndarray) -> dict[str, Any]:
         """This group's state over each window's panes: `slots` and `valid` are (windows, panes)."""
@@ -370,12 +423,52 @@ class _Group:
             counts = np.bincount(held, minlength=len(slots))
             out["sorted"] = (v[order], np.cumsum(counts) - counts, counts)
         elif "values" in self.needs:
-            out["values"] = [_merged(self.values, s, ok, _merge_values, []) for s, ok in zip(slots, valid)]
-        if "distinct" in self.needs:
+            out["sorted"], out["values"] = _gathered(self.values, slots, valid)
+        if "distinct" in self.needs and self.vocabulary is not None:
+            masks = np.bitwise_or.reduce(np.where(valid, self.masks[slots], np.uint64(0)), axis=1)
+            out["distinct"] = np.bitwise_count(masks).astype(np.int64)
+        elif "distinct" in self.needs:
             out["distinct"] = [_merged(self.distinct, s, ok, _merge_distinct, set()) for s, ok in zip(slots, valid)]
         if "cats" in self.needs:
             out["eq"] = [np.where(valid, eq[slots], 0).sum(axis=1) for eq in self.eq]
         return out
+
+
+def _welford(mean_of: np.ndarray, m2_of: np.ndarray, at: np.ndarray, n_before: np.ndarray, heads: np.ndarray,
+             counts: np.ndarray, v: np.ndarray) -> None:
+    """Welford's update of each slot `at[r]` with its run `v[heads[r]:heads[r] + counts[r]]`, event by
+    event: the j-th events of all runs in one numpy step (the same float operations, in the same
+    order, as the per-event engine), then the few runs longer than most in Python.
+
+    >>> mean, m2 = np.zeros(2), np.zeros(2)
+    >>> _welford(mean, m2, np.array([0, 1]), np.array([0, 0]), np.array([0, 3]), np.array([3, 1]),
+    ...          np.array([1.0, 2.0, 6.0, 5.0]))
+    >>> mean.tolist(), m2.tolist()
+    ([3.0, 5.0], [14.0, 0.0])
+    """
+    order = np.argsort(-counts, kind="stable")  # the longest runs first: the runs still going are a prefix
+    at, k, heads, counts = at[order], n_before[order], heads[order], counts[order]
+    mean, m2 = mean_of[at], m2_of[at]
+    j = 0
+    active = len(counts)
+    while active > 8:  # lockstep while it pays; a handful of long runs finish in the loop below
+        x = v[heads[:active] + j]
+        kk = (k[:active] + (j + 1)).astype(np.float64)
+        d = x - mean[:active]
+        mean[:active] += d / kk
+        m2[:active] += d * (x - mean[:active])
+        j += 1
+        active = int(np.searchsorted(-counts, -j, "left"))  # runs longer than j
+    values = v.tolist() if active else []
+    for r in range(active):
+        kr, a, mr, qr = int(k[r]) + j, int(heads[r]), float(mean[r]), float(m2[r])
+        for x in values[a + j: a + int(counts[r])]:
+            kr += 1
+            d = x - mr
+            mr += d / kr
+            qr += d * (x - mr)
+        mean[r], m2[r] = mr, qr
+    mean_of[at], m2_of[at] = mean, m2
 
 
 def _collect(store: np.ndarray, at: np.ndarray, heads: np.ndarray, ends: np.ndarray, items: list[Any],
@@ -396,6 +489,39 @@ def _collect(store: np.ndarray, at: np.ndarray, heads: np.ndarray, ends: np.ndar
                 current.update(x)
 
 
+def _gathered(store: np.ndarray, slots: np.ndarray, valid: np.ndarray,
+              ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], dict[int, Any]]:
+    """Each window's values from its panes' lists, sorted within the window: (values, each
+    window's start in them, count). Windows with a sketch among their panes, or more values than
+    the exact cap, are merged as the per-event engine merges them, and returned by window index.
+
+    >>> store = np.empty(3, object); store[0], store[2] = [3.0, 1.0], [2.0]
+    >>> (v, starts, counts), rest = _gathered(store, np.array([[0, 1], [2, 0]]), np.array([[True, True], [True, False]]))
+    >>> v.tolist(), starts.tolist(), counts.tolist(), rest
+    ([1.0, 3.0, 2.0], [0, 2], [2, 1], {})
+    """
+    parts = store[slots]
+    used = valid & (parts != None)  # noqa: E711 - elementwise
+    rows, cols = np.nonzero(used)
+    lists = parts[rows, cols].tolist()
+    lists_only = np.fromiter((type(x) is list for x in lists), bool, len(lists))
+    sizes = np.fromiter((len(x) if type(x) is list else 0 for x in lists), np.int64, len(lists))
+    totals = np.bincount(rows, weights=sizes, minlength=len(slots)).astype(np.int64)
+    special = np.zeros(len(slots), bool)
+    special[rows[~lists_only]] = True
+    special |= totals > EXACT_VALUES_CAP
+    merged = {int(i): _merged(store, slots[i], valid[i], _merge_values, []) for i in np.flatnonzero(special)}
+    if merged:
+        keep = ~special[rows]
+        lists = [x for x, k in zip(lists, keep.tolist()) if k]
+        rows, sizes = rows[keep], sizes[keep]
+        totals[special] = 0
+    values = np.fromiter(chain.from_iterable(lists), np.float64, int(sizes.sum()))
+    window = np.repeat(rows, sizes)
+    order = np.lexsort((values, window))
+    return (values[order], np.cumsum(totals) - totals, totals), merged
+
+
 def _merged(store: np.ndarray, slots: np.ndarray, valid: np.ndarray, merge: Any, empty: Any) -> Any:
     parts = [store[s] for s, ok in zip(slots.tolist(), valid.tolist()) if ok and store[s] is not None]
     if len(parts) == 1:
@@ -404,6 +530,24 @@ def _merged(store: np.ndarray, slots: np.ndarray, valid: np.ndarray, merge: Any,
     for part in parts:
         merged = merge(merged, part)
     return merged
+
+
+def _or_none(values: np.ndarray, defined: np.ndarray) -> list[Any]:
+    """`values` as a list, None where not `defined`.
+
+    >>> _or_none(np.array([1.5, 0.0]), np.array([True, False]))
+    [1.5, None]
+    """
+    out = values.tolist()
+    if not defined.all():
+        for i in np.flatnonzero(~defined).tolist():
+            out[i] = None
+    return out
+
+
+def _pick(values: list[Any], positions: np.ndarray) -> np.ndarray:
+    """The values at `positions`, as an object array (to assign into object state)."""
+    return np.fromiter((values[i] for i in positions.tolist()), object, len(positions))
 
 
 def _number(x: float, integer: bool) -> int | float:
@@ -453,8 +597,9 @@ class ColumnAggregates:
     def add(self, slots: np.ndarray, times: np.ndarray, columns: Mapping[str, np.ndarray],
             objects: Mapping[str, list[Any]]) -> None:
         """Add events sorted by slot (arrival order within a slot); columns and objects in that order."""
+        encoded = {name: _Codes(values) for name, values in objects.items()}  # once for every group
         for group in self.groups:
-            group.add(slots, times, columns, objects)
+            group.add(slots, times, columns, encoded)
 
     def values(self, slots: np.ndarray, valid: np.ndarray, length_ms: int | np.ndarray) -> dict[str, list[Any]]:
         """Each feature's values over windows made of `slots` (windows x slots, `valid` where used)."""
@@ -705,41 +850,47 @@ def _empty_block(panes: PaneWindows) -> WindowBlock:
 def _feature_values(feature: FeatureSpec, group: _Group, state: dict[str, Any], length_ms: int | np.ndarray,
                     ) -> list[Any]:
     """One feature's values over the windows of a block, as Python values (None where undefined);
-    `length_ms` is the windows' length, one for all or one per window."""
+    `length_ms` is the windows' length, one for all or one per window. The same float operations
+    as `features.windows.aggregates`, on whole columns."""
     n = state["n"]
     agg = feature.agg
     if agg == "count":
         return n.tolist()
     if agg == "rate":
         lengths = np.broadcast_to(np.asarray(length_ms, np.int64), n.shape)
-        return [c / (w / 1000) if w > 0 else None for c, w in zip(n.tolist(), lengths.tolist())]
+        return _or_none(n / (np.maximum(lengths, 1) / 1000), lengths > 0)
     integer = group.integer
     if agg == "sum":
-        return [_number(x, integer) for x in state["sum"].tolist()]
+        return [int(x) for x in state["sum"].tolist()] if integer else state["sum"].tolist()
     if agg == "mean":
-        return [s / c if c else None for s, c in zip(state["sum"].tolist(), n.tolist())]
+        return _or_none(state["sum"] / np.maximum(n, 1), n > 0)
     if agg == "std":
-        return [math.sqrt(m / (c - 1)) if c > 1 else None for m, c in zip(state["m2"].tolist(), n.tolist())]
+        return _or_none(np.sqrt(state["m2"] / np.maximum(n - 1, 1)), n > 1)
     if agg in ("min", "max"):
-        side = state["lo" if agg == "min" else "hi"].tolist()
-        return [_number(x, integer) if c else None for x, c in zip(side, n.tolist())]
+        side = state["lo" if agg == "min" else "hi"]
+        if integer:
+            return [int(x) if c else None for x, c in zip(side.tolist(), n.tolist())]
+        return _or_none(side, n > 0)
     if agg in ("first", "last"):
-        return list(state[agg])
+        return state[agg].tolist()
     if agg in ("quantile", "median"):
         q = 0.5 if agg == "median" else feature.q
-        if "sorted" in state:  # `quantile`'s interpolation, for every window at once
-            ordered, starts, counts = state["sorted"]
-            position = q * (counts - 1)
-            low = np.floor(position).astype(np.int64)
-            high = np.minimum(low + 1, counts - 1)
-            has = counts > 0
-            a = ordered[np.where(has, starts + low, 0)] if len(ordered) else np.zeros(len(counts))
-            b = ordered[np.where(has, starts + high, 0)] if len(ordered) else np.zeros(len(counts))
-            return [x if ok else None for x, ok in zip((a + (b - a) * (position - low)).tolist(), has.tolist())]
-        return [quantile(v, q) for v in state["values"]]
+        ordered, starts, counts = state["sorted"]  # `quantile`'s interpolation, for every window at once
+        position = q * (counts - 1)
+        low = np.floor(position).astype(np.int64)
+        high = np.minimum(low + 1, counts - 1)
+        has = counts > 0
+        a = ordered[np.where(has, starts + low, 0)] if len(ordered) else np.zeros(len(counts))
+        b = ordered[np.where(has, starts + high, 0)] if len(ordered) else np.zeros(len(counts))
+        values = _or_none(a + (b - a) * (position - low), has)
+        for i, merged in state.get("values", {}).items():  # windows past the exact cap: sketches
+            values[i] = quantile(merged, q)
+        return values
     if agg == "distinct":
+        if isinstance(state["distinct"], np.ndarray):  # exact counts, from the masks
+            return state["distinct"].tolist()
         return [distinct_count(v) for v in state["distinct"]]
     if agg == "share":
         eq = state["eq"][group.shares.index(feature.value)]
-        return [e / c if c else None for e, c in zip(eq.tolist(), n.tolist())]
+        return _or_none(eq / np.maximum(n, 1), n > 0)
     raise ValueError(f"unknown aggregation {agg!r}")
