@@ -94,7 +94,10 @@ def test_model_join_shard_stops_waiting_for_a_silent_labels_partition() -> None:
     time the watermark follows the events partition alone, and a label that then comes behind
     it is counted late instead of reaching the model shards out of order."""
     from dataflows.counters import FlowCounters
-    from dataflows.flows.model import EVENT, LABEL, _JoinLogic, _JoinState
+    import numpy as np
+
+    from dataflows.flows.model import _JoinLogic, _JoinState
+    from features.models.columns import EventColumns, LabelColumns
     from features.models.config import LabelSpec, ModelSpec
 
     spec = ModelSpec("m", "hoeffding_tree_classifier", "classification", ("x",),
@@ -103,17 +106,21 @@ def test_model_join_shard_stops_waiting_for_a_silent_labels_partition() -> None:
     counters = FlowCounters()
     join = _JoinLogic(_JoinState(spec, partitions=2, lateness_ms=1_000), spec, counters, lambda: clock[0])
 
+    def event(t: int, key: str, x: float) -> EventColumns:
+        times = np.array([t], dtype=np.int64)
+        return EventColumns(times, times, [key], [None], ["a"], ([x],), None)
+
     def send(part: str, items: list, high: int) -> int:
         out, _ = join.on_batch([("m/j0", items, part, high)])
         return out[0][1][2]  # the watermark sent to the model shards
 
-    assert send("0-rides", [(EVENT, 5_000, "r1", None, ("a", {"x": 1.0}, None), 5_000)], 5_000) == NEVER
+    assert send("0-rides", [event(5_000, "r1", 1.0)], 5_000) == NEVER
     clock[0] = 29_000
-    assert send("0-rides", [(EVENT, 9_000, "r2", None, ("a", {"x": 2.0}, None), 9_000)], 9_000) == NEVER
+    assert send("0-rides", [event(9_000, "r2", 2.0)], 9_000) == NEVER
     clock[0] = 31_000
     assert send("0-rides", [], 20_000) == 19_000
-    assert send("0-rides.labels", [(LABEL, 6_000, "r1", None, True, 6_000)], 6_000) == 19_000
+    assert send("0-rides.labels", [LabelColumns.of([(6_000, "r1", None, True, 6_000)])], 6_000) == 19_000
     assert counters.get("model.late_labels") == 1
     # The labels partition now reports again: the watermark waits for it (it never goes back).
-    assert send("0-rides.labels", [(LABEL, 21_000, "r2", None, False, 21_000)], 21_000) == 19_000
+    assert send("0-rides.labels", [LabelColumns.of([(21_000, "r2", None, False, 21_000)])], 21_000) == 19_000
     assert send("0-rides", [], 40_000) == 20_000
