@@ -6,17 +6,29 @@ partition's next offset in the recovery snapshot (inputs are read exactly once p
 and can be *bounded*: with `stop_at_end=True` each partition stops at the end offset it
 had when the flow started, even while producers keep writing.
 
+Reads favour throughput by default: each partition's `next_batch` waits up to 50 ms for a
+fuller batch, and a fetch request may wait 50 ms at the broker. Bytewax polls a worker's
+partitions one after the other, so with four input partitions a message can wait about
+200 ms before the flow sees it. `low_latency=True` (the model flow with an arrival-order
+model) reads without waiting: `next_batch` takes what the consumer has already fetched,
+a partition that had nothing is polled again `LOW_LATENCY_IDLE_POLL_MS` later (not
+Bytewax's 1 ms: idle polling would take a tenth of a core), and a fetch waits at most
+`LOW_LATENCY_FETCH_WAIT_MS` at the broker (Tansu holds a fetch that long even when data
+comes in).
+
 `KafkaOutput` writes `(topic, key, value)` triples (and `MessageBatch`es of them). With
 recovery on it flushes after each batch, so a batch is acknowledged by the broker before
 Bytewax commits the epoch that produced it (at-least-once; consumers drop duplicates by the
 message `id`). Without recovery a restart reads its input from the start again, so the
 producer only waits for acknowledgements when its queue is full and at the end of the run:
-the flow does not stall on a broker round trip per batch.
+the flow does not stall on a broker round trip per batch. `low_latency=True` sends what
+a batch produced after 1 ms (`linger.ms`) instead of 20.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime, timedelta, timezone
 from typing import NamedTuple
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
@@ -26,6 +38,11 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from dataflows.counters import FlowCounters
 from dataflows.kafka.clients import admin_client, client_config, new_client
 from features.kafka_settings import KafkaSettings
+
+READ_WAIT_S = 0.05  # how long a partition's read waits for a fuller batch (throughput reads)
+LOW_LATENCY_FETCH_WAIT_MS = 10  # a fetch's wait at the broker for low-latency reads
+LOW_LATENCY_IDLE_POLL_MS = 2  # low-latency reads: the pause after a read that found nothing
+LOW_LATENCY_LINGER_MS = 1  # a produced message's wait for more to send with it, low-latency writes
 
 
 class RawMessage(NamedTuple):
@@ -92,7 +109,8 @@ def list_partitions(bootstrap: str, topic: str, timeout_s: float = 10.0,
 
 class _PartitionReader(StatefulSourcePartition[RawMessage, int]):
     def __init__(self, consumer: Consumer, topic: str, partition: int, next_offset: int,
-                 end_offset: int | None, batch_size: int, counters: FlowCounters | None = None) -> None:
+                 end_offset: int | None, batch_size: int, counters: FlowCounters | None = None,
+                 wait_s: float = READ_WAIT_S, idle_poll: timedelta | None = None) -> None:
         self._consumer = consumer
         self._topic = topic
         self._partition = partition
@@ -101,6 +119,9 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, int]):
         # Bounded runs settle their end offset from the first fetch response (see below).
         self._end_settled = end_offset is None
         self._batch_size = batch_size
+        self._wait_s = wait_s
+        self._idle_poll = idle_poll  # None: Bytewax's own pause after an empty batch
+        self._awake: datetime | None = None
         self._counters = counters
         self._lag_gauge = f"consumer_lag.{topic}.{partition}"
 
@@ -116,7 +137,7 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, int]):
         if self._end_settled and self._end is not None and self._next >= self._end:
             raise StopIteration()
         batch: list[RawMessage] = []
-        messages = self._consumer.consume(self._batch_size, 0.05)
+        messages = self._consumer.consume(self._batch_size, self._wait_s)
         if not self._end_settled:
             self._settle_end()
         new, topic, partition = tuple.__new__, self._topic, self._partition
@@ -136,7 +157,12 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, int]):
             high = self._consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)[1]
             if high >= 0:
                 self._counters.set_gauge(self._lag_gauge, max(0, high - self._next))
+        if self._idle_poll is not None:
+            self._awake = None if batch else datetime.now(timezone.utc) + self._idle_poll
         return batch
+
+    def next_awake(self) -> datetime | None:
+        return self._awake
 
     def snapshot(self) -> int:
         return self._next
@@ -146,11 +172,13 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, int]):
 
 
 class KafkaInput(FixedPartitionedSource[RawMessage, int]):
-    """Every partition of `topics` as a Bytewax input partition; see the module docstring."""
+    """Every partition of `topics` as a Bytewax input partition; see the module docstring
+    (`low_latency`: read without waiting for fuller batches)."""
 
     def __init__(self, bootstrap: str, topics: Sequence[str], stop_at_end: bool = False,
                  batch_size: int = 20000, extra_config: dict[str, str] | None = None,
-                 counters: FlowCounters | None = None, settings: KafkaSettings = KafkaSettings()) -> None:
+                 counters: FlowCounters | None = None, settings: KafkaSettings = KafkaSettings(),
+                 low_latency: bool = False) -> None:
         self._bootstrap = bootstrap
         self._topics = tuple(topics)
         self._stop_at_end = stop_at_end
@@ -158,6 +186,7 @@ class KafkaInput(FixedPartitionedSource[RawMessage, int]):
         self._extra = dict(extra_config or {})
         self._counters = counters  # when given: consumer lag per partition, for the metrics endpoint
         self._settings = settings
+        self._low_latency = low_latency
 
     @property
     def client_config(self) -> dict[str, object]:
@@ -165,12 +194,14 @@ class KafkaInput(FixedPartitionedSource[RawMessage, int]):
 
         >>> KafkaInput("k:9092", ["rides"], settings=KafkaSettings((("client.id", "svc"),))).client_config["client.id"]
         'svc'
+        >>> KafkaInput("k:9092", ["rides"], low_latency=True).client_config["fetch.wait.max.ms"]
+        '5'
         """
         return {**client_config(self._bootstrap, self._settings, {
             "group.id": "driftline-unused",  # partitions are assigned, never subscribed
             "enable.auto.commit": "false",
             "enable.partition.eof": "true",
-            "fetch.wait.max.ms": "50",
+            "fetch.wait.max.ms": str(LOW_LATENCY_FETCH_WAIT_MS) if self._low_latency else "50",
         }), **self._extra}
 
     def list_parts(self) -> list[str]:
@@ -190,6 +221,9 @@ class KafkaInput(FixedPartitionedSource[RawMessage, int]):
                 start = low
         consumer.assign([TopicPartition(topic, partition, start)])
         next_offset = start if start >= 0 else 0
+        if self._low_latency:
+            return _PartitionReader(consumer, topic, partition, next_offset, end, self._batch_size, self._counters,
+                                    0.0, timedelta(milliseconds=LOW_LATENCY_IDLE_POLL_MS))
         return _PartitionReader(consumer, topic, partition, next_offset, end, self._batch_size, self._counters)
 
 
@@ -266,13 +300,16 @@ class KafkaOutput(DynamicSink[OutMessage]):
     """Writes `OutMessage`s to their topics; each worker has its own producer.
 
     `flush_each_batch`: wait for the broker's acknowledgement of every batch (needed with
-    recovery, see the module docstring); the default is the safe choice.
+    recovery, see the module docstring); the default is the safe choice. `low_latency`:
+    send after `LOW_LATENCY_LINGER_MS` rather than waiting 20 ms for fuller requests.
     """
 
-    def __init__(self, bootstrap: str, settings: KafkaSettings = KafkaSettings(), flush_each_batch: bool = True) -> None:
+    def __init__(self, bootstrap: str, settings: KafkaSettings = KafkaSettings(), flush_each_batch: bool = True,
+                 low_latency: bool = False) -> None:
         self._bootstrap = bootstrap
         self._settings = settings
         self._flush_each_batch = flush_each_batch
+        self._low_latency = low_latency
 
     @property
     def client_config(self) -> dict[str, object]:
@@ -280,8 +317,11 @@ class KafkaOutput(DynamicSink[OutMessage]):
 
         >>> KafkaOutput("k:9092", KafkaSettings((("client.id", "svc"),))).client_config["client.id"]
         'svc'
+        >>> KafkaOutput("k:9092", low_latency=True).client_config["linger.ms"]
+        1
         """
-        return producer_config(self._bootstrap, self._settings)
+        tuning = {"linger.ms": LOW_LATENCY_LINGER_MS} if self._low_latency else None
+        return producer_config(self._bootstrap, self._settings, tuning)
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _OutputPartition:
         return _OutputPartition(new_client(Producer, self.client_config, self._settings), self._flush_each_batch)
