@@ -85,43 +85,46 @@ def run_case(bootstrap: str, directory: Path, order: str, rate: int, seconds: fl
     log = (directory / f"{prefix}flow.log").open("wb")
     port = free_port()
     flow = subprocess.Popen([sys.executable, "-m", "dataflows.cli", "run", "model", "--config", str(config),
-                             "--bootstrap", bootstrap, "--metrics-port", str(port)], stdout=log, stderr=subprocess.STDOUT)
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 1, "acks": "1"})
-    wait_until_reading(port, producer, f"{prefix}rides")
-    rng = random.Random(rate)
-    sent: dict[str, int] = {}
-    labels: collections.deque[tuple[float, bytes, bytes]] = collections.deque()
-    lateness_s = int(lateness.rstrip("s"))
-    start = time.time()
-    measured_from, measured_to = start + 1.0, start + 1.0 + seconds
-    end = measured_to + (lateness_s + 3 if order == "event_time" else 2)  # until the last measured event is out
-    n = 0
-    while True:
-        now = time.time()
-        if now >= end:
-            break
-        due = int((now - start) * rate)
-        while n < due:
-            t_ms = int(time.time() * 1000)
-            ride = f"r{n}"
-            area = f"a{rng.randrange(50)}"
-            event = {"ride_id": ride, "area": area, "price": rng.uniform(5, 50), "distance_km": rng.uniform(1, 20),
-                     "surge": None, "eta_min": rng.uniform(1, 15), "payment": "card", "ts": t_ms}
-            produce(producer, f"{prefix}rides", orjson.dumps(event), area.encode(), t_ms)
-            if measured_from * 1000 <= t_ms < measured_to * 1000:
-                sent[ride] = t_ms
-            labels.append((now + 2.0, ride.encode(), orjson.dumps({"ride_id": ride, "cancelled": rng.random() < 0.2,
-                                                                   "ts": t_ms + 2000})))
-            n += 1
-        while labels and labels[0][0] <= now:
-            _, key, value = labels.popleft()
-            produce(producer, f"{prefix}rides.labels", value, key, int(now * 1000))
-        producer.poll(0)
-        time.sleep(0.0005)
-    producer.flush(30)
-    time.sleep(2)
-    flow.terminate()
-    flow.wait(timeout=60)
+                             "--bootstrap", bootstrap, "--metrics-port", str(port)],
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:  # the flow stops whatever happens here
+        producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 1, "acks": "1"})
+        wait_until_reading(port, producer, f"{prefix}rides")
+        rng = random.Random(rate)
+        sent: dict[str, int] = {}
+        labels: collections.deque[tuple[float, bytes, bytes]] = collections.deque()
+        lateness_s = int(lateness.rstrip("s"))
+        start = time.time()
+        measured_from, measured_to = start + 1.0, start + 1.0 + seconds
+        end = measured_to + (lateness_s + 3 if order == "event_time" else 2)  # until the last measured event is out
+        n = 0
+        while True:
+            now = time.time()
+            if now >= end:
+                break
+            due = int((now - start) * rate)
+            while n < due:
+                t_ms = int(time.time() * 1000)
+                ride = f"r{n}"
+                area = f"a{rng.randrange(50)}"
+                event = {"ride_id": ride, "area": area, "price": rng.uniform(5, 50), "distance_km": rng.uniform(1, 20),
+                         "surge": None, "eta_min": rng.uniform(1, 15), "payment": "card", "ts": t_ms}
+                produce(producer, f"{prefix}rides", orjson.dumps(event), area.encode(), t_ms)
+                if measured_from * 1000 <= t_ms < measured_to * 1000:
+                    sent[ride] = t_ms
+                labels.append((now + 2.0, ride.encode(), orjson.dumps({"ride_id": ride, "cancelled": rng.random() < 0.2,
+                                                                       "ts": t_ms + 2000})))
+                n += 1
+            while labels and labels[0][0] <= now:
+                _, key, value = labels.popleft()
+                produce(producer, f"{prefix}rides.labels", value, key, int(now * 1000))
+            producer.poll(0)
+            time.sleep(0.0005)
+        producer.flush(30)
+        time.sleep(2)
+    finally:
+        flow.terminate()
+        flow.wait(timeout=60)
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"lat-{prefix}", "enable.auto.commit": False})
     consumer.assign([TopicPartition(f"{prefix}predictions", p, 0) for p in range(2)])
     latencies = []
