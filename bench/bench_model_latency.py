@@ -5,8 +5,8 @@ Usage: .venv/bin/python bench/bench_model_latency.py [--rates 1000,10000] [--sec
        [--repeat 1]
 
 A local broker (Tansu), topics of 2 partitions; `driftline run model` (one process, one worker,
-a Hoeffding tree on 5 inputs), started and reading (its `events_in` counter on the metrics
-endpoint counts a warm-up event) before the clock starts; a producer writes ride events at
+a Hoeffding tree on 5 inputs), started and reading (its metrics endpoint counts a warm-up
+event and label on every partition) before the clock starts; a producer writes ride events at
 the given rate with `ts` = the wall clock, and each ride's label 2 s later. Latency is the prediction message's Kafka timestamp
 (set when the flow produced it) minus the event's (set when the producer produced it), over the
 events of the measured seconds (the first second is warm-up); p50 and p99 per order and rate,
@@ -47,24 +47,34 @@ def produce(producer: object, topic: str, value: bytes, key: bytes, timestamp: i
             producer.poll(0.05)
 
 
-def wait_until_reading(port: int, producer: object, topic: str, timeout_s: float = 120.0) -> None:
-    """Produce a warm-up event and wait until the flow's metrics endpoint counts it read."""
+def wait_until_reading(port: int, producer: object, prefix: str, partitions: int = 2,
+                       timeout_s: float = 120.0) -> None:
+    """Write a warm-up event to each events partition and its label to each labels partition,
+    and wait until the flow's metrics endpoint counts them all read. The arrival order waits
+    for every input partition's first message (see docs/models.md): without this, the first
+    second of measured events would wait for the first labels."""
     t_ms = int(time.time() * 1000)
-    event = {"ride_id": "warm-up", "area": "a0", "price": 10.0, "distance_km": 2.0, "surge": None,
-             "eta_min": 5.0, "payment": "card", "ts": t_ms}
-    produce(producer, topic, orjson.dumps(event), b"a0", t_ms)
+    for p in range(partitions):
+        ride = f"warm-up-{p}"
+        event = {"ride_id": ride, "area": "a0", "price": 10.0, "distance_km": 2.0, "surge": None,
+                 "eta_min": 5.0, "payment": "card", "ts": t_ms}
+        producer.produce(f"{prefix}rides", orjson.dumps(event), b"a0", partition=p, timestamp=t_ms)
+        label = {"ride_id": ride, "cancelled": False, "ts": t_ms}
+        producer.produce(f"{prefix}rides.labels", orjson.dumps(label), ride.encode(), partition=p, timestamp=t_ms)
     producer.flush(10)
+    wanted = {"driftline_events_in_total": partitions, 'driftline_model_events_total{event="labels_in"}': partitions}
     deadline = time.time() + timeout_s
     while time.time() < deadline:
         try:
             text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
         except OSError:
             text = ""
-        if any(line.startswith("driftline_events_in_total ") and float(line.split()[1]) >= 1
-               for line in text.splitlines()):
+        seen = {name: float(value) for name, value in (line.rsplit(" ", 1) for line in text.splitlines()
+                                                        if line and not line.startswith("#"))}
+        if all(seen.get(name, 0) >= count for name, count in wanted.items()):
             return
         time.sleep(0.2)
-    raise RuntimeError(f"the model flow did not read its warm-up event within {timeout_s:.0f} s")
+    raise RuntimeError(f"the model flow did not read its warm-up messages within {timeout_s:.0f} s")
 
 
 def run_case(bootstrap: str, directory: Path, order: str, rate: int, seconds: float, lateness: str,
@@ -89,7 +99,7 @@ def run_case(bootstrap: str, directory: Path, order: str, rate: int, seconds: fl
                             stdout=log, stderr=subprocess.STDOUT)
     try:  # the flow stops whatever happens here
         producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 1, "acks": "1"})
-        wait_until_reading(port, producer, f"{prefix}rides")
+        wait_until_reading(port, producer, prefix)
         rng = random.Random(rate)
         sent: dict[str, int] = {}
         labels: collections.deque[tuple[float, bytes, bytes]] = collections.deque()

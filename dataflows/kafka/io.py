@@ -7,14 +7,14 @@ and can be *bounded*: with `stop_at_end=True` each partition stops at the end of
 had when the flow started, even while producers keep writing.
 
 Reads favour throughput by default: each partition's `next_batch` waits up to 50 ms for a
-fuller batch, and a fetch request may wait 50 ms at the broker. Bytewax polls a worker's
-partitions one after the other, so with four input partitions a message can wait about
-200 ms before the flow sees it. `low_latency=True` (the model flow with an arrival-order
-model) reads without waiting: `next_batch` takes what the consumer has already fetched,
-a partition that had nothing is polled again `LOW_LATENCY_IDLE_POLL_MS` later (not
-Bytewax's 1 ms: idle polling would take a tenth of a core), and a fetch waits at most
-`LOW_LATENCY_FETCH_WAIT_MS` at the broker (Tansu holds a fetch that long even when data
-comes in).
+fuller batch. Bytewax polls a worker's partitions one after the other, so with four input
+partitions a message can wait about 200 ms before the flow sees it. `low_latency=True` (the
+model flow with an arrival-order model) reads without waiting: `next_batch` takes what the
+consumer has already fetched, and the partition is read again `LOW_LATENCY_POLL_MS` later
+(at once after a full batch: a backlog is read at full speed; Bytewax's own pace, 1 ms after
+an empty batch, costs CPU for nothing). The consumer properties stay as they are: a shorter
+`fetch.wait.max.ms` (10 ms) multiplied the fetch requests, and on a busy machine the broker
+(Tansu) then took seconds to append and serve the messages.
 
 `KafkaOutput` writes `(topic, key, value)` triples (and `MessageBatch`es of them). With
 recovery on it flushes after each batch, so a batch is acknowledged by the broker before
@@ -22,7 +22,7 @@ Bytewax commits the epoch that produced it (at-least-once; consumers drop duplic
 message `id`). Without recovery a restart reads its input from the start again, so the
 producer only waits for acknowledgements when its queue is full and at the end of the run:
 the flow does not stall on a broker round trip per batch. `low_latency=True` sends what
-a batch produced after 1 ms (`linger.ms`) instead of 20.
+a batch produced after `LOW_LATENCY_LINGER_MS` (`linger.ms`) instead of 20.
 """
 
 from __future__ import annotations
@@ -40,9 +40,10 @@ from dataflows.kafka.clients import admin_client, client_config, new_client
 from features.kafka_settings import KafkaSettings
 
 READ_WAIT_S = 0.05  # how long a partition's read waits for a fuller batch (throughput reads)
-LOW_LATENCY_FETCH_WAIT_MS = 10  # a fetch's wait at the broker for low-latency reads
-LOW_LATENCY_IDLE_POLL_MS = 2  # low-latency reads: the pause after a read that found nothing
-LOW_LATENCY_LINGER_MS = 1  # a produced message's wait for more to send with it, low-latency writes
+LOW_LATENCY_POLL_MS = 5  # low-latency reads: the pause between two reads of a partition
+# A produced message's wait for more to send with it, low-latency writes (at 1 ms, a wake-up
+# of the producer's thread per batch cost ~40 us per message on a busy 2-core machine).
+LOW_LATENCY_LINGER_MS = 5
 
 
 class RawMessage(NamedTuple):
@@ -110,7 +111,7 @@ def list_partitions(bootstrap: str, topic: str, timeout_s: float = 10.0,
 class _PartitionReader(StatefulSourcePartition[RawMessage, int]):
     def __init__(self, consumer: Consumer, topic: str, partition: int, next_offset: int,
                  end_offset: int | None, batch_size: int, counters: FlowCounters | None = None,
-                 wait_s: float = READ_WAIT_S, idle_poll: timedelta | None = None) -> None:
+                 wait_s: float = READ_WAIT_S, poll_every: timedelta | None = None) -> None:
         self._consumer = consumer
         self._topic = topic
         self._partition = partition
@@ -120,7 +121,7 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, int]):
         self._end_settled = end_offset is None
         self._batch_size = batch_size
         self._wait_s = wait_s
-        self._idle_poll = idle_poll  # None: Bytewax's own pause after an empty batch
+        self._poll_every = poll_every  # None: as often as Bytewax polls
         self._awake: datetime | None = None
         self._counters = counters
         self._lag_gauge = f"consumer_lag.{topic}.{partition}"
@@ -157,8 +158,9 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, int]):
             high = self._consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)[1]
             if high >= 0:
                 self._counters.set_gauge(self._lag_gauge, max(0, high - self._next))
-        if self._idle_poll is not None:
-            self._awake = None if batch else datetime.now(timezone.utc) + self._idle_poll
+        if self._poll_every is not None:
+            full = len(messages) >= self._batch_size
+            self._awake = None if full else datetime.now(timezone.utc) + self._poll_every
         return batch
 
     def next_awake(self) -> datetime | None:
@@ -194,14 +196,12 @@ class KafkaInput(FixedPartitionedSource[RawMessage, int]):
 
         >>> KafkaInput("k:9092", ["rides"], settings=KafkaSettings((("client.id", "svc"),))).client_config["client.id"]
         'svc'
-        >>> KafkaInput("k:9092", ["rides"], low_latency=True).client_config["fetch.wait.max.ms"]
-        '5'
         """
         return {**client_config(self._bootstrap, self._settings, {
             "group.id": "driftline-unused",  # partitions are assigned, never subscribed
             "enable.auto.commit": "false",
             "enable.partition.eof": "true",
-            "fetch.wait.max.ms": str(LOW_LATENCY_FETCH_WAIT_MS) if self._low_latency else "50",
+            "fetch.wait.max.ms": "50",
         }), **self._extra}
 
     def list_parts(self) -> list[str]:
@@ -223,7 +223,7 @@ class KafkaInput(FixedPartitionedSource[RawMessage, int]):
         next_offset = start if start >= 0 else 0
         if self._low_latency:
             return _PartitionReader(consumer, topic, partition, next_offset, end, self._batch_size, self._counters,
-                                    0.0, timedelta(milliseconds=LOW_LATENCY_IDLE_POLL_MS))
+                                    0.0, timedelta(milliseconds=LOW_LATENCY_POLL_MS))
         return _PartitionReader(consumer, topic, partition, next_offset, end, self._batch_size, self._counters)
 
 
@@ -318,7 +318,7 @@ class KafkaOutput(DynamicSink[OutMessage]):
         >>> KafkaOutput("k:9092", KafkaSettings((("client.id", "svc"),))).client_config["client.id"]
         'svc'
         >>> KafkaOutput("k:9092", low_latency=True).client_config["linger.ms"]
-        1
+        5
         """
         tuning = {"linger.ms": LOW_LATENCY_LINGER_MS} if self._low_latency else None
         return producer_config(self._bootstrap, self._settings, tuning)

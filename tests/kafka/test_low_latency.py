@@ -13,8 +13,7 @@ from dataflows.flows.registry import FLOWS, topics_for
 from dataflows.flows.runner import run_flow
 from dataflows.kafka.broker import RunningBroker, create_topics
 from dataflows.kafka.io import (
-    LOW_LATENCY_FETCH_WAIT_MS,
-    LOW_LATENCY_IDLE_POLL_MS,
+    LOW_LATENCY_POLL_MS,
     LOW_LATENCY_LINGER_MS,
     KafkaInput,
     KafkaOutput,
@@ -86,17 +85,18 @@ def test_only_the_arrival_order_makes_the_model_flow_low_latency(order: str, low
     assert not any(FLOWS[name].low_latency(config) for name in ("ingest", "features", "drift"))
 
 
-def test_low_latency_reads_do_not_wait_and_pause_only_after_an_empty_read() -> None:
-    consumer = FakeConsumer([[FakeMessage(0), FakeMessage(1)], []])
-    reader = _PartitionReader(consumer, "rides", 0, 0, None, 100, wait_s=0.0,
-                              idle_poll=timedelta(milliseconds=LOW_LATENCY_IDLE_POLL_MS))
+def test_low_latency_reads_do_not_wait_and_pause_unless_the_batch_was_full() -> None:
+    consumer = FakeConsumer([[FakeMessage(0), FakeMessage(1)], [FakeMessage(2)], []])
+    reader = _PartitionReader(consumer, "rides", 0, 0, None, 2, wait_s=0.0,
+                              poll_every=timedelta(milliseconds=LOW_LATENCY_POLL_MS))
     assert [m.offset for m in reader.next_batch()] == [0, 1]
-    assert reader.next_awake() is None  # more may be waiting: poll again at once
-    before = datetime.now().astimezone()
-    assert reader.next_batch() == []
-    awake = reader.next_awake()
-    assert awake is not None and awake.tzinfo is not None and awake > before
-    assert consumer.timeouts == [0.0, 0.0] and reader.snapshot() == 2
+    assert reader.next_awake() is None  # a full batch: more may be waiting, read again at once
+    for expected in ([2], []):
+        before = datetime.now().astimezone()
+        assert [m.offset for m in reader.next_batch()] == expected
+        awake = reader.next_awake()
+        assert awake is not None and awake.tzinfo is not None and awake > before
+    assert consumer.timeouts == [0.0, 0.0, 0.0] and reader.snapshot() == 3
 
 
 def test_throughput_reads_wait_for_a_batch_and_leave_polling_to_bytewax() -> None:
@@ -107,13 +107,10 @@ def test_throughput_reads_wait_for_a_batch_and_leave_polling_to_bytewax() -> Non
 
 
 def test_client_properties_per_mode_and_the_users_settings_win() -> None:
-    assert KafkaInput("k:9092", ["rides"]).client_config["fetch.wait.max.ms"] == "50"
-    assert KafkaInput("k:9092", ["rides"], low_latency=True).client_config["fetch.wait.max.ms"] == \
-        str(LOW_LATENCY_FETCH_WAIT_MS)
+    assert KafkaInput("k:9092", ["rides"], low_latency=True).client_config == KafkaInput("k:9092", ["rides"]).client_config
     assert KafkaOutput("k:9092").client_config["linger.ms"] == 20
     assert KafkaOutput("k:9092", low_latency=True).client_config["linger.ms"] == LOW_LATENCY_LINGER_MS
-    mine = KafkaSettings((("fetch.wait.max.ms", "100"), ("linger.ms", "7")))
-    assert KafkaInput("k:9092", ["rides"], settings=mine, low_latency=True).client_config["fetch.wait.max.ms"] == "100"
+    mine = KafkaSettings((("linger.ms", "7"),))
     assert KafkaOutput("k:9092", mine, low_latency=True).client_config["linger.ms"] == "7"
 
 
