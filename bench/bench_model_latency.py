@@ -7,13 +7,16 @@ Usage: .venv/bin/python bench/bench_model_latency.py [--rates 1000,10000] [--sec
 A local broker (Tansu), topics of 2 partitions; `driftline run model` (one process, one worker,
 a Hoeffding tree on 5 inputs), started and reading (its metrics endpoint counts a warm-up
 event and label on every partition) before the clock starts; a producer writes ride events at
-the given rate with `ts` = the wall clock, and each ride's label 2 s later. Latency is the prediction message's Kafka timestamp
-(set when the flow produced it) minus the event's (set when the producer produced it), over the
-events of the measured seconds (the first second is warm-up); p50 and p99 per order and rate,
-each case run `--repeat` times (interleaved; a shared machine is noisy), every run printed.
-Events and labels are produced with `linger.ms = 1`, as a service would; the flow's producer
-keeps its own settings (`linger.ms = 20` in the event-time order, 1 in the arrival order:
-the Kafka timestamp is taken when the message is produced, so linger is not in the figures).
+the given rate with `ts` = the wall clock, and each ride's label 2 s later. Latency is the
+prediction message's Kafka timestamp (set when the flow produced it) minus the event's (set
+when the producer produced it), over the events of the measured seconds, in steady state: the
+first 3 s are warm-up (in the arrival order a prediction waits until every input partition has
+passed it, so until the first labels come, 2 s in, predictions wait for them; see
+docs/models.md). p50 and p99 per order and rate; each case runs `--repeat` times (interleaved:
+a shared machine is noisy), every run printed. Events and labels are produced with
+`linger.ms = 1`, as a service would; the flow's producer keeps its own settings (`linger.ms`
+20 in the event-time order, 5 in the arrival order: the Kafka timestamp is taken when a
+message is produced, so linger is not in the figures).
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from bench_model import config_text  # noqa: E402
+
+LABEL_DELAY_MS = 2000  # each ride's label comes this long after it
+WARM_UP_S = 3.0  # produced before the measured events: labels flow by then
 
 
 def produce(producer: object, topic: str, value: bytes, key: bytes, timestamp: int) -> None:
@@ -105,7 +111,7 @@ def run_case(bootstrap: str, directory: Path, order: str, rate: int, seconds: fl
         labels: collections.deque[tuple[float, bytes, bytes]] = collections.deque()
         lateness_s = int(lateness.rstrip("s"))
         start = time.time()
-        measured_from, measured_to = start + 1.0, start + 1.0 + seconds
+        measured_from, measured_to = start + WARM_UP_S, start + WARM_UP_S + seconds
         end = measured_to + (lateness_s + 3 if order == "event_time" else 2)  # until the last measured event is out
         n = 0
         while True:
@@ -122,8 +128,8 @@ def run_case(bootstrap: str, directory: Path, order: str, rate: int, seconds: fl
                 produce(producer, f"{prefix}rides", orjson.dumps(event), area.encode(), t_ms)
                 if measured_from * 1000 <= t_ms < measured_to * 1000:
                     sent[ride] = t_ms
-                labels.append((now + 2.0, ride.encode(), orjson.dumps({"ride_id": ride, "cancelled": rng.random() < 0.2,
-                                                                       "ts": t_ms + 2000})))
+                label = {"ride_id": ride, "cancelled": rng.random() < 0.2, "ts": t_ms + LABEL_DELAY_MS}
+                labels.append((now + LABEL_DELAY_MS / 1000, ride.encode(), orjson.dumps(label)))
                 n += 1
             while labels and labels[0][0] <= now:
                 _, key, value = labels.popleft()
