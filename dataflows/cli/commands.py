@@ -195,14 +195,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     require_topics(args.bootstrap, _input_topic_keys(config, FLOWS[args.flow].input_topics(config)), config.kafka,
                    args.config)  # a typo in a topic name stops here; nothing creates the flow's input
     counters = FlowCounters()
+    low_latency = FLOWS[args.flow].low_latency(config)
     source = KafkaInput(args.bootstrap, FLOWS[args.flow].input_topics(config), stop_at_end=args.stop_at_end,
-                        counters=counters, settings=config.kafka)
+                        counters=counters, settings=config.kafka, low_latency=low_latency)
     if args.metrics_port is not None:
         from dataflows.flows.metrics import known_counters, serve_metrics
 
         counters.declare(known_counters(args.flow, config))  # exported at 0 until counted
         serve_metrics(counters, args.metrics_port)
-    sink = KafkaOutput(args.bootstrap, config.kafka, flush_each_batch=args.recovery_dir is not None)
+    sink = KafkaOutput(args.bootstrap, config.kafka, flush_each_batch=args.recovery_dir is not None,
+                       low_latency=low_latency)
     if args.flow == "features":
         from dataflows.cli.serving import with_online_store
 

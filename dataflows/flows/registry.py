@@ -34,6 +34,9 @@ class FlowSpec:
     # Whether `build` takes the cluster's total worker count (`workers=`): the model flow
     # places segments on workers by load.
     placed: bool = False
+    # Whether its Kafka input and output should favour latency over batch size: the model
+    # flow when a model predicts in arrival order (its predictions are meant to be acted on).
+    low_latency: Callable[[Config], bool] = lambda config: False
 
     def build_for(self, config: Config, source: Source, sink: Sink[OutMessage], counters: FlowCounters,
                   workers: int = 1) -> Dataflow:
@@ -78,6 +81,7 @@ FLOWS: dict[str, FlowSpec] = {
         enabled=lambda config: bool(config.models),
         input_topics=lambda config: (config.source.topic, *label_topics(config)),
         placed=True,
+        low_latency=lambda config: any(spec.order == "arrival" for spec in config.models),
     ),
 }
 

@@ -6,18 +6,30 @@ partition's next offset in the recovery snapshot (inputs are read exactly once p
 and can be *bounded*: with `stop_at_end=True` each partition stops at the end offset it
 had when the flow started, even while producers keep writing.
 
+Reads favour throughput by default: each partition's `next_batch` waits up to 50 ms for a
+fuller batch. Bytewax polls a worker's partitions one after the other, so with four input
+partitions a message can wait about 200 ms before the flow sees it. `low_latency=True` (the
+model flow with an arrival-order model) reads without waiting: `next_batch` takes what the
+consumer has already fetched, and the partition is read again `LOW_LATENCY_POLL_MS` later
+(at once after a full batch: a backlog is read at full speed; Bytewax's own pace, 1 ms after
+an empty batch, costs CPU for nothing). The consumer properties stay as they are: a shorter
+`fetch.wait.max.ms` (10 ms) multiplied the fetch requests, and on a busy machine the broker
+(Tansu) then took seconds to append and serve the messages.
+
 `KafkaOutput` writes `(topic, key, value)` triples (and `MessageBatch`es of them). With
 recovery on it flushes after each batch, so a batch is acknowledged by the broker before
 Bytewax commits the epoch that produced it (at-least-once; consumers drop duplicates by the
 message `id`). Without recovery a restart reads its input from the start again, so the
 producer only waits for acknowledgements when its queue is full and at the end of the run:
-the flow does not stall on a broker round trip per batch.
+the flow does not stall on a broker round trip per batch. `low_latency=True` sends what
+a batch produced after `LOW_LATENCY_LINGER_MS` (`linger.ms`) instead of 20.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from functools import partial
 from typing import NamedTuple
 
@@ -28,6 +40,12 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from dataflows.counters import FlowCounters
 from dataflows.kafka.clients import admin_client, client_config, new_client
 from features.kafka_settings import KafkaSettings
+
+READ_WAIT_S = 0.05  # how long a partition's read waits for a fuller batch (throughput reads)
+LOW_LATENCY_POLL_MS = 5  # low-latency reads: the pause between two reads of a partition
+# A produced message's wait for more to send with it, low-latency writes (at 1 ms, producing
+# took ~40 us a message on the busy 2-core test machine, by py-spy: about one request each).
+LOW_LATENCY_LINGER_MS = 5
 
 
 class RawMessage(NamedTuple):
@@ -113,7 +131,8 @@ def list_partitions(bootstrap: str, topic: str, timeout_s: float = 10.0,
 
 class _PartitionReader(StatefulSourcePartition[RawMessage, int]):
     def __init__(self, consumer: Consumer, topic: str, partition: int, next_offset: int,
-                 end_offset: int | None, batch_size: int, counters: FlowCounters | None = None) -> None:
+                 end_offset: int | None, batch_size: int, counters: FlowCounters | None = None,
+                 wait_s: float = READ_WAIT_S, poll_every: timedelta | None = None) -> None:
         self._consumer = consumer
         self._topic = topic
         self._partition = partition
@@ -122,6 +141,9 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, int]):
         # Bounded runs settle their end offset from the first fetch response (see below).
         self._end_settled = end_offset is None
         self._batch_size = batch_size
+        self._wait_s = wait_s
+        self._poll_every = poll_every  # None: as often as Bytewax polls
+        self._awake: datetime | None = None
         self._counters = counters
         self._lag_gauge = f"consumer_lag.{topic}.{partition}"
 
@@ -137,7 +159,7 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, int]):
         if self._end_settled and self._end is not None and self._next >= self._end:
             raise StopIteration()
         batch: list[RawMessage] = []
-        messages = self._consumer.consume(self._batch_size, 0.05)
+        messages = self._consumer.consume(self._batch_size, self._wait_s)
         if not self._end_settled:
             self._settle_end()
         new, topic, partition = tuple.__new__, self._topic, self._partition
@@ -157,7 +179,13 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, int]):
             high = self._consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)[1]
             if high >= 0:
                 self._counters.set_gauge(self._lag_gauge, max(0, high - self._next))
+        if self._poll_every is not None:
+            full = len(messages) >= self._batch_size
+            self._awake = None if full else datetime.now(timezone.utc) + self._poll_every
         return batch
+
+    def next_awake(self) -> datetime | None:
+        return self._awake
 
     def snapshot(self) -> int:
         return self._next
@@ -167,11 +195,13 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, int]):
 
 
 class KafkaInput(FixedPartitionedSource[RawMessage, int]):
-    """Every partition of `topics` as a Bytewax input partition; see the module docstring."""
+    """Every partition of `topics` as a Bytewax input partition; see the module docstring
+    (`low_latency`: read without waiting for fuller batches)."""
 
     def __init__(self, bootstrap: str, topics: Sequence[str], stop_at_end: bool = False,
                  batch_size: int = 20000, extra_config: dict[str, str] | None = None,
-                 counters: FlowCounters | None = None, settings: KafkaSettings = KafkaSettings()) -> None:
+                 counters: FlowCounters | None = None, settings: KafkaSettings = KafkaSettings(),
+                 low_latency: bool = False) -> None:
         self._bootstrap = bootstrap
         self._topics = tuple(topics)
         self._stop_at_end = stop_at_end
@@ -179,6 +209,7 @@ class KafkaInput(FixedPartitionedSource[RawMessage, int]):
         self._extra = dict(extra_config or {})
         self._counters = counters  # when given: consumer lag per partition, for the metrics endpoint
         self._settings = settings
+        self._low_latency = low_latency
 
     @property
     def client_config(self) -> dict[str, object]:
@@ -211,6 +242,9 @@ class KafkaInput(FixedPartitionedSource[RawMessage, int]):
                 start = low
         consumer.assign([TopicPartition(topic, partition, start)])
         next_offset = start if start >= 0 else 0
+        if self._low_latency:
+            return _PartitionReader(consumer, topic, partition, next_offset, end, self._batch_size, self._counters,
+                                    0.0, timedelta(milliseconds=LOW_LATENCY_POLL_MS))
         return _PartitionReader(consumer, topic, partition, next_offset, end, self._batch_size, self._counters)
 
 
@@ -287,13 +321,16 @@ class KafkaOutput(DynamicSink[OutMessage]):
     """Writes `OutMessage`s to their topics; each worker has its own producer.
 
     `flush_each_batch`: wait for the broker's acknowledgement of every batch (needed with
-    recovery, see the module docstring); the default is the safe choice.
+    recovery, see the module docstring); the default is the safe choice. `low_latency`:
+    send after `LOW_LATENCY_LINGER_MS` rather than waiting 20 ms for fuller requests.
     """
 
-    def __init__(self, bootstrap: str, settings: KafkaSettings = KafkaSettings(), flush_each_batch: bool = True) -> None:
+    def __init__(self, bootstrap: str, settings: KafkaSettings = KafkaSettings(), flush_each_batch: bool = True,
+                 low_latency: bool = False) -> None:
         self._bootstrap = bootstrap
         self._settings = settings
         self._flush_each_batch = flush_each_batch
+        self._low_latency = low_latency
 
     @property
     def client_config(self) -> dict[str, object]:
@@ -301,8 +338,11 @@ class KafkaOutput(DynamicSink[OutMessage]):
 
         >>> KafkaOutput("k:9092", KafkaSettings((("client.id", "svc"),))).client_config["client.id"]
         'svc'
+        >>> KafkaOutput("k:9092", low_latency=True).client_config["linger.ms"]
+        5
         """
-        return producer_config(self._bootstrap, self._settings)
+        tuning = {"linger.ms": LOW_LATENCY_LINGER_MS} if self._low_latency else None
+        return producer_config(self._bootstrap, self._settings, tuning)
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _OutputPartition:
         return _OutputPartition(new_client(Producer, self.client_config, self._settings), self._flush_each_batch)
