@@ -10,8 +10,10 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
 
 # Seconds: from a millisecond batch to the minutes a window may wait for its watermark.
 LATENCY_BUCKETS_S = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0)
@@ -38,6 +40,20 @@ class Histogram:
         for i, bound in enumerate(self.bounds):
             if value <= bound:
                 self.buckets[i] += 1
+
+    def observe_many(self, values: Sequence[float]) -> None:
+        """Record many observations at once (the same counts and sum as one `observe` each).
+
+        >>> h = Histogram(); h.observe_many([0.02, 7.0])
+        >>> h.count, h.buckets[:5], h.sum
+        (2, [0, 0, 0, 1, 1], 7.02)
+        """
+        # Bucket i counts the values <= bounds[i]: the values whose first bound at or above them is <= i.
+        first = np.searchsorted(self.bounds, values, side="left")
+        at_most = np.cumsum(np.bincount(first, minlength=len(self.bounds) + 1)[: len(self.bounds)])
+        self.buckets = [b + int(n) for b, n in zip(self.buckets, at_most)]
+        self.count += len(values)
+        self.sum = sum(values, self.sum)  # in order, as `observe` adds them
 
 
 class FlowCounters:
@@ -112,8 +128,7 @@ class FlowCounters:
             histogram = self._histograms.get(name)
             if histogram is None:
                 self._histograms[name] = histogram = Histogram()
-            for value in values:
-                histogram.observe(value)
+            histogram.observe_many(values if isinstance(values, (list, tuple)) else list(values))
 
     def set_gauge(self, name: str, value: float) -> None:
         """Set the current value of a gauge, e.g. `consumer_lag.<topic>.<partition>`."""

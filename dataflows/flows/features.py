@@ -72,7 +72,7 @@ class _PartitionLogic(StatefulBatchLogic[EventBatch, tuple[str, ShardItem], Part
 
     def _shards(self, keys: list[str]) -> np.ndarray:
         cache = self.shard_of
-        if len(cache) > 1_000_000:  # bound the memo, not the entities
+        if len(cache) > 1 << 17:  # bound the memo, not the entities (a miss costs a CRC32)
             cache.clear()
         shards = np.fromiter(map(cache.get, keys, repeat(-1)), np.int64, len(keys))
         for i in np.flatnonzero(shards < 0).tolist():
