@@ -20,8 +20,8 @@ Which window an event at `t` reads:
 **How.** Tumbling, hopping and last-N windows are the features flow's columnar code
 (`PaneWindows`, `LastNWindows`). Window ends are multiples of the set's step (last-N: its
 `every`), so what an event reads changes only when its time crosses a boundary: events
-between two boundaries are buffered, and when an event crosses one the buffer goes into the
-windows as one numpy batch, the windows due at the boundary close (`due` by watermark), and
+between two boundaries are buffered (up to `BUFFERED`), and when an event crosses one the
+buffer goes into the windows as one numpy batch, the windows due at the boundary close (`due` by watermark), and
 each entity's latest closed row is kept (the window code runs once per step, not per
 event). Sessions, whose windows end anywhere, keep the per-event `SessionState`.
 
@@ -66,6 +66,10 @@ from features.windows.config import FeatureSet
 from features.windows.last_n import LastNWindows
 from features.windows.panes import PaneWindows, WindowBlock
 from features.windows.state import SessionState
+
+# Events buffered at most: adding them earlier changes no read (only closing does), and keeps
+# the buffer (shard state, in every snapshot) small however many events a step holds.
+BUFFERED = 4096
 
 # entity -> (window end, its (input name, value) pairs without nulls: what an event puts in its vector)
 Latest = dict[str, tuple[int, tuple[tuple[str, Any], ...]]]
@@ -131,6 +135,8 @@ class _ColumnarInputs:
         self.times.append(t)
         self.entities.append(entity)
         self.records.append(fields)
+        if len(self.times) >= BUFFERED:
+            self._add_buffered()
 
     def _add_buffered(self) -> None:
         times, entities, records = self.times, self.entities, self.records

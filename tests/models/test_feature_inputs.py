@@ -287,3 +287,17 @@ def test_arrival_order_state_pickled_midway_reads_the_same(events: list[tuple[in
     resumed = pickle.loads(pickle.dumps(halves))
     got_halves += [resumed.on_event(t, {"area": a, "price": p}) for t, a, p in events[cut:]]
     assert got_whole == got_halves
+
+
+@settings(max_examples=50, deadline=None)
+@given(arrival_events)
+def test_a_full_buffer_goes_into_the_windows_early_with_the_same_reads(events: list[tuple[int, str, float]]) -> None:
+    from unittest import mock
+
+    from features.models import feature_inputs
+
+    default = FeatureInputs(SETS, INPUTS, LATENESS)
+    want = [default.on_event(t, {"area": a, "price": p}) for t, a, p in events]
+    with mock.patch.object(feature_inputs, "BUFFERED", 2):
+        small = FeatureInputs(SETS, INPUTS, LATENESS)
+        assert [small.on_event(t, {"area": a, "price": p}) for t, a, p in events] == want
