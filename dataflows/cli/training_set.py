@@ -50,7 +50,6 @@ def build_training_set(config_path: Path, events_path: Path, labels_path: Path, 
                                                                                                     dict[str, int]]:
     """(the model's spec, its `TrainingRow`s, counts) for the files."""
     from dataflows.counters import FlowCounters
-    from dataflows.flows.features import load_statics
     from dataflows.flows.ingest import wall_clock_ms
     from dataflows.flows.model_inputs import input_decoder
     from features.config import load_config
@@ -87,8 +86,7 @@ def build_training_set(config_path: Path, events_path: Path, labels_path: Path, 
                         out.append(item)
                     else:
                         late[kind] += 1
-    statics = load_statics(config.feature_sets) if spec.features else {}
-    builder = TrainingSet(spec, config.feature_sets, statics)
+    builder = TrainingSet(spec, config.feature_sets, config.schema)
     rows = builder.rows(events, labels)
     counts = {"events": builder.events, "labels": len(labels), "rows": len(rows),
               "late_events": late["events"], "late_labels": late["labels"],

@@ -49,7 +49,6 @@ from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import DynamicSink, Sink, StatelessSinkPartition
 
 from dataflows.counters import FlowCounters
-from dataflows.flows.features import load_statics
 from dataflows.flows.ingest import wall_clock_ms, writes_dead_letters
 from dataflows.flows.model_inputs import input_decoder
 from dataflows.kafka.io import OutMessage
@@ -607,7 +606,6 @@ def build_model_flow(config: Config, source: FixedPartitionedSource, sink: Sink[
                  for i, spec in enumerate(config.models) if spec.promotion_test is not None}
     parts = source.list_parts()
     events_topic = config.source.topic
-    statics = load_statics(config.feature_sets) if any(spec.features for spec in config.models) else {}
     flow = Dataflow("driftline_model")
     raw = op.input("inputs", flow, source)
     decoded = op.flat_map_batch("decode", raw, input_decoder(config, counters, clock_ms))
@@ -643,7 +641,10 @@ def build_model_flow(config: Config, source: FixedPartitionedSource, sink: Sink[
             if resume is not None:
                 routing.check_resumed(getattr(resume, "placement", None))
                 return _ModelLogic(resume, spec, counters, clock_ms, test_set)
-            features = FeatureInputs(config.feature_sets, spec.features, statics) if spec.features else None
+            # The arrival order releases an event at most `lateness` behind an earlier one.
+            behind = config.source.lateness_ms if spec.order == "arrival" else 0
+            features = (FeatureInputs(config.feature_sets, spec.features, behind, config.schema)
+                        if spec.features else None)
             return _ModelLogic(_ShardState(features, routing.fingerprint), spec, counters, clock_ms, test_set)
 
         modelled = op.stateful_batch(f"{spec.name}_models", joined, model_builder)

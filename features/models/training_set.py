@@ -31,7 +31,7 @@ does (`driftline training-set` reads the files like `driftline replay`).
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +40,7 @@ from features.models.config import ModelSpec
 from features.models.feature_inputs import FeatureInputs
 from features.models.labels import Label
 from features.models.runner import input_vector
+from features.schema import EventSchema
 from features.windows.config import FeatureSet
 
 EVENT, LABEL = 0, 1  # the model flow's ranks: at equal times an event comes before a label
@@ -62,10 +63,10 @@ class TrainingRow:
 class TrainingSet:
     """Builds the rows of one model; counts labels that join nothing, as the flow does."""
 
-    def __init__(self, spec: ModelSpec, feature_sets: Sequence[FeatureSet],
-                 statics: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None) -> None:
+    def __init__(self, spec: ModelSpec, feature_sets: Sequence[FeatureSet], schema: EventSchema | None = None) -> None:
         self.spec = spec
-        self.features = FeatureInputs(feature_sets, spec.features, statics) if spec.features else None
+        # Events come sorted by event time here, as in the flow's event-time order (lateness 0).
+        self.features = FeatureInputs(feature_sets, spec.features, schema=schema) if spec.features else None
         self.unmatched_labels = 0  # no waiting event with that key (or labelled already)
         self.late_labels = 0  # after the TTL, or the event was evicted beyond max_pending
         self.events = 0

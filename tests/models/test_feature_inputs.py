@@ -4,6 +4,7 @@ and equal to what the features flow writes for the window each prediction read."
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import math
 import pickle
 import statistics
@@ -172,3 +173,131 @@ def test_interim_updates_of_a_set_are_not_read() -> None:
     updating = FeatureInputs([dataclasses.replace(fs, emit="update", update_every_ms=1_000) for fs in SETS], INPUTS)
     for t, area, price in events:
         assert final.on_event(t, {"area": area, "price": price}) == updating.on_event(t, {"area": area, "price": price})
+
+
+# ---------------------------------------------------------------- bounded state
+
+
+def last_n_reads(events: list[tuple[int, str, float]], ttl: int) -> list[dict[str, float]]:
+    """What each event reads of `last3` with `state_ttl = ttl`, by brute force: rows are emitted
+    at the first event past their boundary, an entity idle for `ttl` at such a boundary is
+    forgotten (its older events count no more), and a row is read for `ttl` after its end."""
+    history: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    pending: dict[str, set[int]] = defaultdict(set)
+    rows: dict[str, tuple[int, list[float]]] = {}
+    closed, out = -(2**62), []
+    for t, area, price in events:
+        b = t - t % MINUTE
+        if b > closed:
+            for entity, boundaries in pending.items():
+                for boundary in sorted(x for x in boundaries if x <= b):
+                    rows[entity] = (boundary, [p for ts, p in history[entity] if ts < boundary][-3:])
+                boundaries.difference_update([x for x in boundaries if x <= b])
+            for entity, events_of in history.items():
+                if events_of and max(ts for ts, _ in events_of) < b - ttl and not pending[entity]:
+                    events_of.clear()
+            closed = b
+        row = rows.get(area)
+        out.append({"last3.median": statistics.median(row[1]), "last3.last": row[1][-1]}
+                   if row is not None and row[0] > t - ttl else {})
+        history[area].append((t, price))
+        pending[area].add((t // MINUTE + 1) * MINUTE)
+    return out
+
+
+sparse_events = st.lists(
+    st.tuples(st.integers(0, 60 * MINUTE), st.sampled_from(["a", "b", "c"]),
+              st.floats(0, 100, allow_nan=False).map(lambda p: round(p, 2))),
+    max_size=80,
+).map(lambda evs: sorted(evs, key=lambda e: e[0]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(sparse_events, st.sampled_from([MINUTE, 3 * MINUTE, 10 * MINUTE]))
+def test_last_n_rows_are_read_within_the_state_ttl(events: list[tuple[int, str, float]], ttl: int) -> None:
+    last3 = dataclasses.replace(SETS[2], state_ttl_ms=ttl)
+    inputs = FeatureInputs((last3,), [i for i in INPUTS if i.feature_set == "last3"])
+    for (t, a, p), want in zip(events, last_n_reads(events, ttl)):
+        got = inputs.on_event(t, {"area": a, "price": p})
+        assert got.keys() == want.keys(), (t, a, got, want)
+        assert all(math.isclose(got[k], want[k], abs_tol=1e-9) for k in want), (t, a, got, want)
+
+
+def test_state_is_released_once_no_event_can_read_it() -> None:
+    """A thousand entities seen once: their windows, ids and latest rows go once later events
+    are past what those could read (the next boundary; last-N: the state TTL)."""
+    sets = (SETS[0], SETS[1], dataclasses.replace(SETS[2], state_ttl_ms=5 * MINUTE))
+    inputs = FeatureInputs(sets, [i for i in INPUTS if not i.feature_set == "sess"])
+    for i in range(1000):
+        inputs.on_event(i, {"area": f"e{i}", "price": 1.0})
+    tumbling, hopping, last_n = inputs.sets
+    inputs.on_event(MINUTE, {"area": "x", "price": 1.0})
+    assert len(tumbling.latest) == 1000 and len(last_n.latest) == 1000  # readable at [1 min, 2 min)
+    inputs.on_event(2 * MINUTE, {"area": "x", "price": 1.0})
+    assert len(tumbling.ids) == 0 and set(tumbling.latest) == {"x"}  # x's new event waits for the next boundary
+    inputs.on_event(4 * MINUTE, {"area": "x", "price": 1.0})
+    assert len(hopping.ids) == 1  # a 3-minute window reads its panes until then
+    inputs.on_event(7 * MINUTE, {"area": "x", "price": 1.0})
+    assert len(last_n.ids) == 1 and last_n.windows.log_size <= 3 and set(last_n.latest) == {"x"}
+
+
+# ---------------------------------------------------------------- the arrival order
+
+LATENESS = 20_000
+
+
+def arrival(events: list[tuple[int, str, float]], behind: list[int]) -> list[tuple[int, str, float]]:
+    """The events in the same order, each up to LATENESS earlier: as the arrival order releases
+    them (never more than the lateness behind an earlier event)."""
+    return [(max(0, t - d), a, p) for (t, a, p), d in zip(events, behind)]
+
+
+arrival_events = st.lists(st.integers(0, LATENESS), max_size=120).flatmap(
+    lambda behind: events_strategy.map(lambda evs: arrival(evs, behind + [0] * len(evs))))
+
+
+@settings(max_examples=150, deadline=None)
+@given(arrival_events)
+def test_arrival_order_reads_the_windows_as_they_closed(events: list[tuple[int, str, float]]) -> None:
+    """Tumbling and hopping: an event reads its boundary's window over the events released
+    before that window closed (at the first event past its end); a later event behind it
+    does not change it."""
+    inputs = FeatureInputs(SETS, INPUTS, lateness_ms=LATENESS)
+    for i, (t, area, _) in enumerate(events):
+        got = inputs.on_event(t, {"area": area, "price": events[i][2]})
+        b = t - t % MINUTE
+        closing = next(k for k, (ts, _, _) in enumerate(events) if ts - ts % MINUTE >= b)
+        before = [(ts, p) for ts, a, p in events[:closing] if a == area]
+        minute = [p for ts, p in before if b - MINUTE <= ts < b]
+        three = [p for ts, p in before if b - 3 * MINUTE <= ts < b]
+        want = {"t1m.n": len(minute), "t1m.total": sum(minute), "h3m.n": len(three)}
+        if three:
+            want["h3m.top"] = max(three)
+        got = {k: v for k, v in got.items() if k in want or k == "h3m.top"}
+        assert got.keys() == want.keys(), (i, got, want)
+        assert all(math.isclose(got[k], want[k], abs_tol=1e-9) for k in want), (i, got, want)
+
+
+@settings(max_examples=50, deadline=None)
+@given(arrival_events, st.integers(0, 120))
+def test_arrival_order_state_pickled_midway_reads_the_same(events: list[tuple[int, str, float]], cut: int) -> None:
+    whole, halves = FeatureInputs(SETS, INPUTS, LATENESS), FeatureInputs(SETS, INPUTS, LATENESS)
+    got_whole = [whole.on_event(t, {"area": a, "price": p}) for t, a, p in events]
+    got_halves = [halves.on_event(t, {"area": a, "price": p}) for t, a, p in events[:cut]]
+    resumed = pickle.loads(pickle.dumps(halves))
+    got_halves += [resumed.on_event(t, {"area": a, "price": p}) for t, a, p in events[cut:]]
+    assert got_whole == got_halves
+
+
+@settings(max_examples=50, deadline=None)
+@given(arrival_events)
+def test_a_full_buffer_goes_into_the_windows_early_with_the_same_reads(events: list[tuple[int, str, float]]) -> None:
+    from unittest import mock
+
+    from features.models import feature_inputs
+
+    default = FeatureInputs(SETS, INPUTS, LATENESS)
+    want = [default.on_event(t, {"area": a, "price": p}) for t, a, p in events]
+    with mock.patch.object(feature_inputs, "BUFFERED", 2):
+        small = FeatureInputs(SETS, INPUTS, LATENESS)
+        assert [small.on_event(t, {"area": a, "price": p}) for t, a, p in events] == want
