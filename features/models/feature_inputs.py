@@ -149,7 +149,13 @@ class _ColumnarInputs:
         columns = {name: np.array([r.get(name) for r in records], np.float64) for name in windows.fields}
         objects = {name: [r.get(name) for r in records] for name in windows.objects}
         n = len(times)
-        windows.add(eids, np.array(times, np.int64), self.arrivals + np.arange(n), columns, objects)
+        at = np.array(times, np.int64)
+        # The release order keeps events within `lateness` of each other, so every pane has its
+        # ring slot; a broken order must fail loudly, not merge two panes into one slot.
+        if isinstance(windows, PaneWindows) and not windows.fits(eids, at):
+            raise RuntimeError(f"feature inputs from {self.windows.spec.name!r}: events out of the release "
+                               "order's bounds (a pane's ring slot is still in use); this is a bug, please report it")
+        windows.add(eids, at, self.arrivals + np.arange(n), columns, objects)
         self.arrivals += n
 
     def _close(self, boundary: int) -> None:
