@@ -7,9 +7,9 @@ for a whole `EventBatch` with numpy instead of one event at a time:
   watermark, or its entity's watermark (the largest event time of the entity's earlier
   non-late events, less the lateness): a grouped running maximum over the batch;
 - tumbling and hopping sets with `emit = "final"` live in `PaneWindows` (numpy panes per
-  entity), last-N sets in `LastNWindows` (a log of arrays); other sets (sessions,
-  `emit = "update"`) keep their per-event state classes, fed the same accepted events in
-  the same order;
+  entity), session sets in `SessionWindows` (a pool of open sessions), last-N sets in
+  `LastNWindows` (a log of arrays); `emit = "update"` sets keep their per-event state
+  classes, fed the same accepted events in the same order;
 - a window closes when its entity's watermark or the stream's passes its end. Closing an
   entity's windows at the end of a batch, rather than before each of its later events,
   emits the same windows: a non-late event never falls into a window its entity's
@@ -20,7 +20,7 @@ window in any set and its own watermark is not ahead of the stream's, its id, it
 watermark and its panes are released: a later event of that entity is judged against the
 partition and stream watermarks, which already imply the entity's rule, so evicting
 changes no result. Last-N sets hold an entity's last events until `state_ttl` of event
-time without events (`LastNWindows`). Sets with per-event state (sessions, updates) keep
+time without events (`LastNWindows`). Sets with per-event state (`emit = "update"`) keep
 their entities, so shards that have them do not evict.
 
 >>> from features.windows.config import FeatureSet, FeatureSpec, WindowSpec
@@ -49,6 +49,7 @@ from features.schema import EventSchema
 from features.windows.config import FeatureSet
 from features.windows.last_n import LastNWindows
 from features.windows.panes import DueIndex, PaneWindows, WindowBlock, run_heads
+from features.windows.sessions import SessionWindows
 from features.windows.state import FeatureRow, new_window_state
 
 _BIG = np.iinfo(np.int64).max // 4
@@ -224,13 +225,15 @@ class ColumnarEngine:
         self.entity_field = entities.pop()
         self.lateness = lateness_ms
         self.statics = {name: table for name, table in (statics or {}).items()}
-        self.panes: list[tuple[str, PaneWindows | LastNWindows]] = []  # the sets held in arrays
+        self.panes: list[tuple[str, PaneWindows | LastNWindows | SessionWindows]] = []  # the sets held in arrays
         self.legacy = []
         for fs in feature_sets:
             if fs.window.type in ("tumbling", "hopping") and fs.emit in ("final", "changes"):
                 self.panes.append((fs.name, PaneWindows(fs, lateness_ms, schema)))
             elif fs.window.type == "last_n" and fs.emit in ("final", "changes"):
                 self.panes.append((fs.name, LastNWindows(fs, schema, fs.state_ttl_ms)))
+            elif fs.window.type == "session" and fs.emit == "final":
+                self.panes.append((fs.name, SessionWindows(fs, schema)))
             else:
                 self.legacy.append(new_window_state(fs, (statics or {}).get(fs.name)))
         self.arrivals = 0  # events added so far: orders the last-N events of equal time
