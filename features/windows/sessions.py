@@ -82,6 +82,11 @@ class SessionWindows:
         self.next_end = _grown(self.next_end, size, NO_END)
         self.capacity = size
 
+    @property
+    def slots_held(self) -> int:
+        """Pool slots in use (open sessions and their merged parts)."""
+        return len(self.first) - self.n_free
+
     def fits(self, entity_ids: np.ndarray, times: np.ndarray) -> bool:
         """Always: the pool grows."""
         return True

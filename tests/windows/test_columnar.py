@@ -157,21 +157,24 @@ def test_mixed_with_per_event_sets_equal_the_oracle(case):
 
 
 def test_state_is_bounded_under_churn():
-    """400 short-lived entities at a time over 40,000: held entities and events stay near the live ones."""
+    """400 short-lived entities at a time over 40,000: held entities, events and sessions stay near the live ones."""
     last_n = FeatureSet("last3", "area", "features.last3", WindowSpec("last_n", step_ms=MINUTE, n=3),
                         (FeatureSpec("med", "median", "price"),), state_ttl_ms=2 * MINUTE)
-    engine = ColumnarEngine((*SETS[:2], last_n), 10_000, partitions=1)
-    held, logged = [], []
+    engine = ColumnarEngine((*SETS[:2], last_n, *SESSIONS), 10_000, partitions=1)
+    held, logged, sessions = [], [], []
     for step in range(100):
         t0 = step * 20_000
-        events = [Event(f"e{step * 400 + i}", t0 + i * 50, {"price": 1.0, "payment": "card", "units": 1})
-                  for i in range(400)]
+        # Each entity's events: two in one session, a third in a second session 25 s later.
+        events = [Event(f"e{step * 400 + i}", t0 + i * 50 + dt, {"price": 1.0, "payment": "card", "units": 1})
+                  for dt in (0, 1_000, 26_000) for i in range(400)]
         engine.process(EventBatch.of(events))
         held.append(engine.entities)
         logged.append(engine.panes[2][1].log_size)
+        sessions.append(engine.panes[3][1].slots_held + engine.panes[4][1].slots_held)
     assert engine.evicted > 30_000
     assert max(held[50:]) <= 1.2 * max(held[10:50])  # a plateau, not growth
     assert max(logged[50:]) <= 1.2 * max(logged[10:50])
+    assert max(sessions[50:]) <= 1.2 * max(sessions[10:50])
     assert max(held) < 5_000
     assert engine.ids.capacity < 6_000  # ids are reused
 
