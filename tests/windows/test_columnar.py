@@ -137,12 +137,16 @@ def test_session_sets_equal_the_oracle(case):
     engines: list[ColumnarEngine] = []
     rows, late = _run_columnar(SESSIONS, batches, lateness, snapshot_every=2, engines=engines)
     assert sorted(late) == sorted(expected_late)
-    merges = sum(sessions.merges for _, sessions in engines[0].panes)
+    _assert_same(rows, expected_rows, engines[0])
+
+
+def _assert_same(rows: list[FeatureRow], expected: list[FeatureRow], engine: ColumnarEngine) -> None:
+    merges = sum(getattr(sets, "merges", 0) for _, sets in engine.panes)
     event("sessions merged" if merges else "no merge")
     if merges:
-        assert _nearly(rows) == _nearly(expected_rows)
+        assert _nearly(rows) == _nearly(expected)
     else:
-        assert _canonical(rows) == _canonical(expected_rows)
+        assert _canonical(rows) == _canonical(expected)
 
 
 @settings(max_examples=100, deadline=None)
@@ -151,9 +155,10 @@ def test_mixed_with_per_event_sets_equal_the_oracle(case):
     batches, lateness = case
     sets = SETS[:1] + LAST_N[:1] + SESSIONS[:1] + LEGACY
     expected_rows, expected_late = _run_oracle(sets, batches, lateness)
-    rows, late = _run_columnar(sets, batches, lateness)
+    engines: list[ColumnarEngine] = []
+    rows, late = _run_columnar(sets, batches, lateness, engines=engines)
     assert sorted(late) == sorted(expected_late)
-    assert _canonical(rows) == _canonical(expected_rows)
+    _assert_same(rows, expected_rows, engines[0])
 
 
 def test_state_is_bounded_under_churn():
@@ -177,6 +182,21 @@ def test_state_is_bounded_under_churn():
     assert max(sessions[50:]) <= 1.2 * max(sessions[10:50])
     assert max(held) < 5_000
     assert engine.ids.capacity < 6_000  # ids are reused
+
+
+def test_update_sets_release_their_entities_under_churn():
+    """Per-event sets with updates release an entity once its windows closed and its pacing is past."""
+    engine = ColumnarEngine((*LEGACY, SETS[0]), 10_000, partitions=1)
+    held = []
+    for step in range(60):
+        t0 = step * 20_000
+        events = [Event(f"e{step * 400 + i}", t0 + i * 50, {"price": 1.0, "payment": "card", "units": 1})
+                  for i in range(400)]
+        engine.process(EventBatch.of(events))
+        held.append(engine.entities)
+    assert engine.evicted > 20_000
+    assert max(held[30:]) <= 1.2 * max(held[10:30])
+    assert all(len(state.last_update) <= max(held) for state in engine.legacy)
 
 
 CHANGES = (
