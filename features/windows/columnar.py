@@ -7,9 +7,9 @@ for a whole `EventBatch` with numpy instead of one event at a time:
   watermark, or its entity's watermark (the largest event time of the entity's earlier
   non-late events, less the lateness): a grouped running maximum over the batch;
 - tumbling and hopping sets with `emit = "final"` live in `PaneWindows` (numpy panes per
-  entity), last-N sets in `LastNWindows` (a log of arrays); other sets (sessions,
-  `emit = "update"`) keep their per-event state classes, fed the same accepted events in
-  the same order;
+  entity), session sets in `SessionWindows` (a pool of open sessions), last-N sets in
+  `LastNWindows` (a log of arrays); `emit = "update"` sets keep their per-event state
+  classes, fed the same accepted events in the same order;
 - a window closes when its entity's watermark or the stream's passes its end. Closing an
   entity's windows at the end of a batch, rather than before each of its later events,
   emits the same windows: a non-late event never falls into a window its entity's
@@ -20,8 +20,11 @@ window in any set and its own watermark is not ahead of the stream's, its id, it
 watermark and its panes are released: a later event of that entity is judged against the
 partition and stream watermarks, which already imply the entity's rule, so evicting
 changes no result. Last-N sets hold an entity's last events until `state_ttl` of event
-time without events (`LastNWindows`). Sets with per-event state (sessions, updates) keep
-their entities, so shards that have them do not evict.
+time without events (`LastNWindows`). Sets with per-event state (`emit = "update"`) release
+an entity like the others once its windows have closed and the stream's watermark has
+passed its last update by `update_every` (before that, a returning event's update could
+depend on the forgotten pacing); a last-N set with updates keeps its entities' events for
+the run, so its entities stay.
 
 >>> from features.windows.config import FeatureSet, FeatureSpec, WindowSpec
 >>> from features.events import Event
@@ -49,6 +52,7 @@ from features.schema import EventSchema
 from features.windows.config import FeatureSet
 from features.windows.last_n import LastNWindows
 from features.windows.panes import DueIndex, PaneWindows, WindowBlock, run_heads
+from features.windows.sessions import SessionWindows
 from features.windows.state import FeatureRow, new_window_state
 
 _BIG = np.iinfo(np.int64).max // 4
@@ -224,13 +228,15 @@ class ColumnarEngine:
         self.entity_field = entities.pop()
         self.lateness = lateness_ms
         self.statics = {name: table for name, table in (statics or {}).items()}
-        self.panes: list[tuple[str, PaneWindows | LastNWindows]] = []  # the sets held in arrays
+        self.panes: list[tuple[str, PaneWindows | LastNWindows | SessionWindows]] = []  # the sets held in arrays
         self.legacy = []
         for fs in feature_sets:
             if fs.window.type in ("tumbling", "hopping") and fs.emit in ("final", "changes"):
                 self.panes.append((fs.name, PaneWindows(fs, lateness_ms, schema)))
             elif fs.window.type == "last_n" and fs.emit in ("final", "changes"):
                 self.panes.append((fs.name, LastNWindows(fs, schema, fs.state_ttl_ms)))
+            elif fs.window.type == "session" and fs.emit == "final":
+                self.panes.append((fs.name, SessionWindows(fs, schema)))
             else:
                 self.legacy.append(new_window_state(fs, (statics or {}).get(fs.name)))
         self.arrivals = 0  # events added so far: orders the last-N events of equal time
@@ -353,8 +359,14 @@ class ColumnarEngine:
             if due.size:
                 self._emit(name, panes.close(due, np.maximum(self.entity_max[due] - self.lateness, stream)), out)
                 self._release_or_schedule(due)
+        closed: set[str] = set()
         for state in self.legacy:
-            out.rows.extend(state.close_due(stream))
+            rows = state.close_due(stream)
+            out.rows.extend(rows)
+            closed.update(row.entity for row in rows)
+        if closed:
+            ids = self.ids.ids
+            self._release_or_schedule(np.array(sorted(ids[k] for k in closed if k in ids), np.int64))
         for _, panes in self.panes:
             if type(panes) is LastNWindows:
                 self._release_or_schedule(panes.expire(stream))
@@ -365,23 +377,45 @@ class ColumnarEngine:
     def _release_or_schedule(self, eids: np.ndarray) -> None:
         """Release the entities without open windows whose watermark the stream has reached;
         remember the others without windows until it does."""
-        if self.legacy or not eids.size:
+        if not eids.size:
             return
         idle = np.ones(len(eids), bool)
         for _, panes in self.panes:
             idle &= ~panes.live(eids)
         eids = eids[idle]
         own = self.entity_max[eids] - self.lateness
+        if self.legacy and eids.size:
+            eids, own = self._legacy_idle(eids, own)
         ready = own <= self.stream_watermark
         if ready.any():
             gone = eids[ready]
             self.entity_max[gone] = NEVER
             for _, panes in self.panes:
                 panes.forget(gone)
+            for key in self.ids.keys(gone) if self.legacy else ():
+                for state in self.legacy:
+                    state.forget(key)
             self.ids.release(gone)
             self.evicted += len(gone)
         if not ready.all():
             self.evictions.schedule(eids[~ready], own[~ready])
+
+    def _legacy_idle(self, eids: np.ndarray, own: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The entities without windows in the per-event sets, with the stream time from which they
+        may go: their own watermark, or later while their update pacing could still hold an update
+        back (a returning event is at or after the stream's watermark, so once it passes
+        `last update + update_every` a fresh entity gets the same updates)."""
+        keep = []
+        until = own.tolist()
+        for i, key in enumerate(self.ids.keys(eids)):
+            if any(state.holds(key) for state in self.legacy):
+                continue
+            for state in self.legacy:
+                paced = state.paced_until(key)
+                if paced is not None and paced > until[i]:
+                    until[i] = paced
+            keep.append(i)
+        return eids[keep], np.array(until, np.int64)[keep]
 
     def _emit(self, name: str, block: WindowBlock, out: EngineOutput) -> None:
         if len(block):

@@ -125,6 +125,20 @@ class _WindowState(ABC):
         self.last_update[entity] = t
         return True
 
+    def paced_until(self, entity: str) -> int | None:
+        """With updates: the event time from which the entity's next event gets an update whatever
+        came before (so its pacing can be forgotten once the stream's watermark is there)."""
+        last = self.last_update.get(entity)
+        return None if last is None else last + self.spec.update_every_ms
+
+    def forget(self, entity: str) -> None:
+        """Drop what is left of an entity that holds no window (its update pacing)."""
+        self.last_update.pop(entity, None)
+
+    @abstractmethod
+    def holds(self, entity: str) -> bool:
+        """Whether the entity has open windows here (last-N: events)."""
+
     def close_due(self, watermark: int) -> list[FeatureRow]:
         rows: list[FeatureRow] = []
         for entity in self.due.pop_until(watermark):
@@ -169,6 +183,9 @@ class TumblingState(_WindowState):
         if self.updates and self._wants_update(entity, t):
             return [self._row(entity, start, start + self.length, accs, "update", t)]
         return None
+
+    def holds(self, entity: str) -> bool:
+        return entity in self.open
 
     def close_entity(self, entity: str, watermark: int) -> list[FeatureRow]:
         if self.earliest_end.get(entity, watermark + 1) > watermark:
@@ -225,6 +242,9 @@ class HoppingState(_WindowState):
             if accs is not None:
                 merge(merged, accs)
         return self._row(entity, end - self.step * self.panes_per_window, end, merged, kind, as_of)
+
+    def holds(self, entity: str) -> bool:
+        return entity in self.panes
 
     def close_entity(self, entity: str, watermark: int) -> list[FeatureRow]:
         end = self.next_end.get(entity)
@@ -283,6 +303,9 @@ class SessionState(_WindowState):
         if self.updates and self._wants_update(entity, t):
             return [self._row(entity, session[0], session[1] + gap, session[2], "update", t)]
         return None
+
+    def holds(self, entity: str) -> bool:
+        return entity in self.sessions
 
     def close_entity(self, entity: str, watermark: int) -> list[FeatureRow]:
         sessions = self.sessions.get(entity)
@@ -352,6 +375,9 @@ class LastNState(_WindowState):
         for t, _, fields in chosen:
             add(accs, t, fields)
         return self._row(entity, chosen[0][0], end, accs, kind, as_of)
+
+    def holds(self, entity: str) -> bool:
+        return entity in self.events  # kept for the run: the per-event last-N state has no TTL
 
     def close_entity(self, entity: str, watermark: int) -> list[FeatureRow]:
         pending = self.pending.get(entity)
