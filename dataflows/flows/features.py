@@ -31,7 +31,13 @@ from features.config import Config
 from features.event_batch import EventBatch
 from features.messages import encode, feature_message, feature_messages, late_event_message
 from features.partition_progress import NEVER
-from features.windows.columnar import ColumnarEngine, EngineOutput, FeatureWindows, partition_verdicts
+from features.windows.columnar import (
+    STATE_LAYOUT,
+    ColumnarEngine,
+    EngineOutput,
+    FeatureWindows,
+    partition_verdicts,
+)
 from features.windows.config import FeatureSet
 from features.windows.engine import PartitionClocks
 from features.windows.static_features import load_static
@@ -168,6 +174,23 @@ class _ShardLogic(StatefulBatchLogic[ShardItem, "OutMessage | MessageBatch", Col
         return self.engine
 
 
+def resumable(state: object) -> ColumnarEngine | None:
+    """A shard's state from a recovery snapshot, if this version can resume it; else a clear error.
+
+    >>> resumable(None) is None
+    True
+    >>> resumable(object())  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    RuntimeError: the recovery directory holds the features flow's state of an older driftline ...
+    """
+    if state is None or (isinstance(state, ColumnarEngine) and getattr(state, "state_layout", None) == STATE_LAYOUT):
+        return state  # type: ignore[return-value]
+    raise RuntimeError(
+        "the recovery directory holds the features flow's state of an older driftline (its windows are laid out "
+        "differently); this version cannot read it. Resume with the version that wrote it, or start with a new "
+        "--recovery-dir (the flow then reads its input from the start).")
+
+
 def render_windows(windows: FeatureWindows, emitted_at_ms: int,
                    statics: Mapping[str, Mapping[str, Any]] | None) -> tuple[list[bytes | None], list[bytes]]:
     """The keys and `driftline.features/1` messages of closed windows (rendered by the sink)."""
@@ -224,11 +247,7 @@ def feature_stage(batches: Stream[EventBatch], config: Config, counters: FlowCou
 
         def builder(resume: ColumnarEngine | None, sets: list[FeatureSet] = sets, default: bool = default,
                     ) -> _ShardLogic:
-            if resume is not None and not isinstance(resume, ColumnarEngine):
-                raise RuntimeError(
-                    "the recovery directory holds the features flow's state of an older driftline (per-event "
-                    "engine); this version keeps it in arrays and cannot read it. Resume with the version that "
-                    "wrote it, or start with a new --recovery-dir (the flow then reads its input from the start).")
+            resume = resumable(resume)
             if resume is not None:
                 resume.progress.resumed(clock_ms())
             engine = resume or ColumnarEngine(sets, config.source.lateness_ms, statics, partitions, config.schema)

@@ -56,6 +56,9 @@ from features.windows.sessions import SessionWindows
 from features.windows.state import FeatureRow, new_window_state
 
 _BIG = np.iinfo(np.int64).max // 4
+# The layout of the engine's pickled state; a snapshot of another layout cannot be resumed.
+# 2: pane pool, encoded object columns, columnar sessions.
+STATE_LAYOUT = 2
 
 
 @dataclass(frozen=True, eq=False)
@@ -247,6 +250,7 @@ class ColumnarEngine:
         self.stream_watermark = NEVER
         self.evictions = DueIndex()  # entities without windows, by the time the stream must reach to release them
         self.evicted = 0
+        self.state_layout = STATE_LAYOUT
 
     @property
     def entities(self) -> int:

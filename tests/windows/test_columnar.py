@@ -235,3 +235,15 @@ def test_emit_changes_carries_the_same_information(case):
         if key[0] == "h3m":  # the entity's windows end empty, once
             assert written[-1].event_count == 0 and written[-1].end_ms > max(ends)
     assert sum(map(len, changes.values())) <= sum(map(len, final.values())) + len(final)
+
+
+def test_a_snapshot_of_another_state_layout_is_refused_with_a_message():
+    """A recovery snapshot pickled by a driftline whose engine laid its state out differently
+    stops the flow with what to do, instead of failing later on a missing attribute."""
+    from dataflows.flows.features import resumable
+
+    engine = ColumnarEngine(SETS, 10_000, partitions=3)
+    assert resumable(pickle.loads(pickle.dumps(engine))) is not None
+    del engine.state_layout  # as pickled before layouts were numbered
+    with pytest.raises(RuntimeError, match="new --recovery-dir"):
+        resumable(pickle.loads(pickle.dumps(engine)))
