@@ -294,6 +294,9 @@ class ColumnarEngine:
                 self._add(accepted, eids, times, columns, objects, out)  # updates the entities' watermarks
             elif accepted.size:
                 np.maximum.at(self.entity_max, eids[accepted], times[accepted])
+            if len(out.late):  # entities that came with late events only hold nothing: release them
+                stateless = np.unique(eids[out.late])
+                self._release_or_schedule(stateless[self.entity_max[stateless] == NEVER])
             marks = dict(zip(*_partition_maxima(batch.partitions, times)))
         else:
             marks = {}

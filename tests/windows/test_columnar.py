@@ -247,3 +247,16 @@ def test_a_snapshot_of_another_state_layout_is_refused_with_a_message():
     del engine.state_layout  # as pickled before layouts were numbered
     with pytest.raises(RuntimeError, match="new --recovery-dir"):
         resumable(pickle.loads(pickle.dumps(engine)))
+
+
+def test_entities_with_only_late_events_hold_no_state():
+    """An entity whose every event is late gets no window: its id is released at once, so a
+    stream of late stragglers of ever new entities does not grow the shard's state."""
+    engine = ColumnarEngine(SETS + LAST_N[:1], 10_000, partitions=1)
+    engine.process(EventBatch.of([Event("a", 10 * MINUTE, {"area": "a", "price": 1.0})]))
+    stragglers = [Event(f"s{i}", MINUTE, {"area": f"s{i}", "price": 1.0}) for i in range(500)]
+    out = engine.process(EventBatch.of(stragglers))
+    assert len(out.late) == 500
+    assert engine.entities == 1
+    later = engine.process(EventBatch.of([Event("s1", 10 * MINUTE + 1, {"area": "s1", "price": 2.0})]))
+    assert not len(later.late) and engine.entities == 2
