@@ -38,7 +38,7 @@ import heapq
 from itertools import chain
 import math
 from hashlib import blake2b
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,6 +103,57 @@ _NEEDS = {
     "max": ("minmax",), "first": ("firstlast",), "last": ("firstlast",), "quantile": ("values",),
     "median": ("values",), "distinct": ("distinct",), "share": ("cats",),
 }
+
+
+def grown(array: np.ndarray, size: int, fill: int) -> np.ndarray:
+    """`array` (int64) extended to `size` entries, the new ones `fill`.
+
+    >>> grown(np.array([3, 4]), 4, -1).tolist()
+    [3, 4, -1, -1]
+    """
+    out = np.full(size, fill, np.int64)
+    out[: len(array)] = array
+    return out
+
+
+class FreeSlots:
+    """The free slots of a pool of arrays that doubles when it runs out: a stack, so slots
+    are reused in a deterministic order.
+
+    >>> free, sizes = FreeSlots(), []
+    >>> free.take(2, sizes.append).tolist(), sizes, free.size, free.held
+    ([1, 0], [64], 64, 2)
+    >>> free.give(np.array([1])); free.take(1, sizes.append).tolist()
+    [1]
+    """
+
+    def __init__(self) -> None:
+        self.stack = np.zeros(0, np.int64)  # free slots, the top `n` in use
+        self.n = 0
+        self.size = 0  # slots in the pool
+
+    @property
+    def held(self) -> int:
+        """Slots in use."""
+        return self.size - self.n
+
+    def take(self, n: int, grow: Callable[[int], None]) -> np.ndarray:
+        """`n` free slots; when there are too few, `grow(size)` resizes the pool's arrays first."""
+        if n > self.n:
+            old = self.size
+            size = max(2 * old, old + n - self.n, 64)
+            grow(size)
+            stack = np.empty(size, np.int64)
+            stack[: self.n] = self.stack[: self.n]
+            stack[self.n: self.n + size - old] = np.arange(size - 1, old - 1, -1)
+            self.stack, self.n, self.size = stack, self.n + size - old, size
+        self.n -= n
+        return self.stack[self.n: self.n + n].copy()
+
+    def give(self, slots: np.ndarray) -> None:
+        """Slots back to the pool (the caller has emptied them)."""
+        self.stack[self.n: self.n + len(slots)] = slots
+        self.n += len(slots)
 
 
 class DueIndex:
@@ -636,8 +687,7 @@ class PaneWindows:
         # The pool: each slot holds one pane (its number, its events, its aggregates).
         self.pane_k = np.zeros(0, np.int64)
         self.count = np.zeros(0, np.int64)
-        self.free = np.zeros(0, np.int64)  # a stack of free pool slots, `n_free` long
-        self.n_free = 0
+        self.free = FreeSlots()
 
     # ------------------------------------------------------------------ state size
 
@@ -660,29 +710,19 @@ class PaneWindows:
 
     def _allocate(self, n: int) -> np.ndarray:
         """`n` free pool slots (the pool doubles when it runs out)."""
-        if n > self.n_free:
-            old = len(self.pane_k)
-            size = max(2 * old, old + n - self.n_free, 64)
-            pane_k = np.full(size, NO_PANE, np.int64)
-            pane_k[:old] = self.pane_k
-            count = np.zeros(size, np.int64)
-            count[:old] = self.count
-            self.pane_k, self.count = pane_k, count
-            self.aggregates.resize(size)
-            free = np.empty(size, np.int64)
-            free[: self.n_free] = self.free[: self.n_free]
-            free[self.n_free: self.n_free + size - old] = np.arange(size - 1, old - 1, -1)
-            self.free, self.n_free = free, self.n_free + size - old
-        self.n_free -= n
-        return self.free[self.n_free: self.n_free + n].copy()
+        return self.free.take(n, self._grow_pool)
+
+    def _grow_pool(self, size: int) -> None:
+        self.pane_k = grown(self.pane_k, size, NO_PANE)
+        self.count = grown(self.count, size, 0)
+        self.aggregates.resize(size)
 
     def _release(self, slots: np.ndarray) -> None:
         """Return pool slots (their panes have been emitted) to the free stack, emptied."""
         self.pane_k[slots] = NO_PANE
         self.count[slots] = 0
         self.aggregates.reset(slots)
-        self.free[self.n_free: self.n_free + len(slots)] = slots
-        self.n_free += len(slots)
+        self.free.give(slots)
 
     def _panes_at(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The pool slot (0 where none: mask with the pane numbers) and pane number (NO_PANE: none) at ring positions."""

@@ -40,7 +40,15 @@ import numpy as np
 from features.partition_progress import NEVER
 from features.schema import EventSchema
 from features.windows.config import FeatureSet
-from features.windows.panes import NO_END, ColumnAggregates, DueIndex, WindowBlock, run_heads
+from features.windows.panes import (
+    NO_END,
+    ColumnAggregates,
+    DueIndex,
+    FreeSlots,
+    WindowBlock,
+    grown,
+    run_heads,
+)
 
 _CLOSE_ALL = np.iinfo(np.int64).max // 4
 
@@ -66,8 +74,7 @@ class SessionWindows:
         self.last = np.zeros(0, np.int64)
         self.prev = np.zeros(0, np.int64)
         self.count = np.zeros(0, np.int64)
-        self.free = np.zeros(0, np.int64)  # a stack of free slots, `n_free` long
-        self.n_free = 0
+        self.free = FreeSlots()
         self.parts: dict[int, list[int]] = {}  # a merged session's slot -> the slots merged into it, in time order
         self.merges = 0
 
@@ -78,14 +85,14 @@ class SessionWindows:
         if capacity <= self.capacity:
             return
         size = max(capacity, 2 * self.capacity, 64)
-        self.latest = _grown(self.latest, size, -1)
-        self.next_end = _grown(self.next_end, size, NO_END)
+        self.latest = grown(self.latest, size, -1)
+        self.next_end = grown(self.next_end, size, NO_END)
         self.capacity = size
 
     @property
     def slots_held(self) -> int:
         """Pool slots in use (open sessions and their merged parts)."""
-        return len(self.first) - self.n_free
+        return self.free.held
 
     def fits(self, entity_ids: np.ndarray, times: np.ndarray) -> bool:
         """Always: the pool grows."""
@@ -99,26 +106,19 @@ class SessionWindows:
         """The entities' ids are being released (they hold no session): nothing to drop."""
 
     def _allocate(self, n: int) -> np.ndarray:
-        if n > self.n_free:
-            old = len(self.first)
-            size = max(2 * old, old + n - self.n_free, 64)
-            self.first, self.last = _grown(self.first, size, 0), _grown(self.last, size, 0)
-            self.prev, self.count = _grown(self.prev, size, -1), _grown(self.count, size, 0)
-            self.entity = _grown(self.entity, size, -1)
-            self.aggregates.resize(size)
-            free = np.empty(size, np.int64)
-            free[: self.n_free] = self.free[: self.n_free]
-            free[self.n_free: self.n_free + size - old] = np.arange(size - 1, old - 1, -1)
-            self.free, self.n_free = free, self.n_free + size - old
-        self.n_free -= n
-        return self.free[self.n_free: self.n_free + n].copy()
+        return self.free.take(n, self._grow_pool)
+
+    def _grow_pool(self, size: int) -> None:
+        self.first, self.last = grown(self.first, size, 0), grown(self.last, size, 0)
+        self.prev, self.count = grown(self.prev, size, -1), grown(self.count, size, 0)
+        self.entity = grown(self.entity, size, -1)
+        self.aggregates.resize(size)
 
     def _release(self, slots: np.ndarray) -> None:
         self.prev[slots] = -1
         self.count[slots] = 0
         self.aggregates.reset(slots)
-        self.free[self.n_free: self.n_free + len(slots)] = slots
-        self.n_free += len(slots)
+        self.free.give(slots)
 
     # ------------------------------------------------------------------ adding
 
@@ -311,8 +311,3 @@ def _runs(keys: np.ndarray) -> list[tuple[int, tuple[int, int]]]:
     ends = np.append(heads[1:], len(keys))
     return [(k, (a, b)) for k, a, b in zip(keys[heads].tolist(), heads.tolist(), ends.tolist())]
 
-
-def _grown(array: np.ndarray, size: int, fill: int) -> np.ndarray:
-    grown = np.full(size, fill, np.int64)
-    grown[: len(array)] = array
-    return grown
