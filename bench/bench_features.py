@@ -155,8 +155,9 @@ def _produce(bootstrap: str, topic: str, events: int, chunk_rows, chunk: int = 5
     print(file=sys.stderr)
 
 
-def produce_workload(bootstrap: str, topic: str, events: int, entities: int, seed: int = 1) -> None:
-    """`events` ride events over `entities` areas (uniform), in event-time order with jitter."""
+def ride_rows(entities: int, seed: int = 1):
+    """The workload's rides: a function giving the (key, value) pairs of events lo..lo+n, to be
+    called for consecutive chunks (the random draws follow the calls)."""
     rng = np.random.default_rng(seed)
     payments = np.array(["card", "cash", "wallet"])
 
@@ -173,7 +174,12 @@ def produce_workload(bootstrap: str, topic: str, events: int, entities: int, see
                                                "price": float(price[i]), "distance_km": float(distance[i]),
                                                "payment": str(pay[i])})
 
-    _produce(bootstrap, topic, events, rows)
+    return rows
+
+
+def produce_workload(bootstrap: str, topic: str, events: int, entities: int, seed: int = 1) -> None:
+    """`events` ride events over `entities` areas (uniform), in event-time order with jitter."""
+    _produce(bootstrap, topic, events, ride_rows(entities, seed))
 
 
 def produce_churn(bootstrap: str, topic: str, events: int, seed: int = 3) -> None:

@@ -25,12 +25,10 @@ import zlib
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
-import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_features import EVENT_TIME_RATE, START_MS, reference_config  # noqa: E402
+from bench_features import START_MS, reference_config, ride_rows  # noqa: E402
 
 from dataflows.counters import FlowCounters  # noqa: E402
 from dataflows.flows.features import SHARDS, _PartitionLogic, _ShardLogic, _SHARD_KEYS  # noqa: E402
@@ -42,25 +40,9 @@ from features.windows.engine import PartitionClocks  # noqa: E402
 
 def workload(events: int, entities: int, partitions: int, seed: int = 1) -> list[tuple[int, bytes]]:
     """(partition, message value) of `produce_workload`'s rides, in production order."""
-    rng = np.random.default_rng(seed)
-    payments = np.array(["card", "cash", "wallet"])
-    out = []
-    chunk = 50_000  # the generator's chunks: the same random draws
-    for lo in range(0, events, chunk):
-        n = min(chunk, events - lo)
-        idx = np.arange(lo, lo + n)
-        ts = START_MS + idx * 1000 // EVENT_TIME_RATE + rng.integers(-2_000, 2_000, n)
-        areas = rng.integers(0, entities, n)
-        distance = np.round(rng.gamma(2.0, 2.5, n) + 0.3, 2)
-        price = np.round(2.5 + 1.6 * distance + rng.normal(0, 1.5, n).clip(-2, 8), 2)
-        pay = payments[rng.integers(0, 3, n)]
-        for i in range(n):
-            area = f"area-{areas[i]:07d}"
-            out.append((zlib.crc32(area.encode()) % partitions,
-                        orjson.dumps({"ride_id": f"r-{idx[i]:09d}", "area": area, "ts": int(ts[i]),
-                                      "price": float(price[i]), "distance_km": float(distance[i]),
-                                      "payment": str(pay[i])})))
-    return out
+    rows, chunk = ride_rows(entities, seed), 50_000  # the producer's chunks: the same random draws
+    return [(zlib.crc32(key) % partitions, value)
+            for lo in range(0, events, chunk) for key, value in rows(lo, min(chunk, events - lo))]
 
 
 def batches(messages: list[tuple[int, bytes]], partitions: int, size: int) -> list[tuple[list[bytes], list[int], list[int]]]:
