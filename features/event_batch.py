@@ -258,8 +258,8 @@ class BatchDecoder:
         schema = decoder.schema
         self._entity = schema.entity
         self._entity_is_str = schema.field(schema.entity).type in ("string", "category")
-        self._vocabularies = {f.name: np.array(sorted(f.values), dtype=object)
-                              for f in schema.fields if f.values is not None}
+        # A category field's known values, and null (which is not outside the vocabulary).
+        self._vocabularies = {f.name: frozenset([*f.values, None]) for f in schema.fields if f.values is not None}
         # Event time on the fast path only as epoch milliseconds; ISO strings take the fallback.
         self._fast_time = schema.time_format in ("epoch_ms", "auto")
         fields: list[tuple[str, Any, Any]] = []
@@ -283,17 +283,22 @@ class BatchDecoder:
         `now_ms` is the processing clock (the bound on future timestamps).
         """
         limits = self.fallback.limits
-        rows: list[Any] = []
         suspects: list[int] = []
         decode, max_bytes = self._decode, limits.max_event_bytes
-        for i, raw in enumerate(values):
-            try:
-                if len(raw) > max_bytes:  # type: ignore[arg-type]
-                    raise ValueError
-                rows.append(decode(raw))
-            except Exception:  # noqa: BLE001 - any refusal: the fallback decides and words it
-                rows.append(None)
-                suspects.append(i)
+        try:  # the usual batch, all valid: one C-level loop (a quarter less CPU than the loop below)
+            rows: list[Any] = list(map(decode, values)) if max(map(len, values), default=0) <= max_bytes else []  # type: ignore[arg-type]
+        except Exception:  # noqa: BLE001 - some message is refused: find which, one by one
+            rows = []
+        if len(rows) != len(values):
+            rows = []
+            for i, raw in enumerate(values):
+                try:
+                    if len(raw) > max_bytes:  # type: ignore[arg-type]
+                        raise ValueError
+                    rows.append(decode(raw))
+                except Exception:  # noqa: BLE001 - any refusal: the fallback decides and words it
+                    rows.append(None)
+                    suspects.append(i)
         n = len(values)
         if self._fast_time:
             times = np.array([r.ts if r is not None else 0 for r in rows] if suspects else
@@ -340,9 +345,9 @@ class BatchDecoder:
         if not self._entity_is_str:
             entities = [v if type(v) is str else str(v) for v in entities]
         batch.entities.extend(entities)
-        for name, vocabulary in self._vocabularies.items():
-            column = np.array(batch.values(name), dtype=object)
-            outside = ~np.isin(column, vocabulary) & (column != None)  # noqa: E711 - elementwise
+        for name, known in self._vocabularies.items():
+            column = batch.values(name)  # strings or None: category values are checked as strings
+            outside = ~np.fromiter(map(known.__contains__, column), bool, len(column))
             if outside.any():
                 batch.unknown[name] = outside
         return batch, rejected
