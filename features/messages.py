@@ -171,8 +171,12 @@ def feature_messages(feature_set: str, entities: list[str], starts: list[int], e
     quoted, iso = _QUOTED, _ISO
     set_json = quoted[feature_set]
     head = f'{{"schema":"{FEATURES_SCHEMA}","id":"{set_json[1:-1]}/'
-    middle = f',"feature_set":{set_json},"entity":'
     tail = f',"as_of":null,"emitted_at":"{iso_utc(emitted_at_ms)}"}}'
+    # What follows the entity in the id, and what follows it in "entity", by window end: few
+    # distinct ends per block, so each is rendered once.
+    after_id = {end: f'/{end}","feature_set":{set_json},"entity":"' for end in set(ends)}
+    window = {(start, end): f'","kind":"final","window":{{"start":"{iso[start]}","end":"{iso[end]}",'
+                            f'"start_ms":{start},"end_ms":{end}}},"values":{{' for start, end in set(zip(starts, ends))}
     # Each row's "values" object body: one %-format of the row's JSON tokens (names may hold a %).
     body = ",".join(quoted[name].replace("%", "%%") + ":%s" for name in values)
     columns = [_json_tokens(column) for column in values.values()]
@@ -182,12 +186,14 @@ def feature_messages(feature_set: str, entities: list[str], starts: list[int], e
             static = extra.get(entity)
             if static:
                 bodies[i] = ",".join(filter(None, (bodies[i], orjson.dumps(static).decode()[1:-1])))
-    names = [quoted[e] for e in entities]
+    # Entity keys as JSON string contents: as they are, unless some key needs escaping.
+    text = orjson.dumps(entities).decode()
+    plain = len(text) == sum(map(len, entities)) + 3 * len(entities) + 1
+    inner = entities if plain else [quoted[e][1:-1] for e in entities]
     # One f-string and one encode per row: cheaper than str.format, and than joining all rows
-    # into one text to encode and split (about 40% less CPU per message, measured on blocks of 3,000 rows).
-    return [f'{head}{name[1:-1]}/{end}"{middle}{name},"kind":"final","window":{{"start":"{iso[start]}",'
-            f'"end":"{iso[end]}","start_ms":{start},"end_ms":{end}}},"values":{{{body}}},"event_count":{count}{tail}'
-            .encode() for name, start, end, body, count in zip(names, starts, ends, bodies, event_counts)]
+    # into one text to encode and split.
+    return [f'{head}{e}{after_id[end]}{e}{window[start, end]}{b}}},"event_count":{count}{tail}'.encode()
+            for e, start, end, b, count in zip(inner, starts, ends, bodies, event_counts)]
 
 
 def late_event_message(topic: str, partition: int, offset: int, entity: str, time_ms: int,

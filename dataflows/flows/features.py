@@ -89,7 +89,7 @@ class _PartitionLogic(StatefulBatchLogic[EventBatch, tuple[str, ShardItem], Part
         batch = EventBatch.concat(values)
         verdicts = partition_verdicts(self.clocks.high, self.clocks.lateness, batch.partitions, batch.times)
         shards = self._shards(batch.entities if self.entity_field is None else batch.keys(self.entity_field))
-        order = np.argsort(shards, kind="stable")
+        order = np.argsort(shards.astype(np.uint8), kind="stable")  # a radix sort: shards < 256
         heads = np.flatnonzero(np.diff(shards[order], prepend=-1) != 0)
         parts = {int(shards[part[0]]): part for part in np.split(order, heads[1:])} if len(batch) else {}
         progress = dict(self.clocks.high)

@@ -223,6 +223,8 @@ class KafkaInput(FixedPartitionedSource[RawMessage, int]):
             "enable.auto.commit": "false",
             "enable.partition.eof": "true",
             "fetch.wait.max.ms": "50",
+            # Prefetch per partition: a few batches, not librdkafka's 64 MB (a consumer per partition).
+            "queued.max.messages.kbytes": "16384",
         }), **self._extra}
 
     def list_parts(self) -> list[str]:

@@ -199,12 +199,21 @@ def partition_verdicts(high: dict[int, int], lateness_ms: int, partitions: np.nd
     >>> partition_verdicts(high, 10, np.array([0, 0, 0, 0]), np.array([100, 95, 89, 120])).tolist()[2], high
     (90, {0: 120})
     """
-    keys = np.unique(partitions)
-    initial = np.array([high.get(int(p), NEVER) for p in keys], np.int64)
-    before = running_max_before(np.searchsorted(keys, partitions), times, initial)
-    for p, t in zip(keys.tolist(), np.maximum.reduceat(*_by_group(partitions, times))):
-        if t > high.get(p, NEVER):
-            high[p] = int(t)
+    if len(times) and (partitions == partitions[0]).all():  # one partition (the flow's steps): a running max
+        p = int(partitions[0])
+        start = high.get(p, NEVER)
+        inclusive = np.maximum.accumulate(times)
+        before = np.empty(len(times), np.int64)
+        before[0] = start
+        np.maximum(inclusive[:-1], start, out=before[1:])
+        high[p] = max(start, int(inclusive[-1]))
+    else:
+        keys = np.unique(partitions)
+        initial = np.array([high.get(int(p), NEVER) for p in keys], np.int64)
+        before = running_max_before(np.searchsorted(keys, partitions), times, initial)
+        for p, t in zip(keys.tolist(), np.maximum.reduceat(*_by_group(partitions, times))):
+            if t > high.get(p, NEVER):
+                high[p] = int(t)
     watermark = before - lateness_ms
     return np.where((before != NEVER) & (times < watermark), watermark, NEVER)
 
