@@ -168,7 +168,16 @@ class _ShardLogic(StatefulBatchLogic[ShardItem, "OutMessage | MessageBatch", Col
         return out, StatefulBatchLogic.RETAIN
 
     def on_eof(self) -> tuple[list[OutMessage | MessageBatch], bool]:
-        return self._encode(self.engine.flush(), None, self.clock_ms()), StatefulBatchLogic.RETAIN
+        # Each set's last windows are computed when the sink renders them, one set of one shard
+        # at a time: a bounded input over a million entities ends with millions of windows, and
+        # their values would otherwise all be held until the sink runs.
+        now = self.clock_ms()
+        later, rows = self.engine.flush_later()
+        statics = self.engine.statics
+        out: list[OutMessage | MessageBatch] = [
+            MessageBatch(self.topics[name], partial(render_flushed, windows, now, statics.get(name), self.counters))
+            for name, windows in later]
+        return out + self._encode(EngineOutput(rows=rows), None, now), StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> ColumnarEngine:
         return self.engine
@@ -197,6 +206,21 @@ def render_windows(windows: FeatureWindows, emitted_at_ms: int,
     values = feature_messages(windows.feature_set, windows.entities, windows.starts.tolist(), windows.ends.tolist(),
                               windows.values, windows.counts.tolist(), emitted_at_ms, statics)
     return [e.encode() for e in windows.entities], values
+
+
+def render_flushed(windows: Callable[[], FeatureWindows | None], emitted_at_ms: int,
+                   statics: Mapping[str, Mapping[str, Any]] | None, counters: FlowCounters,
+                   ) -> tuple[list[bytes | None], list[bytes]]:
+    """The keys and messages of a set's windows closed at the end of the input, computed now
+    (`ColumnarEngine.flush_later`) and counted as `_ShardLogic._encode` counts the others. The
+    counters tie this render to its process: such a batch never leaves the worker that made
+    it (the sink is not keyed)."""
+    w = windows()
+    if w is None:
+        return [], []
+    counters.observe("emit_lag", ((emitted_at_ms - w.ends) / 1000).tolist())
+    counters.add({"features_out": len(w), f"features_out.{w.feature_set}": len(w)})
+    return render_windows(w, emitted_at_ms, statics)
 
 
 def load_statics(feature_sets: tuple[FeatureSet, ...]) -> dict[str, dict[str, dict[str, Any]]]:

@@ -39,8 +39,9 @@ the run, so its entities stay.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import repeat
 from typing import Any
 
@@ -240,15 +241,13 @@ class ColumnarEngine:
         self.entity_field = entities.pop()
         self.lateness = lateness_ms
         self.statics = {name: table for name, table in (statics or {}).items()}
+        self.schema = schema
         self.panes: list[tuple[str, PaneWindows | LastNWindows | SessionWindows]] = []  # the sets held in arrays
         self.legacy = []
         for fs in feature_sets:
-            if fs.window.type in ("tumbling", "hopping") and fs.emit in ("final", "changes"):
-                self.panes.append((fs.name, PaneWindows(fs, lateness_ms, schema)))
-            elif fs.window.type == "last_n" and fs.emit in ("final", "changes"):
-                self.panes.append((fs.name, LastNWindows(fs, schema, fs.state_ttl_ms)))
-            elif fs.window.type == "session" and fs.emit == "final":
-                self.panes.append((fs.name, SessionWindows(fs, schema)))
+            panes = self._array_set(fs)
+            if panes is not None:
+                self.panes.append((fs.name, panes))
             else:
                 self.legacy.append(new_window_state(fs, (statics or {}).get(fs.name)))
         self.arrivals = 0  # events added so far: orders the last-N events of equal time
@@ -260,6 +259,16 @@ class ColumnarEngine:
         self.evictions = DueIndex()  # entities without windows, by the time the stream must reach to release them
         self.evicted = 0
         self.state_layout = STATE_LAYOUT
+
+    def _array_set(self, fs: FeatureSet) -> PaneWindows | LastNWindows | SessionWindows | None:
+        """An empty set held in arrays for `fs`, or None when `fs` takes the per-event state classes."""
+        if fs.window.type in ("tumbling", "hopping") and fs.emit in ("final", "changes"):
+            return PaneWindows(fs, self.lateness, self.schema)
+        if fs.window.type == "last_n" and fs.emit in ("final", "changes"):
+            return LastNWindows(fs, self.schema, fs.state_ttl_ms)
+        if fs.window.type == "session" and fs.emit == "final":
+            return SessionWindows(fs, self.schema)
+        return None
 
     @property
     def entities(self) -> int:
@@ -328,6 +337,35 @@ class ColumnarEngine:
         for state in self.legacy:
             out.rows.extend(state.flush())
         return out
+
+    def flush_later(self) -> tuple[list[tuple[str, Callable[[], FeatureWindows | None]]], list[FeatureRow]]:
+        """As `flush`, but each array-held set's windows are computed when its function is called,
+        so a caller can compute and write one set at a time: the closed windows of every set and
+        shard never exist at once (at the end of a bounded input, millions). Returns (set name,
+        windows) and the rows of the per-event sets.
+
+        The engine is left as after `flush` but for those sets, which are replaced by empty ones
+        (the originals are flushed by the functions, whenever they run): a run resumed from a
+        snapshot taken after the end of a bounded input decides lateness as before, while its
+        last-N sets start without their last events and change filters without their last
+        values.
+
+        >>> from features.events import Event
+        >>> from features.windows.config import FeatureSet, FeatureSpec, WindowSpec
+        >>> fs = FeatureSet("s", "area", "features.s", WindowSpec("tumbling", 60_000, 60_000), (FeatureSpec("n", "count"),))
+        >>> engine = ColumnarEngine((fs,), lateness_ms=10_000)
+        >>> _ = engine.process(EventBatch.of([Event("a", 1_000, {})]))
+        >>> later, rows = engine.flush_later()
+        >>> [(name, windows().values) for name, windows in later], engine.flush().windows
+        ([('s', {'n': [1]})], [])
+        """
+        later = []
+        for i, (name, panes) in enumerate(self.panes):
+            fresh = self._array_set(panes.spec)
+            assert fresh is not None
+            self.panes[i] = (name, fresh)
+            later.append((name, partial(_flushed_windows, name, panes, self.ids)))
+        return later, [row for state in self.legacy for row in state.flush()]
 
     # ------------------------------------------------------------------ internals
 
@@ -434,9 +472,9 @@ class ColumnarEngine:
         return eids[keep], np.array(until, np.int64)[keep]
 
     def _emit(self, name: str, block: WindowBlock, out: EngineOutput) -> None:
-        if len(block):
-            out.windows.append(FeatureWindows(name, self.ids.keys(block.entity_ids), block.starts, block.ends,
-                                              block.counts, block.values))
+        windows = _windows(name, block, self.ids)
+        if windows is not None:
+            out.windows.append(windows)
 
     def _legacy_add(self, batch: EventBatch, keys: Sequence[str], accepted: np.ndarray, before: np.ndarray,
                     out: EngineOutput) -> None:
@@ -454,6 +492,17 @@ class ColumnarEngine:
                 rows = state.add(keys[i], t, fields)
                 if rows:
                     out.rows.extend(rows)
+
+
+def _windows(name: str, block: WindowBlock, ids: EntityIds) -> FeatureWindows | None:
+    """A block of closed windows with its entities' keys (None when empty)."""
+    return FeatureWindows(name, ids.keys(block.entity_ids), block.starts, block.ends, block.counts,
+                          block.values) if len(block) else None
+
+
+def _flushed_windows(name: str, panes: PaneWindows | LastNWindows | SessionWindows, ids: EntityIds,
+                     ) -> FeatureWindows | None:
+    return _windows(name, panes.flush(), ids)
 
 
 def _partition_maxima(partitions: np.ndarray, times: np.ndarray) -> tuple[list[int], list[int]]:
