@@ -342,12 +342,17 @@ class _Group:
                 eq[slots] = 0
 
     def add(self, slots: np.ndarray, times: np.ndarray, columns: Mapping[str, np.ndarray],
-            objects: Mapping[str, _Codes]) -> None:
-        """Add events (sorted by slot, arrival order within a slot)."""
+            objects: Mapping[str, _Codes], runs: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+        """Add events (sorted by slot, arrival order within a slot); `runs` are the events' runs of
+        one slot (heads, slots, counts), shared by the groups."""
         keep = None
         if self.where is not None:
             where = objects[self.where.field]
             keep = where.table(lambda v, values=self.where.values: v in values)[where.codes]
+        if self.field is None:  # counts only: one grouped sum over the shared runs
+            heads, at, counts = runs
+            self.n[at] += counts if keep is None else np.add.reduceat(keep.astype(np.int64), heads)
+            return
         if self.field is not None:
             if self.numeric:
                 v = columns[self.field]
@@ -365,8 +370,6 @@ class _Group:
         counts = ends - heads
         n_before = self.n[at]
         self.n[at] = n_before + counts
-        if self.field is None:
-            return
         if self.numeric:
             v = columns[self.field] if keep is None else columns[self.field][keep]
         if self.needs & {"firstlast", "distinct", "cats"}:
@@ -406,8 +409,10 @@ class _Group:
             else:
                 _collect_distinct(self.distinct, at, heads, ends, _pick(field.source, kept).tolist())
         if "cats" in self.needs:
-            for eq, value in zip(self.eq, self.shares):
-                eq[at] += np.add.reduceat(field.table(lambda v, value=value: v == value)[codes].astype(np.int64), heads)
+            table = np.array([[bool(v == value) for value in self.shares] for v in field.vocabulary], np.int64)
+            hits = np.add.reduceat(table.reshape(-1, len(self.shares))[codes], heads, axis=0)
+            for i, eq in enumerate(self.eq):
+                eq[at] += hits[:, i]
 
     def _bits(self, field: _Codes) -> np.ndarray | None:
         """Each of the batch's values' bit, numbering new values; None once past 64 values (the
@@ -484,21 +489,24 @@ def _welford(mean_of: np.ndarray, m2_of: np.ndarray, at: np.ndarray, n_before: n
     ([3.0, 5.0], [14.0, 0.0])
     """
     order = np.argsort(-counts, kind="stable")  # the longest runs first: the runs still going are a prefix
-    at, k, heads, counts = at[order], n_before[order], heads[order], counts[order]
+    at, heads, counts = at[order], heads[order], counts[order]
+    k = n_before[order].astype(np.float64)  # values seen, as the float divisor (exact: small integers)
     mean, m2 = mean_of[at], m2_of[at]
+    longer = (len(counts) - np.cumsum(np.bincount(counts))).tolist()  # runs longer than j, for each j
     j = 0
     active = len(counts)
     while active > 8:  # lockstep while it pays; a handful of long runs finish in the loop below
         x = v[heads[:active] + j]
-        kk = (k[:active] + (j + 1)).astype(np.float64)
-        d = x - mean[:active]
-        mean[:active] += d / kk
-        m2[:active] += d * (x - mean[:active])
+        mu, kk = mean[:active], k[:active]
+        kk += 1.0
+        d = x - mu
+        mu += d / kk
+        m2[:active] += d * (x - mu)
         j += 1
-        active = int(np.searchsorted(-counts, -j, "left"))  # runs longer than j
+        active = longer[j]
     values = v.tolist() if active else []
     for r in range(active):
-        kr, a, mr, qr = int(k[r]) + j, int(heads[r]), float(mean[r]), float(m2[r])
+        kr, a, mr, qr = int(k[r]), int(heads[r]), float(mean[r]), float(m2[r])
         for x in values[a + j: a + int(counts[r])]:
             kr += 1
             d = x - mr
@@ -596,9 +604,13 @@ class ColumnAggregates:
     def add(self, slots: np.ndarray, times: np.ndarray, columns: Mapping[str, np.ndarray],
             objects: Mapping[str, list[Any]]) -> None:
         """Add events sorted by slot (arrival order within a slot); columns and objects in that order."""
+        if not len(slots):
+            return
         encoded = {name: _Codes(values) for name, values in objects.items()}  # once for every group
+        heads = run_heads(slots)
+        runs = (heads, slots[heads], run_ends(heads, len(slots)) - heads)
         for group in self.groups:
-            group.add(slots, times, columns, encoded)
+            group.add(slots, times, columns, encoded, runs)
 
     def values(self, slots: np.ndarray, valid: np.ndarray, length_ms: int | np.ndarray) -> dict[str, list[Any]]:
         """Each feature's values over windows made of `slots` (windows x slots, `valid` where used)."""
