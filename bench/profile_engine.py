@@ -11,7 +11,7 @@ partition goes through the same steps as in `dataflows.flows.features`, the same
 - decode: `BatchDecoder` (the ingest step), one batch per partition read;
 - route: `_PartitionLogic.on_batch` (partition lateness, the split into shards);
 - engine: `ColumnarEngine.process` of every shard's part;
-- render: `_ShardLogic._encode` (the output messages' bytes).
+- render: `_ShardLogic._encode` and the sink's `MessageBatch.render` (the output messages' bytes).
 
 Times are CPU time of the process (the machine may be shared). Variants are `bench_features.reference_document`'s: "" (the reference job), "wide", "changes".
 """
@@ -32,6 +32,7 @@ from bench_features import START_MS, reference_config, ride_rows  # noqa: E402
 
 from dataflows.counters import FlowCounters  # noqa: E402
 from dataflows.flows.features import SHARDS, _PartitionLogic, _ShardLogic, _SHARD_KEYS  # noqa: E402
+from dataflows.kafka.io import MessageBatch, OutMessage  # noqa: E402
 from features.event_batch import BatchDecoder  # noqa: E402
 from features.events import EventDecoder  # noqa: E402
 from features.windows.columnar import ColumnarEngine  # noqa: E402
@@ -57,6 +58,11 @@ def batches(messages: list[tuple[int, bytes]], partitions: int, size: int) -> li
             if part:
                 out.append((part, [p] * len(part), list(range(lo, lo + len(part)))))
     return out
+
+
+def rendered(items: list[OutMessage | MessageBatch]) -> int:
+    """Render a step's output items as the sink does (batches render lazily there); the messages made."""
+    return sum(len(item.render()[1]) if type(item) is MessageBatch else 1 for item in items)
 
 
 def run(variant: str, events: int, entities: int, size: int) -> dict[str, float]:
@@ -89,7 +95,7 @@ def run(variant: str, events: int, entities: int, size: int) -> dict[str, float]
                                                                now)))
         t3 = clock()
         for logic, part, result in results:
-            outputs += sum(len(m.values) if hasattr(m, "values") else 1 for m in logic._encode(result, part, now))
+            outputs += rendered(logic._encode(result, part, now))
         t4 = clock()
         for stage, dt in zip(seconds, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
             seconds[stage] += dt
@@ -98,7 +104,7 @@ def run(variant: str, events: int, entities: int, size: int) -> dict[str, float]
         result = logic.engine.flush()
         t4 = clock()
         seconds["engine"] += t4 - t3
-        outputs += sum(len(m.values) if hasattr(m, "values") else 1 for m in logic._encode(result, None, now))
+        outputs += rendered(logic._encode(result, None, now))
         t3 = clock()
         seconds["render"] += t3 - t4
     seconds["outputs"] = outputs

@@ -37,7 +37,6 @@ import numpy as np
 from features.partition_progress import NEVER
 from features.schema import EventSchema
 from features.windows.config import FeatureSet
-from features.windows.aggregates import EXACT_VALUES_CAP
 from features.windows.panes import ChangeFilter, ColumnAggregates, DueIndex, WindowBlock, _take, run_ends
 
 DEFAULT_STATE_TTL_MS = 86_400_000  # a day of event time
@@ -158,7 +157,7 @@ class LastNWindows:
         total = int(counts.sum())
         slots = np.repeat(np.arange(len(rows_e)), counts)
         index = np.repeat(first - (np.cumsum(counts) - counts), counts) + np.arange(total)
-        aggregates = ColumnAggregates(self.spec, self.schema, len(rows_e), one_shot=self.n <= EXACT_VALUES_CAP)
+        aggregates = ColumnAggregates(self.spec, self.schema, len(rows_e))
         columns = {name: sub[f"#{name}"][index] for name in self.fields}
         objects = {name: sub[f"@{name}"][index].tolist() for name in self.objects}
         aggregates.add(slots, t_sorted[index], columns, objects)

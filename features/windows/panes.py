@@ -35,7 +35,6 @@ of a mask per slot while their field has shown at most 64 values (categories), s
 from __future__ import annotations
 
 import heapq
-from itertools import chain
 import math
 from hashlib import blake2b
 from collections.abc import Callable, Mapping
@@ -47,15 +46,13 @@ import orjson
 
 from features.windows.aggregates import (
     EXACT_DISTINCT_CAP,
-    EXACT_VALUES_CAP,
     Distinct,
-    Quantiles,
     _merge_distinct,
-    _merge_values,
     distinct_count,
     quantile,
 )
 from features.windows.config import FeatureSet, FeatureSpec, Filter
+from features.windows.value_log import ValueLog
 from features.schema import EventSchema
 
 NO_END = np.iinfo(np.int64).max  # an entity without panes
@@ -97,7 +94,6 @@ def run_ends(heads: np.ndarray, size: int) -> np.ndarray:
         ends[-1] = size
     return ends
 
-_NUMERIC = frozenset({"sum", "mean", "min", "max", "std", "quantile", "median"})
 _NEEDS = {
     "count": (), "rate": (), "sum": ("sum",), "mean": ("sum",), "std": ("moments",), "min": ("minmax",),
     "max": ("minmax",), "first": ("firstlast",), "last": ("firstlast",), "quantile": ("values",),
@@ -284,7 +280,7 @@ class _Group:
         self.shares = shares  # the values `share` features count
         self.integer = integer  # an int field: sums, min, max keep integers
         self.numeric = bool(needs & {"sum", "moments", "minmax", "values"})
-        self.one_shot = False  # all events in one `add`, each slot a window: quantiles from sorted arrays
+        self.log = ValueLog() if "values" in needs else None
         # Distinct values as bits of a mask per slot while the field has shown at most 64 values
         # (categories: the usual case), numbered in `vocabulary`; then sets per slot, as the per-event engine.
         self.vocabulary: dict[Any, int] | None = {}
@@ -304,8 +300,6 @@ class _Group:
             self.fv = np.empty(size, object)
             self.lt = np.full(size, -1, np.int64)
             self.lv = np.empty(size, object)
-        if "values" in self.needs:
-            self.values = np.empty(size, object)
         if "distinct" in self.needs:
             self.distinct = np.empty(size, object)
             self.masks = np.zeros(size, np.uint64)
@@ -338,8 +332,8 @@ class _Group:
             self.fv[slots] = None
             self.lt[slots] = -1
             self.lv[slots] = None
-        if "values" in self.needs:
-            self.values[slots] = None
+        if self.log is not None:
+            self.log.drop(slots)
         if "distinct" in self.needs:
             self.distinct[slots] = None
             self.masks[slots] = 0
@@ -348,12 +342,17 @@ class _Group:
                 eq[slots] = 0
 
     def add(self, slots: np.ndarray, times: np.ndarray, columns: Mapping[str, np.ndarray],
-            objects: Mapping[str, _Codes]) -> None:
-        """Add events (sorted by slot, arrival order within a slot)."""
+            objects: Mapping[str, _Codes], runs: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+        """Add events (sorted by slot, arrival order within a slot); `runs` are the events' runs of
+        one slot (heads, slots, counts), shared by the groups."""
         keep = None
         if self.where is not None:
             where = objects[self.where.field]
             keep = where.table(lambda v, values=self.where.values: v in values)[where.codes]
+        if self.field is None:  # counts only: one grouped sum over the shared runs
+            heads, at, counts = runs
+            self.n[at] += counts if keep is None else np.add.reduceat(keep.astype(np.int64), heads)
+            return
         if self.field is not None:
             if self.numeric:
                 v = columns[self.field]
@@ -371,8 +370,6 @@ class _Group:
         counts = ends - heads
         n_before = self.n[at]
         self.n[at] = n_before + counts
-        if self.field is None:
-            return
         if self.numeric:
             v = columns[self.field] if keep is None else columns[self.field][keep]
         if self.needs & {"firstlast", "distinct", "cats"}:
@@ -402,21 +399,20 @@ class _Group:
             replace = high >= self.lt[at]
             self.lt[at[replace]] = high[replace]
             self.lv[at[replace]] = _pick(field.source, kept[last[replace]])
-        if "values" in self.needs and self.one_shot:
-            self._events = (slots, v)
-        elif "values" in self.needs:
-            _collect(self.values, at, heads, ends, v.tolist(), list, Quantiles, EXACT_VALUES_CAP)
+        if self.log is not None:
+            self.log.add(slots, v, heads, counts, n_before)
         if "distinct" in self.needs:
             bits = self._bits(field) if self.vocabulary is not None else None
             if bits is not None:
                 masks = np.left_shift(np.uint64(1), bits[codes].astype(np.uint64))
                 self.masks[at] |= np.bitwise_or.reduceat(masks, heads)
             else:
-                _collect(self.distinct, at, heads, ends, _pick(field.source, kept).tolist(), set, Distinct,
-                         EXACT_DISTINCT_CAP)
+                _collect_distinct(self.distinct, at, heads, ends, _pick(field.source, kept).tolist())
         if "cats" in self.needs:
-            for eq, value in zip(self.eq, self.shares):
-                eq[at] += np.add.reduceat(field.table(lambda v, value=value: v == value)[codes].astype(np.int64), heads)
+            table = np.array([[bool(v == value) for value in self.shares] for v in field.vocabulary], np.int64)
+            hits = np.add.reduceat(table.reshape(-1, len(self.shares))[codes], heads, axis=0)
+            for i, eq in enumerate(self.eq):
+                eq[at] += hits[:, i]
 
     def _bits(self, field: _Codes) -> np.ndarray | None:
         """Each of the batch's values' bit, numbering new values; None once past 64 values (the
@@ -468,13 +464,8 @@ class _Group:
             last = slots[rows, lt.argmax(axis=1)]
             out["first"] = np.where(ft.min(axis=1) != NO_END, self.fv[first], None)
             out["last"] = np.where(lt.max(axis=1) >= 0, self.lv[last], None)
-        if "values" in self.needs and self.one_shot:
-            held, v = getattr(self, "_events", (np.zeros(0, np.int64), np.zeros(0)))
-            order = np.lexsort((v, held))
-            counts = np.bincount(held, minlength=len(slots))
-            out["sorted"] = (v[order], np.cumsum(counts) - counts, counts)
-        elif "values" in self.needs:
-            out["sorted"], out["values"] = _gathered(self.values, slots, valid)
+        if self.log is not None:
+            out["sorted"], out["values"] = self.log.gather(slots, valid)
         if "distinct" in self.needs and self.vocabulary is not None:
             masks = np.bitwise_or.reduce(np.where(valid, self.masks[slots], np.uint64(0)), axis=1)
             out["distinct"] = np.bitwise_count(masks).astype(np.int64)
@@ -498,21 +489,24 @@ def _welford(mean_of: np.ndarray, m2_of: np.ndarray, at: np.ndarray, n_before: n
     ([3.0, 5.0], [14.0, 0.0])
     """
     order = np.argsort(-counts, kind="stable")  # the longest runs first: the runs still going are a prefix
-    at, k, heads, counts = at[order], n_before[order], heads[order], counts[order]
+    at, heads, counts = at[order], heads[order], counts[order]
+    k = n_before[order].astype(np.float64)  # values seen, as the float divisor (exact: small integers)
     mean, m2 = mean_of[at], m2_of[at]
+    longer = (len(counts) - np.cumsum(np.bincount(counts))).tolist()  # runs longer than j, for each j
     j = 0
     active = len(counts)
     while active > 8:  # lockstep while it pays; a handful of long runs finish in the loop below
         x = v[heads[:active] + j]
-        kk = (k[:active] + (j + 1)).astype(np.float64)
-        d = x - mean[:active]
-        mean[:active] += d / kk
-        m2[:active] += d * (x - mean[:active])
+        mu, kk = mean[:active], k[:active]
+        kk += 1.0
+        d = x - mu
+        mu += d / kk
+        m2[:active] += d * (x - mu)
         j += 1
-        active = int(np.searchsorted(-counts, -j, "left"))  # runs longer than j
+        active = longer[j]
     values = v.tolist() if active else []
     for r in range(active):
-        kr, a, mr, qr = int(k[r]) + j, int(heads[r]), float(mean[r]), float(m2[r])
+        kr, a, mr, qr = int(k[r]), int(heads[r]), float(mean[r]), float(m2[r])
         for x in values[a + j: a + int(counts[r])]:
             kr += 1
             d = x - mr
@@ -522,55 +516,21 @@ def _welford(mean_of: np.ndarray, m2_of: np.ndarray, at: np.ndarray, n_before: n
     mean_of[at], m2_of[at] = mean, m2
 
 
-def _collect(store: np.ndarray, at: np.ndarray, heads: np.ndarray, ends: np.ndarray, items: list[Any],
-             exact: type, sketch: type, cap: int) -> None:
-    """Add each slot's run of items to the slot's exact collection (a list of values, a set of
-    distinct ones), which becomes a sketch past `cap`, as `features.windows.aggregates` does."""
+def _collect_distinct(store: np.ndarray, at: np.ndarray, heads: np.ndarray, ends: np.ndarray,
+                      items: list[Any]) -> None:
+    """Add each slot's run of items to the slot's set of distinct values, which becomes a
+    sketch past the cap, as `features.windows.aggregates` does."""
     for slot, a, b in zip(at.tolist(), heads.tolist(), ends.tolist()):
         current = store[slot]
         if current is None:
-            current = store[slot] = exact()
-        if type(current) is exact:
-            grow = current.extend if exact is list else current.update
-            grow(items[a:b])
-            if len(current) > cap:
-                store[slot] = sketch(current)
+            current = store[slot] = set()
+        if type(current) is set:
+            current.update(items[a:b])
+            if len(current) > EXACT_DISTINCT_CAP:
+                store[slot] = Distinct(current)
         else:
             for x in items[a:b]:
                 current.update(x)
-
-
-def _gathered(store: np.ndarray, slots: np.ndarray, valid: np.ndarray,
-              ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], dict[int, Any]]:
-    """Each window's values from its panes' lists, sorted within the window: (values, each
-    window's start in them, count). Windows with a sketch among their panes, or more values than
-    the exact cap, are merged as the per-event engine merges them, and returned by window index.
-
-    >>> store = np.empty(3, object); store[0], store[2] = [3.0, 1.0], [2.0]
-    >>> (v, starts, counts), rest = _gathered(store, np.array([[0, 1], [2, 0]]), np.array([[True, True], [True, False]]))
-    >>> v.tolist(), starts.tolist(), counts.tolist(), rest
-    ([1.0, 3.0, 2.0], [0, 2], [2, 1], {})
-    """
-    parts = store[slots]
-    used = valid & (parts != None)  # noqa: E711 - elementwise
-    rows, cols = np.nonzero(used)
-    lists = parts[rows, cols].tolist()
-    lists_only = np.fromiter((type(x) is list for x in lists), bool, len(lists))
-    sizes = np.fromiter((len(x) if type(x) is list else 0 for x in lists), np.int64, len(lists))
-    totals = np.bincount(rows, weights=sizes, minlength=len(slots)).astype(np.int64)
-    special = np.zeros(len(slots), bool)
-    special[rows[~lists_only]] = True
-    special |= totals > EXACT_VALUES_CAP
-    merged = {int(i): _merged(store, slots[i], valid[i], _merge_values, []) for i in np.flatnonzero(special)}
-    if merged:
-        keep = ~special[rows]
-        lists = [x for x, k in zip(lists, keep.tolist()) if k]
-        rows, sizes = rows[keep], sizes[keep]
-        totals[special] = 0
-    values = np.fromiter(chain.from_iterable(lists), np.float64, int(sizes.sum()))
-    window = np.repeat(rows, sizes)
-    order = np.lexsort((values, window))
-    return (values[order], np.cumsum(totals) - totals, totals), merged
 
 
 def _merged(store: np.ndarray, slots: np.ndarray, valid: np.ndarray, merge: Any, empty: Any) -> Any:
@@ -613,10 +573,7 @@ class ColumnAggregates:
     slot), `values` merges slots into windows and returns each feature's values.
     """
 
-    def __init__(self, feature_set: FeatureSet, schema: EventSchema | None = None, size: int = 0,
-                 one_shot: bool = False) -> None:
-        """`one_shot`: every event comes in one `add` and each slot is a whole window (last-N rows),
-        so quantiles are read from sorted arrays instead of per-slot lists."""
+    def __init__(self, feature_set: FeatureSet, schema: EventSchema | None = None, size: int = 0) -> None:
         integers = {f.name for f in schema.fields if f.type == "int"} if schema is not None else set()
         groups: dict[tuple[str | None, Filter | None], tuple[set[str], list[Any]]] = {}
         for feature in feature_set.features:
@@ -635,7 +592,6 @@ class ColumnAggregates:
                                  and g.needs & {"firstlast", "distinct", "cats"}})
         for group in self.groups:
             group.allocate(size)
-            group.one_shot = one_shot
 
     def resize(self, size: int) -> None:
         for group in self.groups:
@@ -648,9 +604,13 @@ class ColumnAggregates:
     def add(self, slots: np.ndarray, times: np.ndarray, columns: Mapping[str, np.ndarray],
             objects: Mapping[str, list[Any]]) -> None:
         """Add events sorted by slot (arrival order within a slot); columns and objects in that order."""
+        if not len(slots):
+            return
         encoded = {name: _Codes(values) for name, values in objects.items()}  # once for every group
+        heads = run_heads(slots)
+        runs = (heads, slots[heads], run_ends(heads, len(slots)) - heads)
         for group in self.groups:
-            group.add(slots, times, columns, encoded)
+            group.add(slots, times, columns, encoded, runs)
 
     def values(self, slots: np.ndarray, valid: np.ndarray, length_ms: int | np.ndarray) -> dict[str, list[Any]]:
         """Each feature's values over windows made of `slots` (windows x slots, `valid` where used)."""

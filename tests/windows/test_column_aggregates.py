@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from features.events import Event
 from features.windows.config import FeatureSet, FeatureSpec, Filter, WindowSpec
-from features.windows.aggregates import Quantiles, _merge_values, quantile
-from features.windows.panes import _gathered, _merged, _welford, run_ends, run_heads
+from features.windows import aggregates
+from features.windows.aggregates import _grow_values, _merge_values, quantile
+from features.windows.panes import _merged, _welford, run_ends, run_heads
+from features.windows.value_log import ValueLog
 from tests.windows.test_columnar import MINUTE, _run_columnar, _run_oracle, streams
 
 
@@ -76,23 +79,49 @@ def _canonical_typed(rows):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.one_of(st.none(), st.lists(st.floats(-1e3, 1e3, allow_nan=False), max_size=6),
-                          st.lists(st.floats(-1e3, 1e3, allow_nan=False), min_size=1, max_size=6).map(Quantiles)),
-                min_size=1, max_size=8),
-       st.integers(0, 2**32), st.sampled_from([0.0, 0.5, 0.9, 1.0]))
-def test_gathered_quantiles_equal_the_merged_lists(parts, seed, q):
-    """Each window's quantile from the sorted gather equals the per-event engine's merge of its panes'
-    lists (and windows with a sketch among their panes are merged as it does)."""
+@given(st.lists(st.lists(st.tuples(st.integers(0, 5), st.floats(-1e3, 1e3, allow_nan=False)), max_size=12),
+                min_size=1, max_size=5),
+       st.lists(st.integers(0, 5), max_size=4), st.integers(0, 2**32), st.sampled_from([0.0, 0.5, 0.9, 1.0]))
+def test_value_log_quantiles_equal_the_per_slot_lists(batches, dropped, seed, q):
+    """Each window's quantile from the log equals the per-event engine's: its panes' lists (sketches
+    past the cap, here 6 values) merged in pane order; dropped slots start afresh."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(aggregates, "EXACT_VALUES_CAP", 6)  # the per-event helpers' cap, lowered
+        _check_value_log(batches, dropped, seed, q)
+
+
+def _check_value_log(batches, dropped, seed, q):
+    log, lists = ValueLog(6), {}
+    for i, batch in enumerate(batches):
+        batch = sorted(batch, key=lambda e: e[0])  # by slot, arrival order within a slot
+        slots = np.array([s for s, _ in batch], np.int64)
+        v = np.array([x for _, x in batch], np.float64)
+        heads = run_heads(slots)
+        counts = run_ends(heads, len(slots)) - heads
+        held = np.array([_size(lists.get(int(s))) for s in slots[heads].tolist()], np.int64)
+        log.add(slots, v, heads, counts, held)
+        for s, x in batch:  # as the per-event engine's generated `add`
+            values = lists.setdefault(s, [])
+            if type(values) is list:
+                lists[s] = _grow_values(values, x)
+            else:
+                values.update(x)
+        if i == len(batches) // 2 and dropped:
+            log.drop(np.unique(np.array(dropped, np.int64)))
+            for s in dropped:
+                lists.pop(s, None)
     rng = np.random.default_rng(seed)
-    store = np.empty(len(parts), object)
-    store[:] = parts
-    slots = rng.integers(0, len(parts), (5, 3))
+    slots = rng.integers(0, 6, (5, 3))
     valid = rng.random((5, 3)) < 0.7
-    (ordered, starts, counts), merged = _gathered(store, slots, valid)
+    (ordered, starts, counts), merged = log.gather(slots, valid)
+    store = np.empty(6, object)
+    store[:] = [lists.get(s) or None for s in range(6)]
     for i in range(len(slots)):
         expected = quantile(_merged(store, slots[i], valid[i], _merge_values, []), q)
-        if i in merged:
-            assert quantile(merged[i], q) == expected
-            continue
-        got = quantile(ordered[starts[i]: starts[i] + counts[i]].tolist(), q)
-        assert got == expected
+        got = quantile(merged[i], q) if i in merged else quantile(ordered[starts[i]: starts[i] + counts[i]].tolist(), q)
+        assert got == expected or (got is None and expected is None)
+
+
+def _size(values) -> int:
+    return len(values) if type(values) is list else 7 if values is not None else 0  # a sketch: past the cap
+
