@@ -37,7 +37,7 @@ import numpy as np
 from features.partition_progress import NEVER
 from features.schema import EventSchema
 from features.windows.config import FeatureSet
-from features.windows.panes import ChangeFilter, ColumnAggregates, DueIndex, WindowBlock, _take, run_ends
+from features.windows.panes import ChangeFilter, ColumnAggregates, DueIndex, WindowBlock, _take, run_ends, run_heads
 
 DEFAULT_STATE_TTL_MS = 86_400_000  # a day of event time
 
@@ -144,7 +144,7 @@ class LastNWindows:
         involved = np.unique(rows_e)
         mine = np.isin(log["e"], involved)
         sub = {name: column[mine] for name, column in log.items()}
-        by_time = np.lexsort((sub["a"], sub["t"], sub["e"]))
+        by_time = lex_order(sub["e"], sub["t"], sub["a"])
         sub = {name: column[by_time] for name, column in sub.items()}
         e_sorted, t_sorted = sub["e"], sub["t"]
         # Each row's cut: the first of its entity's events at or after the boundary.
@@ -209,6 +209,22 @@ class LastNWindows:
         return sum(len(c["e"]) for c in self._log)
 
 
+def lex_order(entity_ids: np.ndarray, times: np.ndarray, arrivals: np.ndarray) -> np.ndarray:
+    """`np.lexsort((arrivals, times, entity_ids))` for non-negative ids and distinct arrival numbers,
+    as one argsort of the three packed into an int64 when they fit (a tenth of the time).
+
+    >>> lex_order(np.array([1, 0, 1, 0]), np.array([5, 9, 5, 2]), np.array([7, 1, 3, 2])).tolist()
+    [3, 1, 2, 0]
+    """
+    if not len(entity_ids):
+        return np.zeros(0, np.int64)
+    t, a = times - times.min(), arrivals - arrivals.min()
+    t_bits, a_bits = int(t.max()).bit_length(), int(a.max()).bit_length()
+    if int(entity_ids.max()).bit_length() + t_bits + a_bits > 62:
+        return np.lexsort((arrivals, times, entity_ids))
+    return np.argsort((entity_ids << (t_bits + a_bits)) | (t << a_bits) | a)  # distinct keys: any sort
+
+
 def _search_within(e_sorted: np.ndarray, t_sorted: np.ndarray, entities: np.ndarray, times: np.ndarray) -> np.ndarray:
     """For each (entity, time), the position of the entity's first event at or after `time` in a
     log sorted by entity, then time."""
@@ -217,8 +233,9 @@ def _search_within(e_sorted: np.ndarray, t_sorted: np.ndarray, entities: np.ndar
     t_min = int(t_sorted.min())
     clipped = np.clip(times, t_min - 1, int(t_sorted.max()) + 1) - (t_min - 1)
     span = int(t_sorted.max()) - t_min + 3
-    keys = np.unique(e_sorted)
-    rank_e = np.searchsorted(keys, e_sorted)
+    heads = run_heads(e_sorted)  # sorted already: no np.unique
+    keys = e_sorted[heads]
+    rank_e = np.repeat(np.arange(len(heads)), run_ends(heads, len(e_sorted)) - heads)
     rank_q = np.searchsorted(keys, entities)
     if len(keys) * span < 2**62:
         composite = rank_e * span + (t_sorted - (t_min - 1))
