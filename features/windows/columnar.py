@@ -52,6 +52,7 @@ from features.partition_progress import NEVER, PartitionProgress
 from features.schema import EventSchema
 from features.windows.config import FeatureSet
 from features.windows.last_n import LastNWindows
+from features.windows.ordering import stable_order
 from features.windows.panes import DueIndex, PaneWindows, WindowBlock, run_heads
 from features.windows.sessions import SessionWindows
 from features.windows.state import FeatureRow, new_window_state
@@ -160,7 +161,7 @@ def running_max_before(groups: np.ndarray, values: np.ndarray, initial: np.ndarr
     n = len(values)
     if n == 0:
         return np.zeros(0, np.int64)
-    order = np.argsort(groups, kind="stable")
+    order = stable_order(groups)
     g, v = groups[order], values[order]
     real = v != NEVER
     base = int(v[real].min()) if real.any() else 0
@@ -220,7 +221,7 @@ def partition_verdicts(high: dict[int, int], lateness_ms: int, partitions: np.nd
 
 
 def _by_group(groups: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    order = np.argsort(groups, kind="stable")
+    order = stable_order(groups)
     g = groups[order]
     return values[order], run_heads(g)
 

@@ -37,6 +37,7 @@ import numpy as np
 from features.partition_progress import NEVER
 from features.schema import EventSchema
 from features.windows.config import FeatureSet
+from features.windows.ordering import stable_order
 from features.windows.panes import ChangeFilter, ColumnAggregates, DueIndex, WindowBlock, _take, run_ends, run_heads
 
 DEFAULT_STATE_TTL_MS = 86_400_000  # a day of event time
@@ -126,7 +127,7 @@ class LastNWindows:
         """Write each entity's pending boundaries up to its watermark; rows by entity, then boundary."""
         pending = self._pending
         # Each pending boundary's entity watermark (NEVER for entities not closing now).
-        order = np.argsort(entity_ids, kind="stable")
+        order = stable_order(entity_ids)
         ids, marks = entity_ids[order], watermarks[order]
         at = np.minimum(np.searchsorted(ids, pending["e"]), max(len(ids) - 1, 0))
         limit = np.where(ids[at] == pending["e"], marks[at], NEVER) if len(ids) else np.full(len(pending["e"]), NEVER)

@@ -52,6 +52,7 @@ from features.windows.aggregates import (
     quantile,
 )
 from features.windows.config import FeatureSet, FeatureSpec, Filter
+from features.windows.ordering import stable_order
 from features.windows.value_log import ValueLog
 from features.schema import EventSchema
 
@@ -78,7 +79,7 @@ def position_in(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
     >>> position_in(np.array([7, 3, 9]), np.array([9, 7, 9])).tolist()
     [2, 0, 2]
     """
-    order = np.argsort(keys, kind="stable")
+    order = stable_order(keys)
     return order[np.searchsorted(keys[order], values)]
 
 
@@ -168,7 +169,7 @@ class DueIndex:
         self._ids: dict[int, list[np.ndarray]] = {}
 
     def schedule(self, entity_ids: np.ndarray, times: np.ndarray) -> None:
-        order = np.argsort(times, kind="stable")
+        order = stable_order(times)
         times, entity_ids = times[order], entity_ids[order]
         heads = run_heads(times)
         for time, part in zip(times[heads].tolist(), np.split(entity_ids, heads[1:])):
@@ -488,7 +489,7 @@ def _welford(mean_of: np.ndarray, m2_of: np.ndarray, at: np.ndarray, n_before: n
     >>> mean.tolist(), m2.tolist()
     ([3.0, 5.0], [14.0, 0.0])
     """
-    order = np.argsort(-counts, kind="stable")  # the longest runs first: the runs still going are a prefix
+    order = stable_order(-counts)  # the longest runs first: the runs still going are a prefix
     at, heads, counts = at[order], heads[order], counts[order]
     k = n_before[order].astype(np.float64)  # values seen, as the float divisor (exact: small integers)
     mean, m2 = mean_of[at], m2_of[at]
@@ -709,7 +710,7 @@ class PaneWindows:
         _, held = self._panes_at(positions)
         if np.any((held != NO_PANE) & (held != k)):
             return False
-        order = np.argsort(positions, kind="stable")
+        order = stable_order(positions)
         s, kk = positions[order], k[order]
         return not np.any((s[1:] == s[:-1]) & (kk[1:] != kk[:-1]))
 
@@ -734,7 +735,7 @@ class PaneWindows:
                 np.minimum.at(self.next_end, eids, ends)
                 self.due.schedule(eids, ends)
         slots = self.slot[positions].astype(np.int64)
-        order = np.argsort(slots, kind="stable")
+        order = stable_order(slots)
         slots, times = slots[order], times[order]
         np.add.at(self.count, slots, 1)
         sorted_columns = {name: columns[name][order] for name in self.fields}

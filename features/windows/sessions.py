@@ -40,6 +40,7 @@ import numpy as np
 from features.partition_progress import NEVER
 from features.schema import EventSchema
 from features.windows.config import FeatureSet
+from features.windows.ordering import stable_order
 from features.windows.panes import (
     NO_END,
     ColumnAggregates,
@@ -128,7 +129,7 @@ class SessionWindows:
         n = len(times)
         if not n:
             return
-        order = np.argsort(entity_ids, kind="stable")
+        order = stable_order(entity_ids)
         e, t = entity_ids[order], times[order]
         heads = run_heads(e)
         head = np.zeros(n, bool)
@@ -151,7 +152,7 @@ class SessionWindows:
         slots = np.empty(n, np.int64)
         slots[order] = slot_of
         self._schedule(np.concatenate(touched))
-        by_slot = np.argsort(slots, kind="stable")
+        by_slot = stable_order(slots)
         sorted_slots = slots[by_slot]
         np.add.at(self.count, sorted_slots, 1)
         sorted_objects = {}

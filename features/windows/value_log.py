@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from features.windows.aggregates import EXACT_VALUES_CAP, Quantiles, _merge_values
+from features.windows.ordering import stable_order
 
 
 class ValueLog:
@@ -75,7 +76,7 @@ class ValueLog:
         need = np.zeros(max(int(panes.max(initial=-1)), int(log_slots.max(initial=-1))) + 1, bool)
         need[panes] = True
         picked = np.flatnonzero(need[log_slots])
-        by_slot = np.argsort(log_slots[picked], kind="stable")  # arrival order within a slot
+        by_slot = stable_order(log_slots[picked])  # arrival order within a slot
         held_slots, held_values = log_slots[picked][by_slot], log_values[picked][by_slot]
         firsts = np.searchsorted(held_slots, panes, "left")
         sizes = np.searchsorted(held_slots, panes, "right") - firsts

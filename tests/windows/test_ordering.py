@@ -1,4 +1,4 @@
-"""`lex_order` is `np.lexsort` by entity, time and arrival, packed or not."""
+"""The sorts of batch columns give numpy's stable orders, whichever way they take."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from features.windows.last_n import lex_order
+from features.windows.ordering import stable_order
 
 
 @given(st.lists(st.tuples(st.integers(0, 2**20), st.integers(-2**40, 2**40)), max_size=50), st.integers(0, 2**40),
@@ -18,3 +19,9 @@ def test_lex_order_is_lexsort(rows: list[tuple[int, int]], first_arrival: int, r
     t = np.array([r[1] for r in rows], np.int64)
     a = np.array(arrivals, np.int64)
     assert lex_order(e, t, a).tolist() == np.lexsort((a, t, e)).tolist()
+
+
+@given(st.lists(st.integers(-2**62, 2**62), max_size=60), st.integers(0, 2**17), st.booleans())
+def test_stable_order_is_a_stable_argsort(values: list[int], spread: int, narrow: bool) -> None:
+    keys = np.array([v % (spread + 1) - spread // 2 for v in values] if narrow else values, np.int64)
+    assert stable_order(keys).tolist() == np.argsort(keys, kind="stable").tolist()
