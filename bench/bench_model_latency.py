@@ -1,22 +1,31 @@
 """Prediction latency of the model flow: an event's append to the events topic -> its prediction's
 append to `predictions.<model>`, in the event-time and the arrival order, at steady rates.
 
-Usage: .venv/bin/python bench/bench_model_latency.py [--rates 1000,10000] [--seconds 8] [--lateness 10s]
-       [--repeat 1]
+Usage: .venv/bin/python bench/bench_model_latency.py [--rates 1000,10000] [--orders event_time,arrival]
+       [--seconds 8] [--lateness 10s] [--repeat 1]
 
 A local broker (Tansu), topics of 2 partitions; `driftline run model` (one process, one worker,
-a Hoeffding tree on 5 inputs), started and reading (its metrics endpoint counts a warm-up
-event and label on every partition) before the clock starts; a producer writes ride events at
-the given rate with `ts` = the wall clock, and each ride's label 2 s later. Latency is the
-prediction message's Kafka timestamp (set when the flow produced it) minus the event's (set
-when the producer produced it), over the events of the measured seconds, in steady state: the
-first 3 s are warm-up (in the arrival order a prediction waits until every input partition has
-passed it, so until the first labels come, 2 s in, predictions wait for them; see
-docs/models.md). p50 and p99 per order and rate; each case runs `--repeat` times (interleaved:
-a shared machine is noisy), every run printed. Events and labels are produced with
-`linger.ms = 1`, as a service would; the flow's producer keeps its own settings (`linger.ms`
-20 in the event-time order, 5 in the arrival order: the Kafka timestamp is taken when a
-message is produced, so linger is not in the figures).
+a Hoeffding tree on 5 inputs, started through bench/latency_flow.py, which times its reads),
+started and reading (its metrics endpoint counts a warm-up event and label on every partition)
+before the clock starts; a producer writes ride events at the given rate with `ts` = the wall
+clock, and each ride's label 2 s later. Latency is the prediction message's Kafka timestamp
+(set when the flow produced it) minus the event's (set when the bench produced it), over the
+events of the measured seconds, in steady state: the first 3 s are warm-up (in the arrival
+order a prediction waits until every input partition has passed it, so until the first labels
+come, 2 s in, predictions wait for them; see docs/models.md). "e2e" runs until the bench's
+consumer, reading the predictions during the run, has the prediction. p50 and p99 per order
+and rate; each case runs `--repeat` times (interleaved: a shared machine is noisy), every run
+printed with the load average, then a breakdown per stage (STAGE_HELP) and the flow's full
+garbage collections.
+
+The bench's own clients are part of what it measures, so they are set as a service's would
+be and their share is shown: the producer uses librdkafka's default `linger.ms` (5; see
+PRODUCER_LINGER_MS) and its produce -> acknowledgement is the first stage; the consumer's
+fetches wait at most as long as the flow's (Tansu holds every fetch that long, so `ack>bench`
+is the broker's part of `ack>flow`). "sent/s" and "behind ms" say whether the bench's
+generator kept to the rate. The flow's producer keeps its own settings (`linger.ms` 20 in the
+event-time order, 5 in the arrival order: the Kafka timestamp is taken when a message is
+produced, so that linger is only in e2e).
 """
 
 from __future__ import annotations
@@ -32,7 +41,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -175,6 +184,7 @@ class Case:
     sent: int  # measured events
     behind_ms: float  # how far the bench's producer fell behind its schedule, at most
     produced_per_s: float  # events produced per second over the run
+    full_collections_ms: list[float] = field(default_factory=list)  # the flow's full collections, measured part
 
 
 def run_case(bootstrap: str, directory: Path, order: str, rate: int, seconds: float, lateness: str,
@@ -251,25 +261,35 @@ def run_case(bootstrap: str, directory: Path, order: str, rate: int, seconds: fl
         flow.terminate()
         flow.wait(timeout=60)
         collector.stop()
-    case = measure(sent, collector, read_times(reads_file, events_topic), behind * 1000, produced_per_s)
+    reads, collections_ms = read_times(reads_file, events_topic, (int(measured_from * 1000), int(end * 1000)))
+    case = measure(sent, collector, reads, behind * 1000, produced_per_s)
+    case.full_collections_ms = collections_ms
     if len(case.latencies) < 0.9 * len(sent):
         print(f"  ({order}, {rate}/s: {len(case.latencies)} of {len(sent)} measured events predicted before the stop;"
               " the rest count as not measured)", file=sys.stderr)
     return case
 
 
-def read_times(path: Path, topic: str) -> dict[int, list[tuple[int, int, int]]]:
+def read_times(path: Path, topic: str, window_ms: tuple[int, int]
+               ) -> tuple[dict[int, list[tuple[int, int, int]]], list[float]]:
     """The flow's reads of `topic` (see latency_flow.py): per partition, sorted
-    `(first offset, count, read ms)`."""
+    `(first offset, count, read ms)`; and the durations (ms) of its full garbage collections
+    that ended within `window_ms`."""
     by_partition: dict[int, list[tuple[int, int, int]]] = collections.defaultdict(list)
+    collections_ms: list[float] = []
     if path.exists():
         for line in path.read_bytes().splitlines():
-            read_ms, read_topic, partition, first, count = orjson.loads(line)
+            record = orjson.loads(line)
+            if record[0] == "gc":
+                if window_ms[0] <= record[1] < window_ms[1]:
+                    collections_ms.append(record[2])
+                continue
+            read_ms, read_topic, partition, first, count = record
             if read_topic == topic:
                 by_partition[partition].append((first, count, read_ms))
     for reads in by_partition.values():
         reads.sort()
-    return by_partition
+    return by_partition, collections_ms
 
 
 def read_at(reads: list[tuple[int, int, int]], offset: int) -> int | None:
@@ -342,10 +362,13 @@ def main() -> int:
     print("\nbreakdown, ms p50 / p99 per stage (percentiles of each stage: they do not add up):")
     for name, meaning in STAGE_HELP.items():
         print(f"  {name:<11} {meaning}")
-    print(f"\n{'order':<11} {'events/s':>8} {'run':>3} " + " ".join(f"{name:>13}" for name in STAGES))
+    print(f"  {'full gc':<11} the flow's collections of the oldest generation from the first measured event on: count, longest ms")
+    print(f"\n{'order':<11} {'events/s':>8} {'run':>3} " + " ".join(f"{name:>13}" for name in STAGES) + f" {'full gc':>9}")
     for order, rate, run, case in breakdowns:
         cells = [f"{percentile(v, 0.5):,.0f} / {percentile(v, 0.99):,.0f}" for v in case.stages.values()]
-        print(f"{order:<11} {rate:>8,} {run + 1:>3} " + " ".join(f"{c:>13}" for c in cells))
+        pauses = case.full_collections_ms
+        print(f"{order:<11} {rate:>8,} {run + 1:>3} " + " ".join(f"{c:>13}" for c in cells)
+              + f" {len(pauses):>3} / {max(pauses, default=0):>3.0f}")
     return 0
 
 
