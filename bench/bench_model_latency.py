@@ -259,7 +259,12 @@ def run_case(bootstrap: str, directory: Path, order: str, rate: int, seconds: fl
         time.sleep(2)
     finally:
         flow.terminate()
-        flow.wait(timeout=60)
+        try:
+            flow.wait(timeout=60)
+        except subprocess.TimeoutExpired:  # e.g. still flushing a backlog to a slow broker
+            print(f"  ({order}, {rate}/s: the flow did not stop within 60 s of SIGTERM; killed)", file=sys.stderr)
+            flow.kill()
+            flow.wait()
         collector.stop()
     reads, collections_ms = read_times(reads_file, events_topic, (int(measured_from * 1000), int(end * 1000)))
     case = measure(sent, collector, reads, behind * 1000, produced_per_s)
