@@ -71,6 +71,7 @@ STAGE_HELP = {
     "flow>model": "the flow's read -> the model step began its batch (decode, route, join, wait for the order)",
     "model>out": "the model step began -> the prediction produced (its Kafka timestamp)",
     "out>bench": "the prediction produced -> the bench's consumer has it (the flow's linger, broker, fetch)",
+    "ack>out": "acknowledged -> the prediction produced: the flow's share (with the broker's fetch)",
 }
 STAGES = tuple(STAGE_HELP)
 
@@ -322,7 +323,8 @@ def measure(sent: dict[str, Sent], collector: Collector, reads: dict[int, list[t
             continue
         modelled = parse_iso_ms(orjson.loads(value)["emitted_at"])
         for name, ms in zip(STAGES, (event.acked - event.created, polled - event.acked, read - event.acked,
-                                     modelled - read, produced - modelled, received - produced)):
+                                     modelled - read, produced - modelled, received - produced,
+                                     produced - event.acked)):
             stages[name].append(ms)
     return Case(latencies, end_to_end, stages, len(sent), behind_ms, produced_per_s)
 
