@@ -7,7 +7,7 @@ Wraps `_PartitionReader.next_batch` so that every non-empty batch appends
 written to READS_FILE as JSON lines when the flow stops. The offsets of a batch are
 consecutive, so the bench maps each event's (partition, offset), from its delivery report,
 to the moment the flow read it. One tuple per batch: the flow's own timing is unchanged.
-Garbage collections of the oldest generation are timed too: `["gc", start ms, duration ms]`.
+Collections of the oldest generation are timed too: `["gc", wall-clock ms when it ended, duration ms]`.
 """
 
 from __future__ import annotations
