@@ -9,12 +9,17 @@ had when the flow started, even while producers keep writing.
 Reads favour throughput by default: each partition's `next_batch` waits up to 50 ms for a
 fuller batch. Bytewax polls a worker's partitions one after the other, so with four input
 partitions a message can wait about 200 ms before the flow sees it. `low_latency=True` (the
-model flow with an arrival-order model) reads without waiting: `next_batch` takes what the
-consumer has already fetched, and the partition is read again `LOW_LATENCY_POLL_MS` later
-(at once after a full batch: a backlog is read at full speed; Bytewax's own pace, 1 ms after
-an empty batch, costs CPU for nothing). The consumer properties stay as they are: a shorter
-`fetch.wait.max.ms` (10 ms) multiplied the fetch requests, and on a busy machine the broker
-(Tansu) then took seconds to append and serve the messages.
+model flow with an arrival-order model) reads without waiting: `next_batch` takes what has
+already been fetched, and the partition is read again `LOW_LATENCY_POLL_MS` later (at once
+after a full batch: a backlog is read at full speed; Bytewax's own pace, 1 ms after an empty
+batch, costs CPU for nothing). A worker's partitions then share one consumer, so one fetch
+request brings every partition's new messages at once: with a consumer per partition each
+partition came on its own fetch cycle, and the arrival order, which waits until every
+partition has passed an event, waited for the slowest. The broker may hold a fetch
+`LOW_LATENCY_FETCH_WAIT_MS` (50 ms otherwise). A Kafka broker answers as soon as there is data;
+Tansu, the local broker of the tests and benches, holds every fetch that long, data or not,
+so there it bounds the read delay. Shorter (5 or 10 ms) had Tansu spend its CPU on fetch
+requests, and on the busy 2-core machine the producers' acknowledgements fell seconds behind.
 
 `KafkaOutput` writes `(topic, key, value)` triples (and `MessageBatch`es of them). With
 recovery on it flushes after each batch, so a batch is acknowledged by the broker before
@@ -27,6 +32,7 @@ a batch produced after `LOW_LATENCY_LINGER_MS` (`linger.ms`) instead of 20.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -35,7 +41,7 @@ from typing import NamedTuple
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from dataflows.counters import FlowCounters
 from dataflows.kafka.clients import admin_client, client_config, new_client
@@ -43,6 +49,8 @@ from features.kafka_settings import KafkaSettings
 
 READ_WAIT_S = 0.05  # how long a partition's read waits for a fuller batch (throughput reads)
 LOW_LATENCY_POLL_MS = 5  # low-latency reads: the pause between two reads of a partition
+# Low-latency reads: how long the broker may hold a fetch (one fetch request per worker).
+LOW_LATENCY_FETCH_WAIT_MS = 20
 # A produced message's wait for more to send with it, low-latency writes (at 1 ms, producing
 # took ~40 us a message on the busy 2-core test machine, by py-spy: about one request each).
 LOW_LATENCY_LINGER_MS = 5
@@ -131,7 +139,7 @@ def list_partitions(bootstrap: str, topic: str, timeout_s: float = 10.0,
 
 
 class _PartitionReader(StatefulSourcePartition[RawMessage, int]):
-    def __init__(self, consumer: Consumer, topic: str, partition: int, next_offset: int,
+    def __init__(self, consumer: Consumer | _PartitionView, topic: str, partition: int, next_offset: int,
                  end_offset: int | None, batch_size: int, counters: FlowCounters | None = None,
                  wait_s: float = READ_WAIT_S, poll_every: timedelta | None = None) -> None:
         self._consumer = consumer
@@ -195,6 +203,70 @@ class _PartitionReader(StatefulSourcePartition[RawMessage, int]):
         self._consumer.close()
 
 
+class _SharedConsumer:
+    """One consumer for every partition a worker reads (low-latency reads): one fetch request
+    carries them all, so the partitions' messages come in together. Each partition reads
+    through its `_PartitionView`; messages fetched for the other partitions wait in `_pending`
+    until their reader asks (Bytewax reads every partition each few milliseconds)."""
+
+    def __init__(self, consumer: Consumer, on_closed: Callable[[], None]) -> None:
+        self.consumer = consumer
+        self._on_closed = on_closed
+        self._pending: dict[tuple[str, int], list[Message]] = {}
+        self._assigned: set[tuple[str, int]] = set()
+
+    def add(self, topic: str, partition: int, offset: int) -> _PartitionView:
+        """Start reading `topic[partition]` at `offset`."""
+        self.consumer.incremental_assign([TopicPartition(topic, partition, offset)])
+        self._assigned.add((topic, partition))
+        return _PartitionView(self, topic, partition)
+
+    def take(self, topic: str, partition: int, count: int) -> list[Message]:
+        """At most `count` of the partition's messages fetched so far, without waiting (and
+        any error that names no assigned partition: the caller raises it)."""
+        pending, assigned, own = self._pending, self._assigned, (topic, partition)
+        for msg in self.consumer.consume(count * len(assigned), 0):
+            key = (msg.topic(), msg.partition())
+            if key not in assigned:
+                key = own
+            if key in pending:
+                pending[key].append(msg)
+            else:
+                pending[key] = [msg]
+        mine = pending.pop(own, [])
+        if len(mine) > count:
+            pending[own] = mine[count:]
+            mine = mine[:count]
+        return mine
+
+    def remove(self, topic: str, partition: int) -> None:
+        """Stop reading `topic[partition]`; the consumer closes with the last partition."""
+        self.consumer.incremental_unassign([TopicPartition(topic, partition)])
+        self._pending.pop((topic, partition), None)
+        self._assigned.discard((topic, partition))
+        if not self._assigned:
+            self.consumer.close()
+            self._on_closed()
+
+
+class _PartitionView:
+    """One partition of a `_SharedConsumer`, with the consumer methods `_PartitionReader` uses."""
+
+    def __init__(self, shared: _SharedConsumer, topic: str, partition: int) -> None:
+        self._shared = shared
+        self._topic = topic
+        self._partition = partition
+
+    def consume(self, num_messages: int, timeout: float) -> list[Message]:
+        return self._shared.take(self._topic, self._partition, num_messages)
+
+    def get_watermark_offsets(self, partition: TopicPartition, cached: bool = False) -> tuple[int, int]:
+        return self._shared.consumer.get_watermark_offsets(partition, cached=cached)
+
+    def close(self) -> None:
+        self._shared.remove(self._topic, self._partition)
+
+
 class KafkaInput(FixedPartitionedSource[RawMessage, int]):
     """Every partition of `topics` as a Bytewax input partition; see the module docstring
     (`low_latency`: read without waiting for fuller batches)."""
@@ -211,6 +283,7 @@ class KafkaInput(FixedPartitionedSource[RawMessage, int]):
         self._counters = counters  # when given: consumer lag per partition, for the metrics endpoint
         self._settings = settings
         self._low_latency = low_latency
+        self._shared: dict[int, _SharedConsumer] = {}  # low-latency reads: per worker thread
 
     @property
     def client_config(self) -> dict[str, object]:
@@ -223,8 +296,8 @@ class KafkaInput(FixedPartitionedSource[RawMessage, int]):
             "group.id": "driftline-unused",  # partitions are assigned, never subscribed
             "enable.auto.commit": "false",
             "enable.partition.eof": "true",
-            "fetch.wait.max.ms": "50",
-            # Prefetch per partition: a few batches, not librdkafka's 64 MB (a consumer per partition).
+            "fetch.wait.max.ms": str(LOW_LATENCY_FETCH_WAIT_MS if self._low_latency else 50),
+            # Prefetch per consumer: a few batches, not librdkafka's 64 MB (a consumer per partition).
             "queued.max.messages.kbytes": "16384",
         }), **self._extra}
 
@@ -235,7 +308,8 @@ class KafkaInput(FixedPartitionedSource[RawMessage, int]):
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _PartitionReader:
         index, topic = for_part.split("-", 1)
         partition = int(index)
-        consumer = new_client(Consumer, self.client_config, self._settings)
+        shared = self._shared_consumer() if self._low_latency else None
+        consumer = shared.consumer if shared is not None else new_client(Consumer, self.client_config, self._settings)
         start = OFFSET_BEGINNING if resume_state is None else resume_state
         end = None
         if self._stop_at_end:
@@ -243,12 +317,22 @@ class KafkaInput(FixedPartitionedSource[RawMessage, int]):
             end = high
             if resume_state is None:
                 start = low
-        consumer.assign([TopicPartition(topic, partition, start)])
         next_offset = start if start >= 0 else 0
-        if self._low_latency:
-            return _PartitionReader(consumer, topic, partition, next_offset, end, self._batch_size, self._counters,
-                                    0.0, timedelta(milliseconds=LOW_LATENCY_POLL_MS))
+        if shared is not None:
+            return _PartitionReader(shared.add(topic, partition, start), topic, partition, next_offset, end,
+                                    self._batch_size, self._counters, 0.0, timedelta(milliseconds=LOW_LATENCY_POLL_MS))
+        consumer.assign([TopicPartition(topic, partition, start)])
         return _PartitionReader(consumer, topic, partition, next_offset, end, self._batch_size, self._counters)
+
+    def _shared_consumer(self) -> _SharedConsumer:
+        """The calling worker's shared consumer (Bytewax builds and reads a worker's
+        partitions on its thread)."""
+        worker = threading.get_ident()
+        shared = self._shared.get(worker)
+        if shared is None:
+            consumer = new_client(Consumer, self.client_config, self._settings)
+            shared = self._shared[worker] = _SharedConsumer(consumer, lambda: self._shared.pop(worker, None))
+        return shared
 
 
 def producer_config(bootstrap: str, settings: KafkaSettings = KafkaSettings(),

@@ -13,11 +13,13 @@ from dataflows.flows.registry import FLOWS, topics_for
 from dataflows.flows.runner import run_flow
 from dataflows.kafka.broker import RunningBroker, create_topics
 from dataflows.kafka.io import (
+    LOW_LATENCY_FETCH_WAIT_MS,
     LOW_LATENCY_POLL_MS,
     LOW_LATENCY_LINGER_MS,
     KafkaInput,
     KafkaOutput,
     _PartitionReader,
+    _SharedConsumer,
 )
 from dataflows.synth.generator import StreamSpec
 from dataflows.synth.produce import produce_to_kafka
@@ -28,11 +30,20 @@ from tests.kafka_helpers import consume_json
 
 
 class FakeMessage:
-    def __init__(self, offset: int) -> None:
+    def __init__(self, offset: int, topic: str = "rides", partition: int = 0, error: str | None = None) -> None:
         self._offset = offset
+        self._topic = topic
+        self._partition = partition
+        self._error = error
 
-    def error(self) -> None:
-        return None
+    def error(self) -> str | None:
+        return self._error
+
+    def topic(self) -> str:
+        return self._topic
+
+    def partition(self) -> int:
+        return self._partition
 
     def offset(self) -> int:
         return self._offset
@@ -60,6 +71,15 @@ class FakeConsumer:
 
     def get_watermark_offsets(self, partition: object, cached: bool = False) -> tuple[int, int]:
         return 0, 10
+
+    def incremental_assign(self, partitions: list[object]) -> None:
+        pass
+
+    def incremental_unassign(self, partitions: list[object]) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
 
 
 def document(prefix: str, order: str) -> dict:
@@ -106,8 +126,29 @@ def test_throughput_reads_wait_for_a_batch_and_leave_polling_to_bytewax() -> Non
     assert consumer.timeouts == [0.05]
 
 
+def test_partitions_sharing_a_consumer_each_get_their_own_messages() -> None:
+    """Low-latency reads: one consumer for a worker's partitions; a read takes what was fetched
+    for every partition and keeps the others' messages for their reads."""
+    consumer = FakeConsumer([[FakeMessage(0, "rides", 0), FakeMessage(0, "rides", 1), FakeMessage(1, "rides", 0),
+                              FakeMessage(2, "rides", 0)],
+                             [], [], [FakeMessage(-1, "", -1, error="all brokers down")]])
+    closed = []
+    shared = _SharedConsumer(consumer, lambda: closed.append(True))
+    first, second = shared.add("rides", 0, 0), shared.add("rides", 1, 0)
+    assert [m.offset() for m in first.consume(2, 0.0)] == [0, 1]  # at most the batch size
+    assert [(m.partition(), m.offset()) for m in second.consume(2, 0.0)] == [(1, 0)]
+    assert [m.offset() for m in first.consume(2, 0.0)] == [2]
+    assert [m.error() for m in second.consume(2, 0.0)] == ["all brokers down"]  # for the reader to raise
+    first.close()
+    assert not closed
+    second.close()
+    assert closed == [True] and consumer.closed
+
+
 def test_client_properties_per_mode_and_the_users_settings_win() -> None:
-    assert KafkaInput("k:9092", ["rides"], low_latency=True).client_config == KafkaInput("k:9092", ["rides"]).client_config
+    fast, default = KafkaInput("k:9092", ["rides"], low_latency=True).client_config, KafkaInput("k:9092", ["rides"]).client_config
+    assert fast.pop("fetch.wait.max.ms") == str(LOW_LATENCY_FETCH_WAIT_MS) and default.pop("fetch.wait.max.ms") == "50"
+    assert fast == default
     assert KafkaOutput("k:9092").client_config["linger.ms"] == 20
     assert KafkaOutput("k:9092", low_latency=True).client_config["linger.ms"] == LOW_LATENCY_LINGER_MS
     mine = KafkaSettings((("linger.ms", "7"),))
