@@ -50,13 +50,12 @@ from bytewax.outputs import DynamicSink, Sink, StatelessSinkPartition
 
 from dataflows.counters import FlowCounters
 from dataflows.flows.ingest import wall_clock_ms, writes_dead_letters
-from dataflows.flows.model_inputs import input_decoder
+from dataflows.flows.model_inputs import EventPart, feature_fields, input_decoder
 from dataflows.kafka.io import OutMessage
 from dataflows.flows.metrics import MODEL_METRIC
 from dataflows.flows.worker_routing import key_on_worker
 from features.config import Config
 from features.config_values import ConfigError
-from features.event_batch import EventBatch
 from features.windows.engine import PartitionClocks
 from features.models.label_router import LabelRouter
 from features.messages import encode
@@ -198,6 +197,7 @@ class _PartitionLogic(StatefulBatchLogic[Any, tuple[str, Any], PartitionClocks])
         self.counters = counters
         routings = routings or {spec.name: ShardRouting(spec) for spec in config.models}
         self.join_keys = {spec.name: routings[spec.name].join_keys for spec in config.models}
+        self.feature_fields = {spec.name: feature_fields(config, spec) for spec in config.models}
 
     def on_batch(self, values: list[tuple[str, Any]]) -> tuple[list[tuple[str, Any]], bool]:
         config = self.config
@@ -231,30 +231,28 @@ class _PartitionLogic(StatefulBatchLogic[Any, tuple[str, Any], PartitionClocks])
         clocks.high[partition] = int(seq[-1])
         return np.flatnonzero(~late), seq
 
-    def _events(self, batch: EventBatch, groups: dict[str, list[EventColumns | LabelColumns]]) -> int:
-        """Adds the batch's events to their join shards' groups; returns how many were late."""
-        kept, seq = self._order(int(batch.partitions[0]), batch.times)
-        records, entities = batch.records, batch.entities
-        times = batch.times
-        if len(kept) < len(batch):
+    def _events(self, part: EventPart, groups: dict[str, list[EventColumns | LabelColumns]]) -> int:
+        """Adds the part's events to their join shards' groups; returns how many were late."""
+        kept, seq = self._order(part.partition, part.times)
+        columns, entities, times = part.columns, part.entities, part.times
+        if len(kept) < len(part):
             index = kept.tolist()
-            records, entities = [records[i] for i in index], [entities[i] for i in index]
-            times, seq = times[kept], seq[kept]
-        if not records:
-            return len(batch)
+            columns = {name: [column[i] for i in index] for name, column in columns.items()}
+            entities, times, seq = [entities[i] for i in index], times[kept], seq[kept]
+        if not entities:
+            return len(part)
         for spec in self.config.models:
-            label_key = spec.labels.key
-            keys = [str(r[label_key]) for r in records]
+            keys = _strings(columns[spec.labels.key])
             segment_by = spec.segment_by
-            segments = [str(r[segment_by]) for r in records] if segment_by else [None] * len(keys)
+            segments = _strings(columns[segment_by]) if segment_by else [None] * len(keys)
             # Only what the model needs travels on (between processes, it is pickled).
-            inputs = tuple([r.get(name) for r in records] for name in spec.field_inputs)
-            columns = EventColumns(seq if spec.order == "arrival" else times, times, keys, segments, entities, inputs,
-                                   records if spec.features else None)
+            events = EventColumns(seq if spec.order == "arrival" else times, times, keys, segments, entities,
+                                  tuple(columns[name] for name in spec.field_inputs),
+                                  tuple(columns[name] for name in self.feature_fields[spec.name]) or None)
             join_keys = self.join_keys[spec.name]
             for shard, index in _by_join_shard(keys).items():
-                groups.setdefault(join_keys[shard], []).append(columns.take(index))
-        return len(batch) - len(records)
+                groups.setdefault(join_keys[shard], []).append(events.take(index))
+        return len(part) - len(entities)
 
     def _labels(self, labels: list[Label], topic: str, groups: dict[str, list[EventColumns | LabelColumns]]) -> int:
         """Adds the labels to their join shards' groups; returns how many were late."""
@@ -280,6 +278,15 @@ class _PartitionLogic(StatefulBatchLogic[Any, tuple[str, Any], PartitionClocks])
 
     def snapshot(self) -> PartitionClocks:
         return self.clocks
+
+
+def _strings(values: list[Any]) -> list[str]:
+    """A key column as strings (join keys and segments are strings whatever the field's type).
+
+    >>> _strings(["a", 7])
+    ['a', '7']
+    """
+    return [v if type(v) is str else str(v) for v in values]
 
 
 def _by_join_shard(keys: list[str]) -> dict[int, list[int]]:
@@ -451,10 +458,12 @@ class _ModelLogic(StatefulBatchLogic[Any, list[OutMessage], _ShardState]):
     """One model shard: events and labels in event-time order through each segment's model."""
 
     def __init__(self, state: _ShardState, spec: ModelSpec, counters: FlowCounters,
-                 clock_ms: Callable[[], int], test_set: FixedTestSet | None = None) -> None:
+                 clock_ms: Callable[[], int], test_set: FixedTestSet | None = None,
+                 feature_fields: tuple[str, ...] = ()) -> None:
         import river
 
         self.state = state
+        self.feature_fields = feature_fields  # the names of the events' field columns (`EventColumns.fields`)
         self.spec = spec
         self.counters = counters
         self.clock_ms = clock_ms
@@ -545,11 +554,11 @@ class _ModelLogic(StatefulBatchLogic[Any, list[OutMessage], _ShardState]):
     def on_batch(self, values: list[tuple[str, list[Any], int]]) -> tuple[list[list[OutMessage]], bool]:
         started = time.perf_counter()
         order = self.state.order
-        names = self.spec.field_inputs
+        names, fields = self.spec.field_inputs, self.feature_fields
         for sender, parts, watermark in values:  # one push per join shard's batch, as it sent them
             rows: list[Row] = []
             for columns in parts:
-                rows += columns.rows(names) if type(columns) is EventColumns else columns.rows()
+                rows += columns.rows(names, fields) if type(columns) is EventColumns else columns.rows()
             order.push_all(rows)
             order.mark(sender, watermark)
         out = self._run(order.release())
@@ -640,12 +649,13 @@ def build_model_flow(config: Config, source: FixedPartitionedSource, sink: Sink[
             test_set = test_sets.get(spec.name)
             if resume is not None:
                 routing.check_resumed(getattr(resume, "placement", None))
-                return _ModelLogic(resume, spec, counters, clock_ms, test_set)
+                return _ModelLogic(resume, spec, counters, clock_ms, test_set, feature_fields(config, spec))
             # The arrival order releases an event at most `lateness` behind an earlier one.
             behind = config.source.lateness_ms if spec.order == "arrival" else 0
             features = (FeatureInputs(config.feature_sets, spec.features, behind, config.schema)
                         if spec.features else None)
-            return _ModelLogic(_ShardState(features, routing.fingerprint), spec, counters, clock_ms, test_set)
+            return _ModelLogic(_ShardState(features, routing.fingerprint), spec, counters, clock_ms, test_set,
+                               feature_fields(config, spec))
 
         modelled = op.stateful_batch(f"{spec.name}_models", joined, model_builder)
         # Each model shard emits one list of messages per batch: flattened per batch, not per item.

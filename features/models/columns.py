@@ -10,7 +10,7 @@ them in order.
 ...                       (["card", None],), None)
 >>> events.take([1]).keys, len(events.take([0, 1]))
 (['r2'], 2)
->>> [row[3] for row in events.rows(("payment",))]  # (order, rank, key, item): item[4] is the payload
+>>> [row[3] for row in events.rows(("payment",), ())]  # (order, rank, key, item): item[4] is the payload
 [(0, 5, 'r1', 'a', ('a', {'payment': 'card'}, None), 5), (0, 7, 'r2', 'b', ('b', {}, None), 6)]
 >>> LabelColumns.of([(9, "r1", "a", True, 9)]).rows()[0]
 (9, 1, 'r1', (1, 9, 'r1', 'a', True, 9))
@@ -39,7 +39,7 @@ Row = tuple[int, int, str, tuple[int, int, str, Any, Any, int]]
 class EventColumns:
     """Events of one model, in arrival order: their order and own times, join keys, segments,
     entities, the model's field inputs (one column per input, None where null) and, for a
-    model with feature inputs, each event's fields (the feature sets' windows read them)."""
+    model with feature inputs, the columns of the fields its feature sets' windows read."""
 
     order: np.ndarray  # int64
     times: np.ndarray  # int64
@@ -47,7 +47,7 @@ class EventColumns:
     segments: list[Any]
     entities: list[str]
     inputs: tuple[list[Any], ...]
-    fields: list[dict[str, Any]] | None
+    fields: tuple[list[Any], ...] | None
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -61,13 +61,15 @@ class EventColumns:
         return EventColumns(self.order[at], self.times[at], [self.keys[i] for i in index],
                             [self.segments[i] for i in index], [self.entities[i] for i in index],
                             tuple([column[i] for i in index] for column in self.inputs),
-                            None if fields is None else [fields[i] for i in index])
+                            None if fields is None else tuple([column[i] for i in index] for column in fields))
 
-    def rows(self, names: Sequence[str]) -> list[Row]:
-        """Ordering-buffer entries; `names` are the input columns' names (the vector's keys)."""
+    def rows(self, names: Sequence[str], field_names: Sequence[str]) -> list[Row]:
+        """Ordering-buffer entries; `names` are the input columns' names (the vector's keys),
+        `field_names` those of the field columns (each event's fields, a dict, for its feature inputs)."""
         vectors = ([{n: v for n, v in zip(names, values) if v is not None} for values in zip(*self.inputs)]
                    if self.inputs else [{} for _ in self.keys])
-        fields = self.fields if self.fields is not None else [None] * len(self.keys)
+        fields = ([dict(zip(field_names, values)) for values in zip(*self.fields)] if self.fields is not None
+                  else [None] * len(self.keys))
         return [(t, EVENT, key, (EVENT, t, key, segment, (entity, x, f), own))
                 for t, own, key, segment, entity, x, f in zip(self.order.tolist(), self.times.tolist(), self.keys,
                                                               self.segments, self.entities, vectors, fields)]
