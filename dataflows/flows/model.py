@@ -89,6 +89,10 @@ from features.stream_order import NEVER, OrderedRelease
 JOIN_SHARDS = 8
 MODEL_SHARDS = 16
 HASH_PLACEMENT = "hash"
+# The layout of the join and model shards' state (what a recovery snapshot holds): a release
+# that changes it (the classes below, the models' ordering buffer, feature-input windows)
+# numbers it anew, and a snapshot of another layout is refused at start (`resumable`).
+STATE_LAYOUT = 1
 
 
 def _shard(text: str, shards: int) -> int:
@@ -306,6 +310,25 @@ def _by_join_shard(keys: list[str]) -> dict[int, list[int]]:
     return shards
 
 
+def resumable(state: Any) -> Any:
+    """A join or model shard's state from a recovery snapshot, if this version can resume it;
+    else a clear error (snapshots of releases before the layout was numbered have none).
+
+    >>> resumable(None) is None
+    True
+    >>> resumable(object())  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    RuntimeError: the recovery directory holds the model flow's state of another driftline ...
+    """
+    if state is None or getattr(state, "state_layout", None) == STATE_LAYOUT:
+        return state
+    raise RuntimeError(
+        "the recovery directory holds the model flow's state of another driftline (laid out differently: its "
+        "ordering buffer or feature-input windows); this version cannot read it. Resume with the version that "
+        "wrote it, or start with a new --recovery-dir (the flow then reads its input from the start and the "
+        "models learn afresh).")
+
+
 class _ModelShardKeys(dict):
     """Segment -> model-shard key, computed once per segment (hashing per item costs)."""
 
@@ -330,6 +353,7 @@ class _JoinState:
         self.lateness = 0 if spec.order == "arrival" else lateness_ms
         self.watermark = NEVER
         self.placement = placement
+        self.state_layout = STATE_LAYOUT
 
 
 class _JoinLogic(StatefulBatchLogic[Any, tuple[str, Any], _JoinState]):
@@ -449,6 +473,7 @@ class _ShardState:
         self.last_ms: dict[str | None, int] = {}
         self.features = features
         self.placement = placement
+        self.state_layout = STATE_LAYOUT
 
 
 LOGGER = logging.getLogger("driftline.model")
@@ -635,8 +660,8 @@ def build_model_flow(config: Config, source: FixedPartitionedSource, sink: Sink[
 
         def join_builder(resume: _JoinState | None, spec: ModelSpec = spec, count: int = count,
                          routing: ShardRouting = routing) -> _JoinLogic:
-            if resume is not None:
-                routing.check_resumed(getattr(resume, "placement", None))
+            if resumable(resume) is not None:
+                routing.check_resumed(resume.placement)
                 resume.progress.resumed(clock_ms())
             state = resume or _JoinState(spec, count, config.source.lateness_ms, routing.fingerprint)
             return _JoinLogic(state, spec, counters, clock_ms, routing)
@@ -647,8 +672,8 @@ def build_model_flow(config: Config, source: FixedPartitionedSource, sink: Sink[
         def model_builder(resume: _ShardState | None, spec: ModelSpec = spec,
                           routing: ShardRouting = routing) -> _ModelLogic:
             test_set = test_sets.get(spec.name)
-            if resume is not None:
-                routing.check_resumed(getattr(resume, "placement", None))
+            if resumable(resume) is not None:
+                routing.check_resumed(resume.placement)
                 return _ModelLogic(resume, spec, counters, clock_ms, test_set, feature_fields(config, spec))
             # The arrival order releases an event at most `lateness` behind an earlier one.
             behind = config.source.lateness_ms if spec.order == "arrival" else 0
