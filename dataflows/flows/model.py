@@ -58,7 +58,7 @@ from features.config import Config
 from features.config_values import ConfigError
 from features.windows.engine import PartitionClocks
 from features.models.label_router import LabelRouter
-from features.messages import encode
+from features.messages import encode, iso_utc
 from features.models.config import ModelSpec
 from features.models.messages import (
     error_drift_event,
@@ -68,7 +68,7 @@ from features.models.messages import (
     promotion_refused_message,
     snapshot_messages,
 )
-from features.models.columns import EVENT, LABEL, EventColumns, LabelColumns, Row, partition_order
+from features.models.columns import EVENT, LABEL, EventColumns, LabelColumns, partition_order
 from features.models.feature_inputs import FeatureInputs
 from features.models.fixed_test_set import FixedTestSet, load_fixed_test_set
 from features.models.labels import Label
@@ -83,7 +83,7 @@ from features.models.segment import (
     WindowMetrics,
 )
 from features.partition_progress import PartitionProgress
-from features.stream_order import NEVER, OrderedRelease
+from features.stream_order import NEVER, Entry, OrderedRelease
 
 # Fixed for the life of a deployment: recovery snapshots are keyed by shard.
 JOIN_SHARDS = 8
@@ -497,15 +497,17 @@ class _ModelLogic(StatefulBatchLogic[Any, list[OutMessage], _ShardState]):
         for model in state.segments.values():  # resumed: the test set is not part of the state
             model.test_set = test_set
 
-    def _run(self, items: list[tuple[int, int, str, Any, Any, int]]) -> list[OutMessage]:
+    def _run(self, items: list[Entry]) -> list[OutMessage]:
+        """The released entries (see `features.models.columns`) through their segments' models."""
         spec, state = self.spec, self.state
         segments, last = state.segments, state.last_ms
         features = state.features
         now = self.clock_ms()
+        emitted_at, name, topic = iso_utc(now), spec.name, spec.topic  # the same for every prediction
         out: list[OutMessage] = []
         predictions = labels = 0
         arrival = spec.order == "arrival"
-        for rank, t, key, segment, payload, own in items:
+        for t, rank, key, _arrival, segment, own, payload in items:
             # A segment's clock is the order time: in the arrival order, the sequence time (so
             # TTLs, windows and snapshots depend on the sequence alone, not on when the
             # watermark moved); a prediction still says its event's own time.
@@ -521,8 +523,8 @@ class _ModelLogic(StatefulBatchLogic[Any, list[OutMessage], _ShardState]):
                 served = results.pop()
                 if arrival and own != t:
                     served = served._replace(time_ms=own)
-                out.append(OutMessage(spec.topic, key.encode(),
-                                      encode(prediction_message(spec.name, segment, served, payload[0], now))))
+                out.append(OutMessage(topic, key.encode(),
+                                      encode(prediction_message(name, segment, served, payload[0], emitted_at))))
                 predictions += 1
             else:
                 results = model.on_label(key, t, payload)
@@ -580,11 +582,12 @@ class _ModelLogic(StatefulBatchLogic[Any, list[OutMessage], _ShardState]):
         started = time.perf_counter()
         order = self.state.order
         names, fields = self.spec.field_inputs, self.feature_fields
-        for sender, parts, watermark in values:  # one push per join shard's batch, as it sent them
-            rows: list[Row] = []
+        for sender, parts, watermark in values:  # as each join shard sent them
             for columns in parts:
-                rows += columns.rows(names, fields) if type(columns) is EventColumns else columns.rows()
-            order.push_all(rows)
+                if type(columns) is EventColumns:
+                    columns.push(order, names, fields)
+                else:
+                    columns.push(order)
             order.mark(sender, watermark)
         out = self._run(order.release())
         watermark = order.watermark
