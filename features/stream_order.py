@@ -6,13 +6,12 @@ watermark has passed them, so the released sequence is the same however the send
 messages interleave. This is what makes the model flow's predict/learn sequence the same in
 a Kafka run, a replay, and with any number of workers.
 
-Items come as columns (times, one rank, tie-breaks, any payload columns) and leave as
+Items come as columns (times, ranks, tie-breaks, any payload columns) and leave as
 entries, `(time, rank, tie-break, arrival number, *payload)`: the entries are built and
 sorted in C (`zip`, `list.sort`), not item by item in Python.
 
 >>> order = OrderedRelease(senders=2)
->>> order.push([20, 10], 0, ["b", "a"], ["b@20", "a@10"])
->>> order.push([10], 1, ["a"], ["a@10 label"])
+>>> order.push([20, 10, 10], [0, 0, 1], ["b", "a", "a"], ["b@20", "a@10", "a@10 label"])
 >>> order.mark("s1", 30); order.release()
 []
 >>> order.mark("s2", 15); [entry[4] for entry in order.release()]
@@ -24,8 +23,7 @@ sorted in C (`zip`, `list.sort`), not item by item in Python.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
-from itertools import repeat
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from features.partition_progress import NEVER
@@ -51,14 +49,15 @@ class OrderedRelease:
         self.marks: dict[str, int] = {}
         self.seq = 0  # keeps equal keys in arrival order, and items out of comparisons
 
-    def push(self, times: Sequence[int], rank: int, keys: Sequence[str], *columns: Sequence[Any]) -> None:
-        """Add items as columns: their times, the rank of them all (it orders kinds at equal
-        times: the model flow's events before labels), their tie-breaks and payload columns."""
+    def push(self, times: Sequence[int], ranks: Iterable[int], keys: Sequence[str], *columns: Iterable[Any]) -> None:
+        """Add one run of items as columns: their times, ranks (at equal times a lower rank
+        comes first: the model flow's events before labels), tie-breaks and payload columns.
+        A sender's batch is best one run: a release visits every run."""
         n = len(keys)
         if not n:
             return
         seq = self.seq
-        run = list(zip(times, repeat(rank, n), keys, range(seq + 1, seq + n + 1), *columns))
+        run = list(zip(times, ranks, keys, range(seq + 1, seq + n + 1), *columns))
         run.sort()  # the arrival numbers are unique: comparisons never reach the payload
         self.seq = seq + n
         runs = self.runs

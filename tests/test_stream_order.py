@@ -30,9 +30,7 @@ def test_any_interleaving_releases_the_same_sequence(all_steps, rng) -> None:
         order.MAX_RUNS = max_runs
         released = []
         for sender, items, watermark in interleaving:
-            for rank in (0, 1):  # as the model flow pushes them: a column per rank
-                mine = [item for item in items if item[1] == rank]
-                order.push([t for t, *_ in mine], rank, [k for _t, _r, k, _i in mine], [i for *_, i in mine])
+            order.push(*(list(column) for column in zip(*items)) if items else ([], [], []))
             order.mark(sender, watermark)
             released += order.release()
         return [entry[4] for entry in released + order.flush()]

@@ -68,7 +68,7 @@ from features.models.messages import (
     promotion_refused_message,
     snapshot_messages,
 )
-from features.models.columns import EVENT, LABEL, EventColumns, LabelColumns, partition_order
+from features.models.columns import EVENT, LABEL, EventColumns, LabelColumns, partition_order, push
 from features.models.feature_inputs import FeatureInputs
 from features.models.fixed_test_set import FixedTestSet, load_fixed_test_set
 from features.models.labels import Label
@@ -583,11 +583,7 @@ class _ModelLogic(StatefulBatchLogic[Any, list[OutMessage], _ShardState]):
         order = self.state.order
         names, fields = self.spec.field_inputs, self.feature_fields
         for sender, parts, watermark in values:  # as each join shard sent them
-            for columns in parts:
-                if type(columns) is EventColumns:
-                    columns.push(order, names, fields)
-                else:
-                    columns.push(order)
+            push(order, parts, names, fields)
             order.mark(sender, watermark)
         out = self._run(order.release())
         watermark = order.watermark

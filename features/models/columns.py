@@ -15,10 +15,10 @@ event's payload is (entity, input vector, fields for feature inputs or None), a 
 >>> events.take([1]).keys, len(events.take([0, 1]))
 (['r2'], 2)
 >>> order = OrderedRelease(senders=1)
->>> events.push(order, ("payment",), ())
->>> LabelColumns.of([(5, "r1", "a", True, 5)]).push(order)
->>> order.flush()
-[(5, 0, 'r1', 1, 'a', 5, ('a', {'payment': 'card'}, None)), (5, 1, 'r1', 3, 'a', 5, True), (7, 0, 'r2', 2, 'b', 6, ('b', {}, None))]
+>>> push(order, [events, LabelColumns.of([(5, "r1", "a", True, 5)])], ("payment",), ())
+>>> order.flush()  # doctest: +NORMALIZE_WHITESPACE
+[(5, 0, 'r1', 1, 'a', 5, ('a', {'payment': 'card'}, None)), (5, 1, 'r1', 3, 'a', 5, True),
+ (7, 0, 'r2', 2, 'b', 6, ('b', {}, None))]
 """
 
 from __future__ import annotations
@@ -64,13 +64,13 @@ class EventColumns:
                             tuple([column[i] for i in index] for column in self.inputs),
                             None if fields is None else tuple([column[i] for i in index] for column in fields))
 
-    def push(self, order: OrderedRelease, names: Sequence[str], field_names: Sequence[str]) -> None:
-        """Into the ordering buffer; `names` are the input columns' names (the vectors' keys),
-        `field_names` those of the field columns (each event's fields, a dict, for its feature inputs)."""
+    def payloads(self, names: Sequence[str], field_names: Sequence[str]) -> list[tuple[str, dict[str, Any], Any]]:
+        """Each event's (entity, input vector, fields); `names` are the input columns' names (the
+        vectors' keys), `field_names` those of the field columns (each event's fields, a dict,
+        for its feature inputs; None without them)."""
         fields = (map(dict, map(zip, repeat(field_names), zip(*self.fields))) if self.fields is not None
                   else repeat(None))
-        order.push(self.order.tolist(), EVENT, self.keys, self.segments, self.times.tolist(),
-                   list(zip(self.entities, self.vectors(names), fields)))
+        return list(zip(self.entities, self.vectors(names), fields))
 
     def vectors(self, names: Sequence[str]) -> list[dict[str, Any]]:
         """Each event's input vector: its inputs by name, in `names` order, nulls left out.
@@ -117,9 +117,29 @@ class LabelColumns:
         return LabelColumns(np.array(order, dtype=np.int64), np.array(times, dtype=np.int64), list(keys),
                             list(segments), list(values))
 
-    def push(self, order: OrderedRelease) -> None:
-        """Into the ordering buffer."""
-        order.push(self.order.tolist(), LABEL, self.keys, self.segments, self.times.tolist(), self.values)
+
+def push(order: OrderedRelease, parts: Sequence[EventColumns | LabelColumns], names: Sequence[str],
+         field_names: Sequence[str]) -> None:
+    """One sender's batch of events and labels into the ordering buffer, as one run of entries
+    (see the module's docstring; `names`, `field_names`: `EventColumns.payloads`)."""
+    times: list[int] = []
+    ranks: list[int] = []
+    keys: list[str] = []
+    segments: list[Any] = []
+    own: list[int] = []
+    payloads: list[Any] = []
+    for columns in parts:
+        times += columns.order.tolist()
+        keys += columns.keys
+        segments += columns.segments
+        own += columns.times.tolist()
+        if type(columns) is EventColumns:
+            ranks += repeat(EVENT, len(columns))
+            payloads += columns.payloads(names, field_names)
+        else:
+            ranks += repeat(LABEL, len(columns))
+            payloads += columns.values
+    order.push(times, ranks, keys, segments, own, payloads)
 
 
 def partition_order(high: int | None, lateness_ms: int, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
