@@ -33,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import numpy as np
@@ -238,8 +238,15 @@ class EventBatch:
                           np.concatenate([b.offsets for b in batches]), {}, None, {}, {"parts": tuple(batches)})
 
 
-def _annotation(spec: FieldSpec) -> Any:
+# The integers orjson reads as integers; beyond them it reads a float (so the fast path
+# leaves such a value to the fallback, which parses with orjson).
+_JSON_INT = Annotated[int, msgspec.Meta(ge=-(2**63), le=_INT64_MAX)]
+
+
+def _annotation(spec: FieldSpec, exact_numbers: bool = False) -> Any:
     kind: Any = {"float": float, "int": int, "string": str, "category": str, "bool": bool}[spec.type]
+    if exact_numbers and spec.type in ("float", "int"):
+        kind = _JSON_INT | float if spec.type == "float" else _JSON_INT
     if spec.nullable:
         kind = kind | None
     if not spec.required:
@@ -251,9 +258,20 @@ class BatchDecoder:
     """Decodes batches of message values into `EventBatch`es; see the module docstring.
 
     Built once per flow from the flow's `EventDecoder`, whose schema and limits it follows.
+    With `exact_numbers`, every column holds what `orjson.loads` reads: a JSON integer in a
+    float field stays an integer (else it becomes a float), for flows that pass values on
+    (the model flow's prediction messages carry its inputs), not only compute with them.
+
+    >>> from features.events import DecodeLimits, EventDecoder
+    >>> from features.schema import parse_schema
+    >>> schema = parse_schema({"entity": "a", "event_time": "ts", "fields": {"a": "string", "x": "float"}})
+    >>> raw = [b'{"a": "a", "ts": 1767225600000, "x": 12}']
+    >>> [BatchDecoder(EventDecoder(schema, DecodeLimits()), exact).decode(raw, 1767225600000, [0], [0])[0]
+    ...  .values("x") for exact in (False, True)]
+    [[12.0], [12]]
     """
 
-    def __init__(self, decoder: EventDecoder) -> None:
+    def __init__(self, decoder: EventDecoder, exact_numbers: bool = False) -> None:
         self.fallback = decoder
         schema = decoder.schema
         self._entity = schema.entity
@@ -265,7 +283,7 @@ class BatchDecoder:
         fields: list[tuple[str, Any, Any]] = []
         for i, spec in enumerate(schema.fields):
             default = msgspec.UNSET if not spec.required else msgspec.NODEFAULT
-            fields.append((f"f{i}", _annotation(spec), msgspec.field(name=spec.name, default=default)))
+            fields.append((f"f{i}", _annotation(spec, exact_numbers), msgspec.field(name=spec.name, default=default)))
         if self._fast_time:
             fields.append(("ts", int, msgspec.field(name=schema.event_time)))
         fields.sort(key=lambda f: f[2].default is not msgspec.NODEFAULT)  # required fields first

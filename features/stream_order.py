@@ -6,25 +6,30 @@ watermark has passed them, so the released sequence is the same however the send
 messages interleave. This is what makes the model flow's predict/learn sequence the same in
 a Kafka run, a replay, and with any number of workers.
 
+Items come as columns (times, ranks, tie-breaks, any payload columns) and leave as
+entries, `(time, rank, tie-break, arrival number, *payload)`: the entries are built and
+sorted in C (`zip`, `list.sort`), not item by item in Python.
+
 >>> order = OrderedRelease(senders=2)
->>> order.push_all([(20, 0, "b", "b@20"), (10, 1, "a", "a@10 label"), (10, 0, "a", "a@10")])
+>>> order.push([20, 10, 10], [0, 0, 1], ["b", "a", "a"], ["b@20", "a@10", "a@10 label"])
 >>> order.mark("s1", 30); order.release()
 []
->>> order.mark("s2", 15); order.release()
+>>> order.mark("s2", 15); [entry[4] for entry in order.release()]
 ['a@10', 'a@10 label']
 >>> order.flush()
-['b@20']
+[(20, 0, 'b', 1, 'b@20')]
 """
 
 from __future__ import annotations
 
 import bisect
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from features.partition_progress import NEVER
 
 
-Entry = tuple[int, int, str, int, Any]  # (time, rank, tie-break, arrival number, item)
+Entry = tuple[Any, ...]  # (time, rank, tie-break, arrival number, *payload)
 
 
 class OrderedRelease:
@@ -44,15 +49,17 @@ class OrderedRelease:
         self.marks: dict[str, int] = {}
         self.seq = 0  # keeps equal keys in arrival order, and items out of comparisons
 
-    def push_all(self, items: list[tuple[int, int, str, Any]]) -> None:
-        """Add (time, rank, tie-break, item) tuples; `rank` orders kinds at equal times (the
-        model flow's events before labels)."""
-        if not items:
+    def push(self, times: Sequence[int], ranks: Iterable[int], keys: Sequence[str], *columns: Iterable[Any]) -> None:
+        """Add one run of items as columns: their times, ranks (at equal times a lower rank
+        comes first: the model flow's events before labels), tie-breaks and payload columns.
+        A sender's batch is best one run: a release visits every run."""
+        n = len(keys)
+        if not n:
             return
         seq = self.seq
-        run = [(t, r, k, seq + i, item) for i, (t, r, k, item) in enumerate(items, 1)]
-        run.sort()
-        self.seq = seq + len(items)
+        run = list(zip(times, ranks, keys, range(seq + 1, seq + n + 1), *columns))
+        run.sort()  # the arrival numbers are unique: comparisons never reach the payload
+        self.seq = seq + n
         runs = self.runs
         runs.append(run)
         if len(runs) > self.MAX_RUNS:
@@ -72,8 +79,8 @@ class OrderedRelease:
             return NEVER
         return min(self.marks.values())
 
-    def release(self) -> list[Any]:
-        """The items earlier than the watermark, in order."""
+    def release(self) -> list[Entry]:
+        """The entries of the items earlier than the watermark, in order."""
         bound = self.watermark
         if not self.runs or bound == NEVER:
             return []
@@ -90,11 +97,11 @@ class OrderedRelease:
             kept.append(run)
         self.runs = kept
         due.sort()  # merges the runs' due prefixes
-        return [entry[4] for entry in due]
+        return due
 
-    def flush(self) -> list[Any]:
-        """Every remaining item, in order (the inputs have ended)."""
+    def flush(self) -> list[Entry]:
+        """The entries of every remaining item, in order (the inputs have ended)."""
         due = [entry for run in self.runs for entry in run]
         due.sort()
         self.runs = []
-        return [entry[4] for entry in due]
+        return due

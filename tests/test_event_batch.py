@@ -103,3 +103,21 @@ def test_columns_follow_the_events():
     for copy in (pickle.loads(pickle.dumps(batch)), pickle.loads(pickle.dumps(taken))):
         assert copy.events() == (batch if copy.entities == batch.entities else taken).events()
         assert copy.values("surge") == (batch if copy.entities == batch.entities else taken).values("surge")
+
+
+def _typed(value: object) -> tuple[type, object]:
+    return type(value), value
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(messages(), max_size=30))
+def test_exact_numbers_columns_hold_what_single_decoding_reads(raws):
+    """With `exact_numbers`, each column holds the value of the single decoder's event fields
+    (orjson's), with its type: a JSON integer in a float field stays an integer, and one beyond
+    what orjson reads as an integer is its float, as orjson makes it."""
+    decoder = BatchDecoder(EventDecoder(SCHEMA, LIMITS), exact_numbers=True)
+    batch, rejected = decoder.decode(raws, NOW, [0] * len(raws), list(range(len(raws))))
+    events = [e for e in _single(EventDecoder(SCHEMA, LIMITS), raws) if type(e) is Event]
+    assert len(batch) == len(events) and len(rejected) == len(raws) - len(events)
+    for field in SCHEMA.field_names:
+        assert [_typed(v) for v in batch.values(field)] == [_typed(e.fields.get(field)) for e in events]

@@ -30,10 +30,10 @@ def test_any_interleaving_releases_the_same_sequence(all_steps, rng) -> None:
         order.MAX_RUNS = max_runs
         released = []
         for sender, items, watermark in interleaving:
-            order.push_all(items)
+            order.push(*(list(column) for column in zip(*items)) if items else ([], [], []))
             order.mark(sender, watermark)
             released += order.release()
-        return released + order.flush()
+        return [entry[4] for entry in released + order.flush()]
 
     in_turn = [m for stream in streams for m in stream]
     queues = [list(s) for s in streams]

@@ -34,14 +34,16 @@ def wall_clock_ms() -> int:
 
 
 def make_batch_decoder(
-    config: Config, counters: FlowCounters, clock_ms: Callable[[], int] = wall_clock_ms
+    config: Config, counters: FlowCounters, clock_ms: Callable[[], int] = wall_clock_ms,
+    exact_numbers: bool = False,
 ) -> Callable[[list[RawMessage]], list[EventBatch | OutMessage]]:
-    """A function decoding a batch of raw messages into one `EventBatch` and dead-letter messages.
+    """A function decoding a batch of raw messages into one `EventBatch` and dead-letter messages
+    (`exact_numbers`: see `BatchDecoder`).
 
     It also counts what it saw: `events_in`, `valid`, `rejected.<reason>` and
     `unknown_category.<field>`.
     """
-    decoder = BatchDecoder(EventDecoder(config.schema, config.source.limits))
+    decoder = BatchDecoder(EventDecoder(config.schema, config.source.limits), exact_numbers)
     dlq_topic = config.source.dead_letter_topic
 
     def decode_batch(messages: list[RawMessage]) -> list[EventBatch | OutMessage]:

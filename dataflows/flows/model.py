@@ -50,16 +50,15 @@ from bytewax.outputs import DynamicSink, Sink, StatelessSinkPartition
 
 from dataflows.counters import FlowCounters
 from dataflows.flows.ingest import wall_clock_ms, writes_dead_letters
-from dataflows.flows.model_inputs import input_decoder
+from dataflows.flows.model_inputs import EventPart, feature_fields, input_decoder
 from dataflows.kafka.io import OutMessage
 from dataflows.flows.metrics import MODEL_METRIC
 from dataflows.flows.worker_routing import key_on_worker
 from features.config import Config
 from features.config_values import ConfigError
-from features.event_batch import EventBatch
 from features.windows.engine import PartitionClocks
 from features.models.label_router import LabelRouter
-from features.messages import encode
+from features.messages import encode, iso_utc
 from features.models.config import ModelSpec
 from features.models.messages import (
     error_drift_event,
@@ -69,7 +68,7 @@ from features.models.messages import (
     promotion_refused_message,
     snapshot_messages,
 )
-from features.models.columns import EVENT, LABEL, EventColumns, LabelColumns, Row, partition_order
+from features.models.columns import EVENT, LABEL, EventColumns, LabelColumns, partition_order, push
 from features.models.feature_inputs import FeatureInputs
 from features.models.fixed_test_set import FixedTestSet, load_fixed_test_set
 from features.models.labels import Label
@@ -84,12 +83,16 @@ from features.models.segment import (
     WindowMetrics,
 )
 from features.partition_progress import PartitionProgress
-from features.stream_order import NEVER, OrderedRelease
+from features.stream_order import NEVER, Entry, OrderedRelease
 
 # Fixed for the life of a deployment: recovery snapshots are keyed by shard.
 JOIN_SHARDS = 8
 MODEL_SHARDS = 16
 HASH_PLACEMENT = "hash"
+# The layout of the join and model shards' state (what a recovery snapshot holds): a release
+# that changes it (the classes below, the models' ordering buffer, feature-input windows)
+# numbers it anew, and a snapshot of another layout is refused at start (`resumable`).
+STATE_LAYOUT = 1
 
 
 def _shard(text: str, shards: int) -> int:
@@ -198,6 +201,7 @@ class _PartitionLogic(StatefulBatchLogic[Any, tuple[str, Any], PartitionClocks])
         self.counters = counters
         routings = routings or {spec.name: ShardRouting(spec) for spec in config.models}
         self.join_keys = {spec.name: routings[spec.name].join_keys for spec in config.models}
+        self.feature_fields = {spec.name: feature_fields(config, spec) for spec in config.models}
 
     def on_batch(self, values: list[tuple[str, Any]]) -> tuple[list[tuple[str, Any]], bool]:
         config = self.config
@@ -231,30 +235,28 @@ class _PartitionLogic(StatefulBatchLogic[Any, tuple[str, Any], PartitionClocks])
         clocks.high[partition] = int(seq[-1])
         return np.flatnonzero(~late), seq
 
-    def _events(self, batch: EventBatch, groups: dict[str, list[EventColumns | LabelColumns]]) -> int:
-        """Adds the batch's events to their join shards' groups; returns how many were late."""
-        kept, seq = self._order(int(batch.partitions[0]), batch.times)
-        records, entities = batch.records, batch.entities
-        times = batch.times
-        if len(kept) < len(batch):
+    def _events(self, part: EventPart, groups: dict[str, list[EventColumns | LabelColumns]]) -> int:
+        """Adds the part's events to their join shards' groups; returns how many were late."""
+        kept, seq = self._order(part.partition, part.times)
+        columns, entities, times = part.columns, part.entities, part.times
+        if len(kept) < len(part):
             index = kept.tolist()
-            records, entities = [records[i] for i in index], [entities[i] for i in index]
-            times, seq = times[kept], seq[kept]
-        if not records:
-            return len(batch)
+            columns = {name: [column[i] for i in index] for name, column in columns.items()}
+            entities, times, seq = [entities[i] for i in index], times[kept], seq[kept]
+        if not entities:
+            return len(part)
         for spec in self.config.models:
-            label_key = spec.labels.key
-            keys = [str(r[label_key]) for r in records]
+            keys = _strings(columns[spec.labels.key])
             segment_by = spec.segment_by
-            segments = [str(r[segment_by]) for r in records] if segment_by else [None] * len(keys)
+            segments = _strings(columns[segment_by]) if segment_by else [None] * len(keys)
             # Only what the model needs travels on (between processes, it is pickled).
-            inputs = tuple([r.get(name) for r in records] for name in spec.field_inputs)
-            columns = EventColumns(seq if spec.order == "arrival" else times, times, keys, segments, entities, inputs,
-                                   records if spec.features else None)
+            events = EventColumns(seq if spec.order == "arrival" else times, times, keys, segments, entities,
+                                  tuple(columns[name] for name in spec.field_inputs),
+                                  tuple(columns[name] for name in self.feature_fields[spec.name]) or None)
             join_keys = self.join_keys[spec.name]
             for shard, index in _by_join_shard(keys).items():
-                groups.setdefault(join_keys[shard], []).append(columns.take(index))
-        return len(batch) - len(records)
+                groups.setdefault(join_keys[shard], []).append(events.take(index))
+        return len(part) - len(entities)
 
     def _labels(self, labels: list[Label], topic: str, groups: dict[str, list[EventColumns | LabelColumns]]) -> int:
         """Adds the labels to their join shards' groups; returns how many were late."""
@@ -282,6 +284,15 @@ class _PartitionLogic(StatefulBatchLogic[Any, tuple[str, Any], PartitionClocks])
         return self.clocks
 
 
+def _strings(values: list[Any]) -> list[str]:
+    """A key column as strings (join keys and segments are strings whatever the field's type).
+
+    >>> _strings(["a", 7])
+    ['a', '7']
+    """
+    return [v if type(v) is str else str(v) for v in values]
+
+
 def _by_join_shard(keys: list[str]) -> dict[int, list[int]]:
     """The positions of each join shard's keys, in order.
 
@@ -297,6 +308,25 @@ def _by_join_shard(keys: list[str]) -> dict[int, list[int]]:
         else:
             index.append(i)
     return shards
+
+
+def resumable(state: Any) -> Any:
+    """A join or model shard's state from a recovery snapshot, if this version can resume it;
+    else a clear error (snapshots of releases before the layout was numbered have none).
+
+    >>> resumable(None) is None
+    True
+    >>> resumable(object())  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    RuntimeError: the recovery directory holds the model flow's state of another driftline ...
+    """
+    if state is None or getattr(state, "state_layout", None) == STATE_LAYOUT:
+        return state
+    raise RuntimeError(
+        "the recovery directory holds the model flow's state of another driftline (laid out differently: its "
+        "ordering buffer or feature-input windows); this version cannot read it. Resume with the version that "
+        "wrote it, or start with a new --recovery-dir (the flow then reads its input from the start and the "
+        "models learn afresh).")
 
 
 class _ModelShardKeys(dict):
@@ -323,6 +353,7 @@ class _JoinState:
         self.lateness = 0 if spec.order == "arrival" else lateness_ms
         self.watermark = NEVER
         self.placement = placement
+        self.state_layout = STATE_LAYOUT
 
 
 class _JoinLogic(StatefulBatchLogic[Any, tuple[str, Any], _JoinState]):
@@ -442,6 +473,7 @@ class _ShardState:
         self.last_ms: dict[str | None, int] = {}
         self.features = features
         self.placement = placement
+        self.state_layout = STATE_LAYOUT
 
 
 LOGGER = logging.getLogger("driftline.model")
@@ -451,10 +483,12 @@ class _ModelLogic(StatefulBatchLogic[Any, list[OutMessage], _ShardState]):
     """One model shard: events and labels in event-time order through each segment's model."""
 
     def __init__(self, state: _ShardState, spec: ModelSpec, counters: FlowCounters,
-                 clock_ms: Callable[[], int], test_set: FixedTestSet | None = None) -> None:
+                 clock_ms: Callable[[], int], test_set: FixedTestSet | None = None,
+                 feature_fields: tuple[str, ...] = ()) -> None:
         import river
 
         self.state = state
+        self.feature_fields = feature_fields  # the names of the events' field columns (`EventColumns.fields`)
         self.spec = spec
         self.counters = counters
         self.clock_ms = clock_ms
@@ -463,15 +497,17 @@ class _ModelLogic(StatefulBatchLogic[Any, list[OutMessage], _ShardState]):
         for model in state.segments.values():  # resumed: the test set is not part of the state
             model.test_set = test_set
 
-    def _run(self, items: list[tuple[int, int, str, Any, Any, int]]) -> list[OutMessage]:
+    def _run(self, items: list[Entry]) -> list[OutMessage]:
+        """The released entries (see `features.models.columns`) through their segments' models."""
         spec, state = self.spec, self.state
         segments, last = state.segments, state.last_ms
         features = state.features
         now = self.clock_ms()
+        emitted_at, name, topic = iso_utc(now), spec.name, spec.topic  # the same for every prediction
         out: list[OutMessage] = []
         predictions = labels = 0
         arrival = spec.order == "arrival"
-        for rank, t, key, segment, payload, own in items:
+        for t, rank, key, _arrival, segment, own, payload in items:
             # A segment's clock is the order time: in the arrival order, the sequence time (so
             # TTLs, windows and snapshots depend on the sequence alone, not on when the
             # watermark moved); a prediction still says its event's own time.
@@ -487,8 +523,8 @@ class _ModelLogic(StatefulBatchLogic[Any, list[OutMessage], _ShardState]):
                 served = results.pop()
                 if arrival and own != t:
                     served = served._replace(time_ms=own)
-                out.append(OutMessage(spec.topic, key.encode(),
-                                      encode(prediction_message(spec.name, segment, served, payload[0], now))))
+                out.append(OutMessage(topic, key.encode(),
+                                      encode(prediction_message(name, segment, served, payload[0], emitted_at))))
                 predictions += 1
             else:
                 results = model.on_label(key, t, payload)
@@ -545,12 +581,9 @@ class _ModelLogic(StatefulBatchLogic[Any, list[OutMessage], _ShardState]):
     def on_batch(self, values: list[tuple[str, list[Any], int]]) -> tuple[list[list[OutMessage]], bool]:
         started = time.perf_counter()
         order = self.state.order
-        names = self.spec.field_inputs
-        for sender, parts, watermark in values:  # one push per join shard's batch, as it sent them
-            rows: list[Row] = []
-            for columns in parts:
-                rows += columns.rows(names) if type(columns) is EventColumns else columns.rows()
-            order.push_all(rows)
+        names, fields = self.spec.field_inputs, self.feature_fields
+        for sender, parts, watermark in values:  # as each join shard sent them
+            push(order, parts, names, fields)
             order.mark(sender, watermark)
         out = self._run(order.release())
         watermark = order.watermark
@@ -626,8 +659,8 @@ def build_model_flow(config: Config, source: FixedPartitionedSource, sink: Sink[
 
         def join_builder(resume: _JoinState | None, spec: ModelSpec = spec, count: int = count,
                          routing: ShardRouting = routing) -> _JoinLogic:
-            if resume is not None:
-                routing.check_resumed(getattr(resume, "placement", None))
+            if resumable(resume) is not None:
+                routing.check_resumed(resume.placement)
                 resume.progress.resumed(clock_ms())
             state = resume or _JoinState(spec, count, config.source.lateness_ms, routing.fingerprint)
             return _JoinLogic(state, spec, counters, clock_ms, routing)
@@ -638,14 +671,15 @@ def build_model_flow(config: Config, source: FixedPartitionedSource, sink: Sink[
         def model_builder(resume: _ShardState | None, spec: ModelSpec = spec,
                           routing: ShardRouting = routing) -> _ModelLogic:
             test_set = test_sets.get(spec.name)
-            if resume is not None:
-                routing.check_resumed(getattr(resume, "placement", None))
-                return _ModelLogic(resume, spec, counters, clock_ms, test_set)
+            if resumable(resume) is not None:
+                routing.check_resumed(resume.placement)
+                return _ModelLogic(resume, spec, counters, clock_ms, test_set, feature_fields(config, spec))
             # The arrival order releases an event at most `lateness` behind an earlier one.
             behind = config.source.lateness_ms if spec.order == "arrival" else 0
             features = (FeatureInputs(config.feature_sets, spec.features, behind, config.schema)
                         if spec.features else None)
-            return _ModelLogic(_ShardState(features, routing.fingerprint), spec, counters, clock_ms, test_set)
+            return _ModelLogic(_ShardState(features, routing.fingerprint), spec, counters, clock_ms, test_set,
+                               feature_fields(config, spec))
 
         modelled = op.stateful_batch(f"{spec.name}_models", joined, model_builder)
         # Each model shard emits one list of messages per batch: flattened per batch, not per item.

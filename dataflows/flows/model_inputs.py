@@ -7,7 +7,9 @@ with a Bytewax branch: this one function decodes a batch of both.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
+
+import numpy as np
 
 from dataflows.counters import FlowCounters
 from dataflows.flows.ingest import make_batch_decoder, writes_dead_letters
@@ -16,13 +18,54 @@ from features.config import Config
 from features.event_batch import EventBatch
 from features.events import Rejection
 from features.messages import SourcePosition, dead_letter, encode
+from features.models.config import ModelSpec
 from features.models.labels import Label, LabelDecoder
+
+
+class EventPart(NamedTuple):
+    """One input partition's valid events of a batch, as the route step reads them: the event
+    times, entities, and the columns of the fields the models read (`model_fields`), as
+    `orjson.loads` reads them (`exact_numbers`: a JSON integer stays an integer in a
+    prediction's inputs), so no event is parsed twice. Across processes it pickles as a few
+    lists, not the messages' bytes."""
+
+    partition: int
+    times: np.ndarray  # int64
+    entities: list[str]
+    columns: dict[str, list[Any]]
+
+    def __len__(self) -> int:  # type: ignore[override]
+        return len(self.entities)
+
+
+def model_fields(config: Config) -> tuple[str, ...]:
+    """The event fields the models read: join keys, segments, field inputs, and every declared
+    field for a model with feature inputs (its feature sets' windows read them).
+
+    >>> from features.config import parse_config
+    >>> config = parse_config({"source": {"topic": "t"}, "schema": {"entity": "a", "event_time": "ts",
+    ...     "fields": {"a": "string", "id": "string", "x": "float", "y": "float"}}, "models": [{"name": "m",
+    ...     "kind": "hoeffding_tree_classifier", "inputs": ["x"], "labels": {"key": "id", "field": "c"}}]})
+    >>> model_fields(config)
+    ('id', 'x')
+    """
+    names: list[str] = []
+    for spec in config.models:
+        names += [spec.labels.key, *([spec.segment_by] if spec.segment_by else []), *spec.field_inputs,
+                  *feature_fields(config, spec)]
+    return tuple(dict.fromkeys(names))
+
+
+def feature_fields(config: Config, spec: ModelSpec) -> tuple[str, ...]:
+    """The fields a model's feature inputs read (each event's, for the windows of its feature
+    sets): every declared field, or none without feature inputs."""
+    return config.schema.field_names if spec.features else ()
 
 
 def input_decoder(config: Config, counters: FlowCounters,
                   clock_ms: Callable[[], int]) -> Callable[[list[RawMessage]], list[tuple[str, Any]]]:
     """A batch function: events through the ingestion decoder, labels through theirs. Each
-    output is `(part, (part, EventBatch | [Label, ...]))`: the batch's events or labels of one
+    output is `(part, (part, EventPart | [Label, ...]))`: the batch's events or labels of one
     input partition, in partition order, keyed by its part name (`<partition>-<topic>`); or
     `("", ("", OutMessage))`
     for a dead letter: rejected labels go to `<labels topic>.dlq` (this flow is their only
@@ -30,7 +73,8 @@ def input_decoder(config: Config, counters: FlowCounters,
 
     One output per partition, not per item: each output costs the next (keyed) step about a
     microsecond, and between processes it is pickled."""
-    decode_events = make_batch_decoder(config, counters, clock_ms)
+    decode_events = make_batch_decoder(config, counters, clock_ms, exact_numbers=True)
+    fields = model_fields(config)
     events_topic = config.source.topic
     events_dlq = writes_dead_letters(config, "model")
     decoders = {spec.labels.topic: LabelDecoder(spec.labels, config.source.limits.max_event_bytes)
@@ -38,7 +82,7 @@ def input_decoder(config: Config, counters: FlowCounters,
 
     def decode(batch: list[RawMessage]) -> list[tuple[str, Any]]:
         out: list[tuple[str, Any]] = []
-        parts: dict[tuple[int, str], Any] = {}  # (partition, topic) -> EventBatch or [Label, ...]
+        parts: dict[tuple[int, str], Any] = {}  # (partition, topic) -> EventPart or [Label, ...]
         by_partition: dict[int, list[RawMessage]] = {}
         for m in batch:
             if m.topic == events_topic:
@@ -46,10 +90,8 @@ def input_decoder(config: Config, counters: FlowCounters,
         for partition, events in by_partition.items():
             for item in decode_events(events):
                 if type(item) is EventBatch:
-                    # What the next step reads (times, entities, the messages' bytes), and all
-                    # it pickles when it runs in another process: not the decoded columns.
-                    parts[partition, events_topic] = EventBatch(item.entities, item.times, item.partitions,
-                                                                item.offsets, {}, item.raws)
+                    parts[partition, events_topic] = EventPart(partition, item.times, item.entities,
+                                                               {name: item.values(name) for name in fields})
                 elif events_dlq:
                     out.append(("", ("", item)))
         labels = [m for m in batch if m.topic != events_topic]

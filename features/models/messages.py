@@ -5,7 +5,7 @@ Each has a `schema` and a deterministic `id` (see `features.messages`); JSON Sch
 
 >>> from features.models.segment import Served
 >>> msg = prediction_message("cancel", None, Served("r1", 0, 1, {True: 0.25, False: 0.75}, False,
-...                          {"price": 9.5}), "area-1", 5)
+...                          {"price": 9.5}), "area-1", iso_utc(5))
 >>> msg["id"], msg["probabilities"], msg["prediction"]
 ('cancel/r1', {'true': 0.25, 'false': 0.75}, False)
 """
@@ -67,8 +67,9 @@ def event_time_iso(ms: int) -> str:
 
 
 def prediction_message(model: str, segment: str | None, served: Served, entity: str,
-                       emitted_at_ms: int) -> dict[str, Any]:
-    """One served prediction, with the exact input vector the model saw."""
+                       emitted_at: str) -> dict[str, Any]:
+    """One served prediction, with the exact input vector the model saw; `emitted_at` is the
+    emission time as `iso_utc` writes it (the same for a batch of predictions: made once)."""
     proba = served.proba
     return {
         "schema": PREDICTION_SCHEMA,
@@ -83,7 +84,7 @@ def prediction_message(model: str, segment: str | None, served: Served, entity: 
         "prediction": served.value,
         "probabilities": None if proba is None else {class_name(c): p for c, p in proba.items()},
         "inputs": served.x,
-        "emitted_at": iso_utc(emitted_at_ms),
+        "emitted_at": emitted_at,
     }
 
 

@@ -3,7 +3,8 @@
 - segments placed by load on 2 workers write exactly what 1 worker placed by hash writes;
 - the arrival order writes the same on 1 and 2 workers, and predicts every event once;
 - a recovery directory resumes with the worker count it was written with, and a run with
-  another worker count is refused with a message that says what to do.
+  another worker count is refused with a message that says what to do;
+- a recovery directory of another state layout is refused with a message too.
 """
 
 from __future__ import annotations
@@ -112,3 +113,34 @@ def test_a_recovery_directory_resumes_with_its_worker_count_only(stream, tmp_pat
         run(doc, parts, workers=1, recovery=recovery)
     text = "".join(str(e) for e in (refused.value, refused.value.__cause__, refused.value.__context__) if e)
     assert "cannot move to another worker on resume" in text, text
+
+
+def test_a_recovery_directory_of_another_state_layout_is_refused(stream, tmp_path: Path, monkeypatch) -> None:
+    """A snapshot of the join and model shards laid out by another release stops the flow at
+    start with what to do (as the features flow's), instead of failing later on its contents."""
+    from dataflows.flows import model
+
+    events, parts = stream
+    doc, recovery = document(events, "hash"), tmp_path / "recovery"
+    run(doc, parts, workers=1, recovery=recovery)
+    _, counters = run(doc, parts, workers=1, recovery=recovery)  # the same layout resumes
+    assert counters.get("model.predictions") == 0
+    monkeypatch.setattr(model, "STATE_LAYOUT", model.STATE_LAYOUT + 1)  # as a release that changed it
+    with pytest.raises(Exception) as refused:
+        run(doc, parts, workers=1, recovery=recovery)
+    text = "".join(str(e) for e in (refused.value, refused.value.__cause__, refused.value.__context__) if e)
+    assert "model flow's state of another driftline" in text and "new --recovery-dir" in text, text
+
+
+def test_state_pickled_before_layouts_were_numbered_is_refused() -> None:
+    import pickle
+
+    from dataflows.flows.model import _JoinState, _ShardState, resumable
+    from features.models.config import LabelSpec, ModelSpec
+
+    spec = ModelSpec("m", "hoeffding_tree_classifier", "classification", ("x",), LabelSpec("l", "id", "y"))
+    for state in (_JoinState(spec, partitions=2, lateness_ms=0), _ShardState()):
+        assert resumable(pickle.loads(pickle.dumps(state))) is not None
+        del state.state_layout  # as an earlier release pickled it
+        with pytest.raises(RuntimeError, match="new --recovery-dir"):
+            resumable(pickle.loads(pickle.dumps(state)))
