@@ -244,9 +244,9 @@ _JSON_INT = Annotated[int, msgspec.Meta(ge=-(2**63), le=_INT64_MAX)]
 
 
 def _annotation(spec: FieldSpec, exact_numbers: bool = False) -> Any:
-    kind: Any = {"float": float, "int": int, "string": str, "category": str, "bool": bool}[spec.type]
-    if exact_numbers and spec.type in ("float", "int"):
-        kind = _JSON_INT | float if spec.type == "float" else _JSON_INT
+    kind: Any = {"float": float, "int": _JSON_INT, "string": str, "category": str, "bool": bool}[spec.type]
+    if exact_numbers and spec.type == "float":
+        kind = _JSON_INT | float
     if spec.nullable:
         kind = kind | None
     if not spec.required:
