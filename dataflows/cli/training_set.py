@@ -51,10 +51,9 @@ def build_training_set(config_path: Path, events_path: Path, labels_path: Path, 
     """(the model's spec, its `TrainingRow`s, counts) for the files."""
     from dataflows.counters import FlowCounters
     from dataflows.flows.ingest import wall_clock_ms
-    from dataflows.flows.model_inputs import input_decoder
+    from dataflows.flows.model_inputs import EventPart, input_decoder
     from features.config import load_config
     from features.config_values import ConfigError
-    from features.event_batch import EventBatch
     from features.events import Event
     from features.models.training_set import TrainingSet
     from features.windows.engine import PartitionClocks
@@ -80,7 +79,7 @@ def build_training_set(config_path: Path, events_path: Path, labels_path: Path, 
             for part, payload in decode(batch):
                 if not part:
                     continue  # a dead letter
-                items = payload[1].events() if isinstance(payload[1], EventBatch) else payload[1]
+                items = payload[1].events() if isinstance(payload[1], EventPart) else payload[1]
                 for item in items:
                     if clocks.behind(item) is None:
                         out.append(item)

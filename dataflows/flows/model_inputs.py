@@ -16,7 +16,7 @@ from dataflows.flows.ingest import make_batch_decoder, writes_dead_letters
 from dataflows.kafka.io import OutMessage, RawMessage
 from features.config import Config
 from features.event_batch import EventBatch
-from features.events import Rejection
+from features.events import Event, Rejection
 from features.messages import SourcePosition, dead_letter, encode
 from features.models.config import ModelSpec
 from features.models.labels import Label, LabelDecoder
@@ -36,6 +36,16 @@ class EventPart(NamedTuple):
 
     def __len__(self) -> int:  # type: ignore[override]
         return len(self.entities)
+
+    def events(self) -> list[Event]:
+        """Each event as an `Event` holding the fields read (`driftline training-set` replays them).
+
+        >>> EventPart(2, np.array([5]), ["a"], {"x": [1.5]}).events()
+        [Event(entity='a', time_ms=5, fields={'x': 1.5}, unknown_categories=(), partition=2, offset=0)]
+        """
+        names = list(self.columns)
+        return [Event(entity, t, dict(zip(names, values)), partition=self.partition)
+                for entity, t, *values in zip(self.entities, self.times.tolist(), *self.columns.values())]
 
 
 def model_fields(config: Config) -> tuple[str, ...]:

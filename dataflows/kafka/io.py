@@ -88,8 +88,9 @@ class MessageBatch:
     instead of one item per message, so Bytewax carries one item per batch. `render` gives
     the keys and values when the sink writes them: a step can hand over rows and let the
     sink render them, so the bytes of many batches (a flush at the end of the input) never
-    exist all at once. `render` is called once, by the sink of the worker that made the item
-    (sinks are not keyed, items do not travel); a `functools.partial` of a module function.
+    exist all at once. `render` may compute what it renders (the features flow's last windows),
+    so a sink calls it once (a sink that writes to two places renders first), on the worker
+    that made the item (sinks are not keyed, items do not travel).
 
     >>> MessageBatch.of("t", [b"k"], [b"v"]).render()
     ([b'k'], [b'v'])

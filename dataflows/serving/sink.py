@@ -27,7 +27,9 @@ class _TeePartition(StatelessSinkPartition[OutMessage]):
         self._counters = counters
 
     def write_batch(self, items: Iterable[OutMessage | MessageBatch]) -> None:
-        items = items if isinstance(items, list) else list(items)
+        # A batch is rendered once (its render may compute the windows, see `MessageBatch`),
+        # then written to both.
+        items = [MessageBatch.of(item.topic, *item.render()) if type(item) is MessageBatch else item for item in items]
         self._inner.write_batch(items)
         items = list(out_messages(items))
         writer = self._writer
