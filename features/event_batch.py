@@ -303,11 +303,13 @@ class BatchDecoder:
         limits = self.fallback.limits
         suspects: list[int] = []
         decode, max_bytes = self._decode, limits.max_event_bytes
+        rows: list[Any] | None = None
         try:  # the usual batch, all valid: one C-level loop (a quarter less CPU than the loop below)
-            rows: list[Any] = list(map(decode, values)) if max(map(len, values), default=0) <= max_bytes else []  # type: ignore[arg-type]
+            if max(map(len, values), default=0) <= max_bytes:  # type: ignore[arg-type]
+                rows = list(map(decode, values))
         except Exception:  # noqa: BLE001 - some message is refused: find which, one by one
-            rows = []
-        if len(rows) != len(values):
+            rows = None
+        if rows is None:
             rows = []
             for i, raw in enumerate(values):
                 try:

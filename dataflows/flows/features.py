@@ -40,6 +40,7 @@ from features.windows.columnar import (
 )
 from features.windows.config import FeatureSet
 from features.windows.engine import PartitionClocks
+from features.windows.ordering import stable_order
 from features.windows.static_features import load_static
 
 # Fixed for the life of a deployment: recovery snapshots are keyed by shard.
@@ -89,7 +90,7 @@ class _PartitionLogic(StatefulBatchLogic[EventBatch, tuple[str, ShardItem], Part
         batch = EventBatch.concat(values)
         verdicts = partition_verdicts(self.clocks.high, self.clocks.lateness, batch.partitions, batch.times)
         shards = self._shards(batch.entities if self.entity_field is None else batch.keys(self.entity_field))
-        order = np.argsort(shards.astype(np.uint8), kind="stable")  # a radix sort: shards < 256
+        order = stable_order(shards)
         heads = np.flatnonzero(np.diff(shards[order], prepend=-1) != 0)
         parts = {int(shards[part[0]]): part for part in np.split(order, heads[1:])} if len(batch) else {}
         progress = dict(self.clocks.high)
@@ -133,18 +134,14 @@ class _ShardLogic(StatefulBatchLogic[ShardItem, "OutMessage | MessageBatch", Col
                                   r.kind, r.as_of_ms, now)
             out.append(OutMessage(self.topics[r.feature_set], r.entity.encode(), encode(msg)))
         late = len(result.late)
-        written = sum(by_set.values())
         if late and batch is not None:
             entities = batch.entities if self.default_entity else batch.keys(self.engine.entity_field)
             for i, watermark in zip(result.late.tolist(), result.late_watermarks.tolist()):
                 msg = late_event_message(self.source_topic, int(batch.partitions[i]), int(batch.offsets[i]),
                                          entities[i], int(batch.times[i]), watermark, batch.record(i), now)
                 out.append(OutMessage(self.late_topic, entities[i].encode(), encode(msg)))
-        if lags:
-            self.counters.observe("emit_lag", lags)
         if out:
-            self.counters.add({"features_out": written, "late": late,
-                               **{f"features_out.{name}": n for name, n in by_set.items()}})
+            count_outputs(self.counters, by_set, lags, late)
         return out
 
     def on_batch(self, values: list[ShardItem]) -> tuple[list[OutMessage | MessageBatch], bool]:
@@ -218,9 +215,16 @@ def render_flushed(windows: Callable[[], FeatureWindows | None], emitted_at_ms: 
     w = windows()
     if w is None:
         return [], []
-    counters.observe("emit_lag", ((emitted_at_ms - w.ends) / 1000).tolist())
-    counters.add({"features_out": len(w), f"features_out.{w.feature_set}": len(w)})
+    count_outputs(counters, {w.feature_set: len(w)}, ((emitted_at_ms - w.ends) / 1000).tolist(), 0)
     return render_windows(w, emitted_at_ms, statics)
+
+
+def count_outputs(counters: FlowCounters, by_set: Mapping[str, int], lags: list[float], late: int) -> None:
+    """Count feature messages written (by set), their emit lags (final windows) and late events."""
+    if lags:
+        counters.observe("emit_lag", lags)
+    counters.add({"features_out": sum(by_set.values()), "late": late,
+                  **{f"features_out.{name}": n for name, n in by_set.items()}})
 
 
 def load_statics(feature_sets: tuple[FeatureSet, ...]) -> dict[str, dict[str, dict[str, Any]]]:

@@ -37,7 +37,7 @@ import numpy as np
 from features.partition_progress import NEVER
 from features.schema import EventSchema
 from features.windows.config import FeatureSet
-from features.windows.ordering import stable_order
+from features.windows.ordering import lex_order, stable_order
 from features.windows.panes import ChangeFilter, ColumnAggregates, DueIndex, WindowBlock, _take, run_ends, run_heads
 
 DEFAULT_STATE_TTL_MS = 86_400_000  # a day of event time
@@ -208,22 +208,6 @@ class LastNWindows:
     def log_size(self) -> int:
         """Events held."""
         return sum(len(c["e"]) for c in self._log)
-
-
-def lex_order(entity_ids: np.ndarray, times: np.ndarray, arrivals: np.ndarray) -> np.ndarray:
-    """`np.lexsort((arrivals, times, entity_ids))` for non-negative ids and distinct arrival numbers,
-    as one argsort of the three packed into an int64 when they fit (a tenth of the time).
-
-    >>> lex_order(np.array([1, 0, 1, 0]), np.array([5, 9, 5, 2]), np.array([7, 1, 3, 2])).tolist()
-    [3, 1, 2, 0]
-    """
-    if not len(entity_ids):
-        return np.zeros(0, np.int64)
-    t, a = times - times.min(), arrivals - arrivals.min()
-    t_bits, a_bits = int(t.max()).bit_length(), int(a.max()).bit_length()
-    if int(entity_ids.max()).bit_length() + t_bits + a_bits > 62:
-        return np.lexsort((arrivals, times, entity_ids))
-    return np.argsort((entity_ids << (t_bits + a_bits)) | (t << a_bits) | a)  # distinct keys: any sort
 
 
 def _search_within(e_sorted: np.ndarray, t_sorted: np.ndarray, entities: np.ndarray, times: np.ndarray) -> np.ndarray:

@@ -6,8 +6,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from features.windows.last_n import lex_order
-from features.windows.ordering import stable_order
+from features.windows.ordering import lex_order, stable_order
 
 
 @given(st.lists(st.tuples(st.integers(0, 2**20), st.integers(-2**40, 2**40)), max_size=50), st.integers(0, 2**40),
