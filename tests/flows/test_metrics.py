@@ -46,6 +46,9 @@ def test_metrics_endpoint_matches_the_run(broker: RunningBroker, topic_prefix: s
         return {topic: len(consume_json(broker.bootstrap, topic)) for topic in
                 (config.source.dead_letter_topic, config.source.late_topic, *(fs.topic for fs in config.feature_sets))}
 
+    def lags(metrics: dict) -> list[float]:
+        return [v for (name, _), v in metrics.items() if name == "driftline_consumer_lag"]
+
     def counted(metrics: dict) -> dict[str, int]:
         by_set = {dict(labels)["feature_set"]: v for (name, labels), v in metrics.items()
                   if name == "driftline_features_out_total"}
@@ -65,9 +68,11 @@ def test_metrics_endpoint_matches_the_run(broker: RunningBroker, topic_prefix: s
             except OSError:
                 continue  # not listening yet
         # Every output counted is written a little later (the sink runs after the steps that
-        # count): wait until the topics hold what the endpoint counts, then compare the rest.
-        while counted(metrics) != written():
-            assert time.monotonic() < deadline and proc.poll() is None, (counted(metrics), written())
+        # count): wait until the topics hold what the endpoint counts, and until every partition
+        # reader has reported lag 0 after its last read (each sets its gauge on its own poll):
+        # three partitions, three gauges, all caught up, or the deadline fails the test.
+        while counted(metrics) != written() or len(lags(metrics)) != 3 or sum(lags(metrics)) != 0:
+            assert time.monotonic() < deadline and proc.poll() is None, (counted(metrics), written(), lags(metrics))
             time.sleep(1.0)
             metrics = scrape(port)
     finally:
@@ -79,8 +84,6 @@ def test_metrics_endpoint_matches_the_run(broker: RunningBroker, topic_prefix: s
     assert {r: v for r, v in rejected.items() if v} == {"bad_timestamp": 20}  # the fixture's malformed events
     assert set(rejected) == {r.value for r in Reason}  # the others exported at 0 from the start
     assert metrics[("driftline_events_valid_total", ())] == 5_000 - 20
-    lags = [v for (name, _), v in metrics.items() if name == "driftline_consumer_lag"]
-    assert len(lags) == 3 and sum(lags) == 0
     assert metrics[("driftline_stage_seconds_count", (("stage", "decode"),))] >= 1
     assert metrics[("driftline_emit_lag_seconds_count", ())] >= 1
 
