@@ -60,7 +60,8 @@ from features.windows.state import FeatureRow, new_window_state
 _BIG = np.iinfo(np.int64).max // 4
 # The layout of the engine's pickled state; a snapshot of another layout cannot be resumed.
 # 2: pane pool, encoded object columns, columnar sessions. 3: pane quantile values in one log per group.
-STATE_LAYOUT = 3
+# 4: the features flow's 8 shards (not 32) under keys placed by worker (dataflows.flows.features).
+STATE_LAYOUT = 4
 
 
 @dataclass(frozen=True, eq=False)

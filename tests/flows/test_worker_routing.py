@@ -14,7 +14,10 @@ from bytewax.testing import TestingSource
 
 from dataflows.flows.worker_routing import key_on_worker, worker_of
 
-KEYS = [f"k{i}" for i in range(60)] + ["cancel/w0", "m/j0", "m/s3", "a" * 20, "é-ü", key_on_worker("x", 2, 3)]
+from dataflows.flows.features import _SHARD_KEYS
+
+KEYS = [f"k{i}" for i in range(60)] + ["cancel/w0", "m/j0", "m/s3", "a" * 20, "é-ü", key_on_worker("x", 2, 3),
+                                       *_SHARD_KEYS]
 
 
 class _Echo(StatefulBatchLogic):
@@ -57,3 +60,10 @@ def test_key_on_worker_lands_and_is_stable() -> None:
         keys = [key_on_worker(f"m/w{w}", w, workers) for w in range(workers)]
         assert [worker_of(k, workers) for k in keys] == list(range(workers))
         assert keys == [key_on_worker(f"m/w{w}", w, workers) for w in range(workers)]
+
+
+def test_feature_shards_are_spread_evenly_on_any_worker_count_up_to_their_number() -> None:
+    """The features flow's shard i is on worker i % workers (the keys are fixed: a recovery
+    directory resumes on another worker count with its shards still spread evenly)."""
+    for workers in range(1, len(_SHARD_KEYS) + 1):
+        assert [worker_of(k, workers) for k in _SHARD_KEYS] == [i % workers for i in range(len(_SHARD_KEYS))]
