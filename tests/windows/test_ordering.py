@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from features.windows.ordering import lex_order, stable_order
+from features.windows.ordering import lex_order, sorted_within, stable_order
 
 
 @given(st.lists(st.tuples(st.integers(0, 2**20), st.integers(-2**40, 2**40)), max_size=50), st.integers(0, 2**40),
@@ -24,3 +24,15 @@ def test_lex_order_is_lexsort(rows: list[tuple[int, int]], first_arrival: int, r
 def test_stable_order_is_a_stable_argsort(values: list[int], spread: int, narrow: bool) -> None:
     keys = np.array([v % (spread + 1) - spread // 2 for v in values] if narrow else values, np.int64)
     assert stable_order(keys).tolist() == np.argsort(keys, kind="stable").tolist()
+
+
+@given(st.lists(st.lists(st.sampled_from([0.0, -0.0, 1.5, -2.0, 3.25, 1e300, -1e-300]) | st.floats(-1e6, 1e6),
+                         max_size=12), max_size=30),
+       st.integers(0, 3))
+def test_sorted_within_is_the_stable_lexsort(runs: list[list[float]], long_run: int) -> None:
+    runs = runs + [[float(i % 7) for i in range(5000)]] * (long_run == 3)  # a long run: the lexsort path
+    counts = np.array([len(r) for r in runs], np.int64)
+    values = np.array([v for r in runs for v in r], float)
+    expected = values[np.lexsort((values, np.repeat(np.arange(len(runs)), counts)))]
+    got = sorted_within(values, counts)
+    assert got.tolist() == expected.tolist() and np.signbit(got).tolist() == np.signbit(expected).tolist()
