@@ -64,7 +64,7 @@ from features.windows.aggregates import compile_aggregates
 from features.windows.columnar import EntityIds
 from features.windows.config import FeatureSet
 from features.windows.last_n import LastNWindows
-from features.windows.panes import PaneWindows, WindowBlock
+from features.windows.panes import ObjectColumn, PaneWindows, WindowBlock
 from features.windows.state import SessionState
 
 # Events buffered at most: adding them earlier changes no read (only closing does), and keeps
@@ -147,7 +147,7 @@ class _ColumnarInputs:
         eids = self.ids.lookup(entities)
         windows.grow(self.ids.capacity)
         columns = {name: np.array([r.get(name) for r in records], np.float64) for name in windows.fields}
-        objects = {name: [r.get(name) for r in records] for name in windows.objects}
+        objects = {name: ObjectColumn([r.get(name) for r in records]) for name in windows.objects}
         n = len(times)
         at = np.array(times, np.int64)
         # The release order keeps events within `lateness` of each other, so every pane has its

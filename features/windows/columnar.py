@@ -53,7 +53,7 @@ from features.schema import EventSchema
 from features.windows.config import FeatureSet
 from features.windows.last_n import LastNWindows
 from features.windows.ordering import stable_order
-from features.windows.panes import DueIndex, PaneWindows, WindowBlock, run_heads
+from features.windows.panes import DueIndex, ObjectColumn, PaneWindows, WindowBlock, run_heads
 from features.windows.sessions import SessionWindows
 from features.windows.state import FeatureRow, new_window_state
 
@@ -62,6 +62,7 @@ _BIG = np.iinfo(np.int64).max // 4
 # 2: pane pool, encoded object columns, columnar sessions. 3: pane quantile values in one log per group.
 # 4: the features flow's 8 shards (not 32) under keys placed by worker (dataflows.flows.features).
 STATE_LAYOUT = 4
+FLUSH_CHUNK = 1 << 15  # entities whose last windows `flush_later` computes at a time
 
 
 @dataclass(frozen=True, eq=False)
@@ -310,7 +311,7 @@ class ColumnarEngine:
                 self._legacy_add(batch, keys, accepted, before, out)
             if self.panes and accepted.size:
                 columns = {name: batch.numbers(name) for _, p in self.panes for name in p.fields}
-                objects = {name: batch.values(name) for _, p in self.panes for name in p.objects}
+                objects = {name: ObjectColumn(batch.values(name)) for _, p in self.panes for name in p.objects}
                 self._add(accepted, eids, times, columns, objects, out)  # updates the entities' watermarks
             elif accepted.size:
                 np.maximum.at(self.entity_max, eids[accepted], times[accepted])
@@ -342,9 +343,10 @@ class ColumnarEngine:
 
     def flush_later(self) -> tuple[list[tuple[str, Callable[[], FeatureWindows | None]]], list[FeatureRow]]:
         """As `flush`, but each array-held set's windows are computed when its function is called,
-        so a caller can compute and write one set at a time: the closed windows of every set and
-        shard never exist at once (at the end of a bounded input, millions). Returns (set name,
-        windows) and the rows of the per-event sets.
+        so a caller can compute and write one set at a time, `FLUSH_CHUNK` entities at a time: the
+        closed windows of every set and shard never exist at once (at the end of a bounded
+        input, millions). Returns (set name, windows) pairs, several per set over many
+        entities, and the rows of the per-event sets.
 
         The engine is left as after `flush` but for those sets, which are replaced by empty ones
         (the originals are flushed by the functions, whenever they run): a run resumed from a
@@ -362,11 +364,16 @@ class ColumnarEngine:
         ([('s', {'n': [1]})], [])
         """
         later = []
+        capacity = self.ids.capacity
         for i, (name, panes) in enumerate(self.panes):
             fresh = self._array_set(panes.spec)
             assert fresh is not None
             self.panes[i] = (name, fresh)
-            later.append((name, partial(_flushed_windows, name, panes, self.ids)))
+            # In chunks of entity ids: a shard of a million entities' windows would otherwise be
+            # computed, and held as Python values, all at once.
+            for lo in range(0, max(capacity, 1), FLUSH_CHUNK):
+                chunk = np.arange(lo, min(lo + FLUSH_CHUNK, capacity), dtype=np.int64)
+                later.append((name, partial(_flushed_windows, name, panes, self.ids, chunk)))
         return later, [row for state in self.legacy for row in state.flush()]
 
     # ------------------------------------------------------------------ internals
@@ -381,7 +388,7 @@ class ColumnarEngine:
             panes.grow(capacity)
 
     def _add(self, index: np.ndarray, eids: np.ndarray, times: np.ndarray, columns: Mapping[str, np.ndarray],
-             objects: Mapping[str, list[Any]], out: EngineOutput) -> None:
+             objects: Mapping[str, ObjectColumn], out: EngineOutput) -> None:
         """Add accepted events (positions `index` of the batch) to the pane sets, then close what the
         entities' own watermarks passed. A piece whose panes would need a slot still in use is
         split: down to one event, whose entity's windows are closed before it is added."""
@@ -394,7 +401,7 @@ class ColumnarEngine:
                 return
             self._close_entities(e, np.maximum(self.entity_max[e], t) - self.lateness, out)  # before it: as ShardEngine
         pick = {name: col[index] for name, col in columns.items()}
-        picked = {name: [col[i] for i in index.tolist()] for name, col in objects.items()} if objects else {}
+        picked = {name: column.take(index) for name, column in objects.items()}
         arrivals = self.arrivals + np.arange(len(index))
         self.arrivals += len(index)
         for _, panes in self.panes:
@@ -503,8 +510,8 @@ def _windows(name: str, block: WindowBlock, ids: EntityIds) -> FeatureWindows | 
 
 
 def _flushed_windows(name: str, panes: PaneWindows | LastNWindows | SessionWindows, ids: EntityIds,
-                     ) -> FeatureWindows | None:
-    return _windows(name, panes.flush(), ids)
+                     chunk: np.ndarray) -> FeatureWindows | None:
+    return _windows(name, panes.flush(chunk), ids)
 
 
 def _partition_maxima(partitions: np.ndarray, times: np.ndarray) -> tuple[list[int], list[int]]:

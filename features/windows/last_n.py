@@ -38,7 +38,16 @@ from features.partition_progress import NEVER
 from features.schema import EventSchema
 from features.windows.config import FeatureSet
 from features.windows.ordering import lex_order, stable_order
-from features.windows.panes import ChangeFilter, ColumnAggregates, DueIndex, WindowBlock, _take, run_ends, run_heads
+from features.windows.panes import (
+    ChangeFilter,
+    ColumnAggregates,
+    DueIndex,
+    ObjectColumn,
+    WindowBlock,
+    _take,
+    run_ends,
+    run_heads,
+)
 
 DEFAULT_STATE_TTL_MS = 86_400_000  # a day of event time
 
@@ -87,13 +96,13 @@ class LastNWindows:
     # ------------------------------------------------------------------ adding
 
     def add(self, entity_ids: np.ndarray, times: np.ndarray, arrivals: np.ndarray,
-            columns: Mapping[str, np.ndarray], objects: Mapping[str, list[Any]]) -> None:
+            columns: Mapping[str, np.ndarray], objects: Mapping[str, ObjectColumn]) -> None:
         """Add non-late events; `arrivals` orders events of equal time (increasing over the stream)."""
         if not len(times):
             return
         chunk = {"e": entity_ids, "t": times, "a": arrivals}
         chunk.update({f"#{name}": columns[name] for name in self.fields})
-        chunk.update({f"@{name}": np.array(objects[name], dtype=object) for name in self.objects})
+        chunk.update({f"@{name}": objects[name].source for name in self.objects})
         self._log.append(chunk)
         np.maximum.at(self.latest, entity_ids, times)
         boundaries = (times // self.every + 1) * self.every
@@ -160,7 +169,7 @@ class LastNWindows:
         index = np.repeat(first - (np.cumsum(counts) - counts), counts) + np.arange(total)
         aggregates = ColumnAggregates(self.spec, self.schema, len(rows_e))
         columns = {name: sub[f"#{name}"][index] for name in self.fields}
-        objects = {name: sub[f"@{name}"][index].tolist() for name in self.objects}
+        objects = {name: ObjectColumn(sub[f"@{name}"][index]) for name in self.objects}
         aggregates.add(slots, t_sorted[index], columns, objects)
         values = aggregates.values(np.arange(len(rows_e))[:, None], np.ones((len(rows_e), 1), bool), rows_b - starts)
         block = WindowBlock(rows_e, starts, rows_b, counts, values)
@@ -199,9 +208,11 @@ class LastNWindows:
         if self.changes is not None:
             self.changes.forget(entity_ids)
 
-    def flush(self) -> WindowBlock:
-        """Write every pending boundary (the inputs have ended)."""
+    def flush(self, entity_ids: np.ndarray | None = None) -> WindowBlock:
+        """Write every pending boundary (the inputs have ended); of the entities `entity_ids` only, if given."""
         entities = np.unique(self._pending["e"])
+        if entity_ids is not None:
+            entities = entities[np.isin(entities, entity_ids)]
         return self.close(entities, np.full(len(entities), np.iinfo(np.int64).max // 4, np.int64))
 
     @property

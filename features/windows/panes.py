@@ -37,7 +37,7 @@ from __future__ import annotations
 import heapq
 import math
 from hashlib import blake2b
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -238,32 +238,48 @@ class WindowBlock:
         return len(self.ends)
 
 
-class _Codes:
-    """An object column as integer codes, encoded once per `ColumnAggregates.add` for all its groups.
+class ObjectColumn:
+    """An event field that is not read as numbers (filters, categories, distinct, first and
+    last), as integer codes: encoded once per batch, then reordered and subset with numpy for
+    every set and group that reads it.
 
     Codes follow dict equality (`1 == 1.0`), as the per-event sets, filters and `==` do; the
-    original values stay at hand for first and last.
+    original values stay at hand (`source`) for first and last.
 
-    >>> c = _Codes(["card", None, "cash", "card"])
+    >>> c = ObjectColumn(["card", None, "cash", "card"])
     >>> c.codes.tolist(), c.vocabulary, c.none
     ([0, 1, 2, 0], ['card', None, 'cash'], 1)
     >>> c.table(lambda v: v == "cash")[c.codes].tolist()
     [False, False, True, False]
+    >>> c.take(np.array([3, 2])).source.tolist()
+    ['card', 'cash']
     """
 
-    def __init__(self, values: list[Any]) -> None:
+    __slots__ = ("codes", "vocabulary", "none", "source")
+
+    def __init__(self, values: Sequence[Any] | np.ndarray) -> None:
         index: dict[Any, int] = {}
-        self.codes = np.fromiter(map(index.setdefault, values, range(len(values))), np.int64, len(values))
+        codes = np.fromiter(map(index.setdefault, values, range(len(values))), np.int64, len(values))
         # setdefault numbered each value by its first position: renumber densely.
         firsts = np.fromiter(index.values(), np.int64, len(index))
         dense = np.zeros(len(values), np.int64)
         dense[firsts] = np.arange(len(firsts))
-        self.codes = dense[self.codes]
+        self.codes = dense[codes]
         self.vocabulary = list(index)
-        self.none = index[None] if None in index else -1
-        if self.none >= 0:
-            self.none = int(dense[self.none])
-        self.source = values
+        none = index[None] if None in index else -1
+        self.none = int(dense[none]) if none >= 0 else -1
+        is_array = isinstance(values, np.ndarray) and values.dtype == object
+        self.source = values if is_array else np.fromiter(values, object, len(values))
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def take(self, positions: np.ndarray) -> ObjectColumn:
+        """The values at `positions` (a reorder or a subset), with the same codes."""
+        out = ObjectColumn.__new__(ObjectColumn)
+        out.codes, out.source = self.codes[positions], self.source[positions]
+        out.vocabulary, out.none = self.vocabulary, self.none
+        return out
 
     def table(self, test: Any) -> np.ndarray:
         """`test` of each vocabulary value, to index with codes."""
@@ -343,7 +359,7 @@ class _Group:
                 eq[slots] = 0
 
     def add(self, slots: np.ndarray, times: np.ndarray, columns: Mapping[str, np.ndarray],
-            objects: Mapping[str, _Codes], runs: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+            objects: Mapping[str, ObjectColumn], runs: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
         """Add events (sorted by slot, arrival order within a slot); `runs` are the events' runs of
         one slot (heads, slots, counts), shared by the groups."""
         keep = None
@@ -396,10 +412,10 @@ class _Group:
             last = last[run_ends(run_heads(run[last]), len(last)) - 1]  # latest arrival among the latest
             replace = low < self.ft[at]
             self.ft[at[replace]] = low[replace]
-            self.fv[at[replace]] = _pick(field.source, kept[first[replace]])
+            self.fv[at[replace]] = field.source[kept[first[replace]]]
             replace = high >= self.lt[at]
             self.lt[at[replace]] = high[replace]
-            self.lv[at[replace]] = _pick(field.source, kept[last[replace]])
+            self.lv[at[replace]] = field.source[kept[last[replace]]]
         if self.log is not None:
             self.log.add(slots, v, heads, counts, n_before)
         if "distinct" in self.needs:
@@ -408,14 +424,14 @@ class _Group:
                 masks = np.left_shift(np.uint64(1), bits[codes].astype(np.uint64))
                 self.masks[at] |= np.bitwise_or.reduceat(masks, heads)
             else:
-                _collect_distinct(self.distinct, at, heads, ends, _pick(field.source, kept).tolist())
+                _collect_distinct(self.distinct, at, heads, ends, field.source[kept].tolist())
         if "cats" in self.needs:
             table = np.array([[bool(v == value) for value in self.shares] for v in field.vocabulary], np.int64)
             hits = np.add.reduceat(table.reshape(-1, len(self.shares))[codes], heads, axis=0)
             for i, eq in enumerate(self.eq):
                 eq[at] += hits[:, i]
 
-    def _bits(self, field: _Codes) -> np.ndarray | None:
+    def _bits(self, field: ObjectColumn) -> np.ndarray | None:
         """Each of the batch's values' bit, numbering new values; None once past 64 values (the
         masks are then turned into sets, for good)."""
         vocabulary = self.vocabulary
@@ -557,11 +573,6 @@ def _or_none(values: np.ndarray, defined: np.ndarray) -> list[Any]:
     return out
 
 
-def _pick(values: list[Any], positions: np.ndarray) -> np.ndarray:
-    """The values at `positions`, as an object array (to assign into object state)."""
-    return np.fromiter((values[i] for i in positions.tolist()), object, len(positions))
-
-
 def _number(x: float, integer: bool) -> int | float:
     return int(x) if integer else x
 
@@ -603,15 +614,14 @@ class ColumnAggregates:
             group.reset(slots)
 
     def add(self, slots: np.ndarray, times: np.ndarray, columns: Mapping[str, np.ndarray],
-            objects: Mapping[str, list[Any]]) -> None:
+            objects: Mapping[str, ObjectColumn]) -> None:
         """Add events sorted by slot (arrival order within a slot); columns and objects in that order."""
         if not len(slots):
             return
-        encoded = {name: _Codes(values) for name, values in objects.items()}  # once for every group
         heads = run_heads(slots)
         runs = (heads, slots[heads], run_ends(heads, len(slots)) - heads)
         for group in self.groups:
-            group.add(slots, times, columns, encoded, runs)
+            group.add(slots, times, columns, objects, runs)
 
     def values(self, slots: np.ndarray, valid: np.ndarray, length_ms: int | np.ndarray) -> dict[str, list[Any]]:
         """Each feature's values over windows made of `slots` (windows x slots, `valid` where used)."""
@@ -715,7 +725,7 @@ class PaneWindows:
         return not np.any((s[1:] == s[:-1]) & (kk[1:] != kk[:-1]))
 
     def add(self, entity_ids: np.ndarray, times: np.ndarray, arrivals: np.ndarray | None,
-            columns: Mapping[str, np.ndarray], objects: Mapping[str, list[Any]]) -> None:
+            columns: Mapping[str, np.ndarray], objects: Mapping[str, ObjectColumn]) -> None:
         """Add non-late events (arrival order; `arrivals` is not needed here); the caller has checked `fits`."""
         if not len(times):
             return
@@ -739,10 +749,7 @@ class PaneWindows:
         slots, times = slots[order], times[order]
         np.add.at(self.count, slots, 1)
         sorted_columns = {name: columns[name][order] for name in self.fields}
-        sorted_objects = {}
-        if self.objects:
-            pick = order.tolist()
-            sorted_objects = {name: [objects[name][i] for i in pick] for name in self.objects}
+        sorted_objects = {name: objects[name].take(order) for name in self.objects}
         self.aggregates.add(slots, times, sorted_columns, sorted_objects)
 
     # ------------------------------------------------------------------ closing
@@ -809,11 +816,13 @@ class PaneWindows:
             self.due.schedule(done[alive], nxt[alive])
         return block
 
-    def flush(self) -> WindowBlock:
-        """Emit every open window (the inputs have ended), and with changes the emptied windows after them."""
+    def flush(self, entity_ids: np.ndarray | None = None) -> WindowBlock:
+        """Emit every open window (the inputs have ended), and with changes the emptied windows
+        after them; of the entities `entity_ids` only, if given."""
         blocks = []
         while True:
-            live = np.flatnonzero(self.next_end[: self.capacity] != NO_END)
+            live = (np.flatnonzero(self.next_end[: self.capacity] != NO_END) if entity_ids is None
+                    else entity_ids[self.next_end[entity_ids] != NO_END])
             if not live.size:
                 break
             blocks.append(self.close(live, np.full(len(live), np.iinfo(np.int64).max // 4, np.int64)))

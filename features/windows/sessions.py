@@ -46,6 +46,7 @@ from features.windows.panes import (
     ColumnAggregates,
     DueIndex,
     FreeSlots,
+    ObjectColumn,
     WindowBlock,
     grown,
     run_heads,
@@ -124,7 +125,7 @@ class SessionWindows:
     # ------------------------------------------------------------------ adding
 
     def add(self, entity_ids: np.ndarray, times: np.ndarray, arrivals: np.ndarray | None,
-            columns: Mapping[str, np.ndarray], objects: Mapping[str, list[Any]]) -> None:
+            columns: Mapping[str, np.ndarray], objects: Mapping[str, ObjectColumn]) -> None:
         """Add non-late events in arrival order (`arrivals` is not needed here)."""
         n = len(times)
         if not n:
@@ -155,10 +156,7 @@ class SessionWindows:
         by_slot = stable_order(slots)
         sorted_slots = slots[by_slot]
         np.add.at(self.count, sorted_slots, 1)
-        sorted_objects = {}
-        if self.objects:
-            pick = by_slot.tolist()
-            sorted_objects = {name: [objects[name][i] for i in pick] for name in self.objects}
+        sorted_objects = {name: objects[name].take(by_slot) for name in self.objects}
         self.aggregates.add(sorted_slots, times[by_slot], {name: columns[name][by_slot] for name in self.fields},
                             sorted_objects)
 
@@ -297,9 +295,10 @@ class SessionWindows:
         counts = np.where(valid, self.count[matrix], 0).sum(axis=1)
         return WindowBlock(eids, starts, ends, counts, self.aggregates.values(matrix, valid, ends - starts))
 
-    def flush(self) -> WindowBlock:
-        """Emit every open session (the inputs have ended)."""
-        live = np.flatnonzero(self.latest[: self.capacity] >= 0)
+    def flush(self, entity_ids: np.ndarray | None = None) -> WindowBlock:
+        """Emit every open session (the inputs have ended); of the entities `entity_ids` only, if given."""
+        live = (np.flatnonzero(self.latest[: self.capacity] >= 0) if entity_ids is None
+                else entity_ids[self.latest[entity_ids] >= 0])
         return self.close(live, np.full(len(live), _CLOSE_ALL, np.int64))
 
     def _empty(self) -> WindowBlock:
