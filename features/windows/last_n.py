@@ -37,7 +37,7 @@ import numpy as np
 from features.partition_progress import NEVER
 from features.schema import EventSchema
 from features.windows.config import FeatureSet
-from features.windows.ordering import lex_order, stable_order
+from features.windows.ordering import among, lex_order, stable_order
 from features.windows.panes import (
     ChangeFilter,
     ColumnAggregates,
@@ -152,7 +152,7 @@ class LastNWindows:
 
         log = self._merged_log()
         involved = np.unique(rows_e)
-        mine = np.isin(log["e"], involved)
+        mine = among(log["e"], involved, self.capacity)
         sub = {name: column[mine] for name, column in log.items()}
         by_time = lex_order(sub["e"], sub["t"], sub["a"])
         sub = {name: column[by_time] for name, column in sub.items()}
@@ -191,7 +191,7 @@ class LastNWindows:
             return np.zeros(0, np.int64)
         held = np.flatnonzero((self.latest != NEVER) & (self.latest < stream_watermark - self.ttl))
         if held.size:
-            held = held[~np.isin(held, self._pending["e"])]
+            held = held[~among(held, self._pending["e"], self.capacity)]
         if held.size:
             self.forget(held)
         return held
@@ -200,7 +200,7 @@ class LastNWindows:
         """Drop the entities' events and marks (their ids are being released)."""
         log = self._merged_log()
         if log:
-            keep = ~np.isin(log["e"], entity_ids)
+            keep = ~among(log["e"], entity_ids, self.capacity)
             self._log = [{name: column[keep] for name, column in log.items()}]
         self.latest[entity_ids] = NEVER
         self.emitted[entity_ids] = NEVER
@@ -212,7 +212,7 @@ class LastNWindows:
         """Write every pending boundary (the inputs have ended); of the entities `entity_ids` only, if given."""
         entities = np.unique(self._pending["e"])
         if entity_ids is not None:
-            entities = entities[np.isin(entities, entity_ids)]
+            entities = entities[among(entities, entity_ids, self.capacity)]
         return self.close(entities, np.full(len(entities), np.iinfo(np.int64).max // 4, np.int64))
 
     @property

@@ -1,4 +1,4 @@
-"""Sorting batch columns: the one place that picks numpy's fastest stable sort for them."""
+"""Sorting and matching batch columns: the one place that picks numpy's fastest ways for them."""
 
 from __future__ import annotations
 
@@ -55,3 +55,15 @@ def sorted_within(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
     padded[rows, np.arange(total) - firsts[rows]] = values
     padded.sort(axis=1, kind="stable")  # stable: -0.0 and 0.0 keep their order, as in the lexsort
     return padded[np.arange(widest)[None, :] < counts[:, None]]
+
+
+def among(values: np.ndarray, members: np.ndarray, size: int) -> np.ndarray:
+    """`np.isin(values, members)` for ids in `[0, size)` (entity ids, slots): one lookup table
+    instead of two sorts, linear in the log a close scans.
+
+    >>> among(np.array([4, 0, 2, 4]), np.array([4, 1]), 5).tolist()
+    [True, False, False, True]
+    """
+    table = np.zeros(size, bool)
+    table[members] = True
+    return table[values]

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from features.windows.aggregates import EXACT_VALUES_CAP, Quantiles, _merge_values
-from features.windows.ordering import sorted_within, stable_order
+from features.windows.ordering import among, sorted_within, stable_order
 
 
 class ValueLog:
@@ -61,7 +61,7 @@ class ValueLog:
     def _remove(self, slots: np.ndarray) -> None:
         log_slots, log_values = self._merged()
         if len(log_slots):
-            keep = ~np.isin(log_slots, slots)
+            keep = ~among(log_slots, slots, max(int(log_slots.max()), int(slots.max(initial=0))) + 1)
             self._chunks = [(log_slots[keep], log_values[keep])]
 
     def gather(self, slots: np.ndarray, valid: np.ndarray,

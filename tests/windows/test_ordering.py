@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from features.windows.ordering import lex_order, sorted_within, stable_order
+from features.windows.ordering import among, lex_order, sorted_within, stable_order
 
 
 @given(st.lists(st.tuples(st.integers(0, 2**20), st.integers(-2**40, 2**40)), max_size=50), st.integers(0, 2**40),
@@ -36,3 +36,9 @@ def test_sorted_within_is_the_stable_lexsort(runs: list[list[float]], long_run: 
     expected = values[np.lexsort((values, np.repeat(np.arange(len(runs)), counts)))]
     got = sorted_within(values, counts)
     assert got.tolist() == expected.tolist() and np.signbit(got).tolist() == np.signbit(expected).tolist()
+
+
+@given(st.lists(st.integers(0, 40), max_size=60), st.lists(st.integers(0, 40), max_size=20))
+def test_among_is_isin(values: list[int], members: list[int]) -> None:
+    v, m = np.array(values, np.int64), np.array(members, np.int64)
+    assert among(v, m, 41).tolist() == np.isin(v, m).tolist()
