@@ -372,6 +372,7 @@ class _JoinLogic(StatefulBatchLogic[Any, tuple[str, Any], _JoinState]):
         routing = routing or ShardRouting(spec)
         self.shard_keys = routing.model_keys
         self.shard_of = _ModelShardKeys(routing)
+        self.segmented = spec.segment_by is not None
         self.arrival = spec.order == "arrival"
 
     def on_batch(self, values: list[tuple[str, list[Any], str, int | None]]) -> tuple[list[tuple[str, Any]], bool]:
@@ -409,24 +410,31 @@ class _JoinLogic(StatefulBatchLogic[Any, tuple[str, Any], _JoinState]):
         """Each event to its segment's model shard, with the labels that waited for it; returns
         the late and `before` counts so far."""
         router, shard_of, arrival = self.state.router, self.shard_of, self.arrival
+        behind = columns.order < sent  # from a partition that was idle: the model shards are past it
+        if behind.any():
+            late += int(behind.sum())
+            columns = columns.take(np.flatnonzero(~behind).tolist())
+        times, keys, segments = columns.order.tolist(), columns.keys, columns.segments
+        if not times:
+            return late, before
         picks: dict[str, list[int]] = {}
+        if self.segmented:
+            for i, segment in enumerate(segments):
+                index = picks.get(shard_of[segment])
+                if index is None:
+                    picks[shard_of[segment]] = [i]
+                else:
+                    index.append(i)
+        else:  # one model shard: every event goes there
+            picks[shard_of[None]] = list(range(len(times)))
         released: dict[str, list[tuple[int, str, Any, Any, int]]] = {}
-        for i, (t, join_key, segment) in enumerate(zip(columns.order.tolist(), columns.keys, columns.segments)):
-            if t < sent:  # from a partition that was idle: the model shards are past it
-                late += 1
-                continue
-            shard = shard_of[segment]
-            index = picks.get(shard)
-            if index is None:
-                picks[shard] = [i]
-            else:
-                index.append(i)
-            waiting = router.event(join_key, t, segment)
+        for i, waiting in router.events(keys, times, segments):
+            t, join_key, segment = times[i], keys[i], segments[i]
             for label_time, label in waiting:
                 if arrival and label_time < t:
                     before += 1
                     continue
-                released.setdefault(shard, []).append((label_time, join_key, segment, label[0], label[1]))
+                released.setdefault(shard_of[segment], []).append((label_time, join_key, segment, label[0], label[1]))
         for shard, index in picks.items():
             out[shard].append(columns.take(index))
             labels = released.get(shard)

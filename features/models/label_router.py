@@ -40,10 +40,28 @@ class LabelRouter:
 
     def event(self, key: str, time_ms: int, segment: str | None) -> list[tuple[int, Any]]:
         """Record an event's segment; returns the (time, label) pairs that were waiting for it."""
-        self.segments.pop(key, None)  # re-insert: the dict stays in arrival order
-        self.segments[key] = (time_ms, segment)
-        waiting = self.waiting.pop(key, None)
-        return waiting or []
+        released = self.events([key], [time_ms], [segment])
+        return released[0][1] if released else []
+
+    def events(self, keys: list[str], times: list[int],
+               segments: list[str | None]) -> list[tuple[int, list[tuple[int, Any]]]]:
+        """Record a batch of events' segments, in order; returns (position, the (time, label)
+        pairs that were waiting for it) of each event that had labels waiting (few do).
+
+        >>> router = LabelRouter(ttl_ms=1_000)
+        >>> router.label("r2", 9, "early")
+        (False, None)
+        >>> router.events(["r1", "r2"], [5, 6], ["a", "b"])
+        [(1, [(9, 'early')])]
+        """
+        recorded, waiting = self.segments, self.waiting
+        released = []
+        for i, (key, time_ms, segment) in enumerate(zip(keys, times, segments)):
+            recorded.pop(key, None)  # re-insert: the dict stays in arrival order
+            recorded[key] = (time_ms, segment)
+            if waiting and key in waiting:
+                released.append((i, waiting.pop(key)))
+        return released
 
     def label(self, key: str, time_ms: int, label: Any) -> tuple[bool, str | None]:
         """(True, segment) when the key's event is known; else the label waits: (False, None)."""
