@@ -447,22 +447,30 @@ class _JoinLogic(StatefulBatchLogic[Any, tuple[str, Any], _JoinState]):
         """Each label whose event is known to its segment's model shard (the others wait for
         it); returns the late and `before` counts so far."""
         router, shard_of, arrival = self.state.router, self.shard_of, self.arrival
-        joined: dict[str, list[tuple[int, str, Any, Any, int]]] = {}
-        for t, own, join_key, value in zip(columns.order.tolist(), columns.times.tolist(), columns.keys,
-                                           columns.values):
-            if t < sent:
-                late += 1
+        behind = columns.order < sent
+        if behind.any():
+            late += int(behind.sum())
+            columns = columns.take(np.flatnonzero(~behind).tolist())
+        times = columns.order.tolist()
+        if not times:
+            return late, before
+        picks: dict[str, tuple[list[int], list[Any]]] = {}
+        for i, event_time, segment in router.labels(columns.keys, times,
+                                                     list(zip(columns.values, columns.times.tolist()))):
+            # In the arrival order a label joins only an event before it in the order:
+            # whether an event later in the order has come yet depends on timing.
+            if arrival and event_time > times[i]:
+                before += 1
                 continue
-            found, segment = router.label(join_key, t, (value, own))
-            if found:
-                # In the arrival order a label joins only an event before it in the order:
-                # whether an event later in the order has come yet depends on timing.
-                if arrival and router.segments[join_key][0] > t:
-                    before += 1
-                    continue
-                joined.setdefault(shard_of[segment], []).append((t, join_key, segment, value, own))
-        for shard, labels in joined.items():
-            out[shard].append(LabelColumns.of(labels))
+            shard = shard_of[segment]
+            pick = picks.get(shard)
+            if pick is None:
+                picks[shard] = ([i], [segment])
+            else:
+                pick[0].append(i)
+                pick[1].append(segment)
+        for shard, (index, segments) in picks.items():
+            out[shard].append(columns.joined(index, segments))
         return late, before
 
     def on_eof(self) -> tuple[list[tuple[str, Any]], bool]:

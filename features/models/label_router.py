@@ -65,12 +65,29 @@ class LabelRouter:
 
     def label(self, key: str, time_ms: int, label: Any) -> tuple[bool, str | None]:
         """(True, segment) when the key's event is known; else the label waits: (False, None)."""
-        known = self.segments.get(key)
-        if known is not None:
-            return True, known[1]
-        self.waiting.setdefault(key, []).append((time_ms, label))
-        heapq.heappush(self.due, (time_ms, key))
-        return False, None
+        found = self.labels([key], [time_ms], [label])
+        return (True, found[0][2]) if found else (False, None)
+
+    def labels(self, keys: list[str], times: list[int], labels: list[Any]) -> list[tuple[int, int, str | None]]:
+        """A batch of labels, in order: returns (position, event time, segment) of each label
+        whose key's event is known; the others wait for it.
+
+        >>> router = LabelRouter(ttl_ms=1_000)
+        >>> router.event("r1", 5, "a")
+        []
+        >>> router.labels(["r1", "r2"], [7, 8], ["label 1", "label 2"]), router.waiting
+        ([(0, 5, 'a')], {'r2': [(8, 'label 2')]})
+        """
+        recorded, waiting, due = self.segments, self.waiting, self.due
+        found = []
+        for i, (key, time_ms) in enumerate(zip(keys, times)):
+            known = recorded.get(key)
+            if known is not None:
+                found.append((i, *known))
+            else:
+                waiting.setdefault(key, []).append((time_ms, labels[i]))
+                heapq.heappush(due, (time_ms, key))
+        return found
 
     def expire(self, watermark: int) -> int:
         """Forget events older than two TTLs before the watermark, and drop waiting labels the

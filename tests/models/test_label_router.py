@@ -58,3 +58,17 @@ def test_a_batch_of_events_is_its_events_one_at_a_time(labels: list[tuple[str, i
                   if (waiting := single.event(key, t, segment))]
     assert released == one_by_one
     assert list(batch.segments.items()) == list(single.segments.items()) and batch.waiting == single.waiting
+
+
+@given(batches, st.lists(st.tuples(st.sampled_from("abcdefgh"), st.integers(0, 10_000)), max_size=30))
+def test_a_batch_of_labels_is_its_labels_one_at_a_time(events: list[tuple[str, int, str | None]],
+                                                        labels: list[tuple[str, int]]) -> None:
+    batch, single = LabelRouter(ttl_ms=1_000), LabelRouter(ttl_ms=1_000)
+    for router in (batch, single):
+        for key, t, segment in events:
+            router.event(key, t, segment)
+    found = batch.labels([key for key, _ in labels], [t for _, t in labels], [f"label {t}" for _, t in labels])
+    one_by_one = [(i, single.segments[key][0], segment) for i, (key, t) in enumerate(labels)
+                  for known, segment in [single.label(key, t, f"label {t}")] if known]
+    assert found == one_by_one
+    assert batch.waiting == single.waiting and sorted(batch.due) == sorted(single.due)
