@@ -539,7 +539,8 @@ class _ModelLogic(StatefulBatchLogic[Any, list[OutMessage], _ShardState]):
                 model = segments[segment] = SegmentModel(spec, segment, self.test_set)
             labels += model.run(run, predictions, results)
         rendered = prediction_messages(spec.name, predictions, iso_utc(now))
-        out = list(map(OutMessage, repeat(spec.topic), [p[0].encode() for p in predictions], rendered))
+        keys = map(str.encode, map(itemgetter(0), predictions))
+        out = list(map(OutMessage, repeat(spec.topic), keys, rendered))
         if results:  # rare (windows, snapshots, drift): put in at their places
             merged: list[OutMessage] = []
             done = 0
