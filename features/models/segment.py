@@ -1,6 +1,7 @@
 """One model for one segment on the stream: predict, wait for the label, score, then learn.
 
-`SegmentModel` is fed events and labels in event-time order (the flow orders them):
+`SegmentModel` is fed events and labels in event-time order (the flow orders them), a run of
+them at a time (`run`; `on_event` and `on_label` are runs of one):
 
 - `on_event` predicts with the champion (and the challenger, if any) and keeps the
   prediction with the exact input vector, keyed by the join key ("log and wait");
@@ -32,8 +33,8 @@ from __future__ import annotations
 import math
 import pickle
 from collections import OrderedDict
-from dataclasses import dataclass
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from features.models import deep_pickle
@@ -171,8 +172,7 @@ class SegmentModel:
         # key -> (time, x, probabilities, value), and with a challenger (champion serial, challenger
         # serial, challenger output): a tuple per waiting prediction, made in `run`.
         # OrderedDicts: a plain dict emptied from the front makes `next(iter(d))` scan the holes.
-        self.pending: OrderedDict[str, tuple[int, dict[str, Any], int, tuple[Any, Any], int,
-                                             tuple[Any, Any] | None]] = OrderedDict()
+        self.pending: OrderedDict[str, tuple[Any, ...]] = OrderedDict()
         # Recently labelled (True) or expired (False) keys, kept one TTL to tell a duplicate or
         # late label from an unknown one.
         self.resolved: OrderedDict[str, tuple[int, bool]] = OrderedDict()
