@@ -39,6 +39,8 @@ import logging
 import time
 import zlib
 from collections.abc import Callable
+from itertools import groupby, repeat
+from operator import itemgetter
 from typing import Any
 
 import bytewax.operators as op
@@ -63,7 +65,7 @@ from features.models.config import ModelSpec
 from features.models.messages import (
     error_drift_event,
     metrics_message,
-    prediction_message,
+    prediction_messages,
     promotion_message,
     promotion_refused_message,
     snapshot_messages,
@@ -75,8 +77,10 @@ from features.models.labels import Label
 from features.models.placement import plan_fingerprint, plan_segments, segment_weights, worker_for
 from features.models.segment import (
     ErrorDrift,
+    Prediction,
     Promotion,
     PromotionRefused,
+    Result,
     SegmentModel,
     Snapshot,
     SnapshotFailed,
@@ -92,7 +96,7 @@ HASH_PLACEMENT = "hash"
 # The layout of the join and model shards' state (what a recovery snapshot holds): a release
 # that changes it (the classes below, the models' ordering buffer, feature-input windows)
 # numbers it anew, and a snapshot of another layout is refused at start (`resumable`).
-STATE_LAYOUT = 1
+STATE_LAYOUT = 2
 
 
 def _shard(text: str, shards: int) -> int:
@@ -368,6 +372,7 @@ class _JoinLogic(StatefulBatchLogic[Any, tuple[str, Any], _JoinState]):
         routing = routing or ShardRouting(spec)
         self.shard_keys = routing.model_keys
         self.shard_of = _ModelShardKeys(routing)
+        self.segmented = spec.segment_by is not None
         self.arrival = spec.order == "arrival"
 
     def on_batch(self, values: list[tuple[str, list[Any], str, int | None]]) -> tuple[list[tuple[str, Any]], bool]:
@@ -405,24 +410,31 @@ class _JoinLogic(StatefulBatchLogic[Any, tuple[str, Any], _JoinState]):
         """Each event to its segment's model shard, with the labels that waited for it; returns
         the late and `before` counts so far."""
         router, shard_of, arrival = self.state.router, self.shard_of, self.arrival
+        behind = columns.order < sent  # from a partition that was idle: the model shards are past it
+        if behind.any():
+            late += int(behind.sum())
+            columns = columns.take(np.flatnonzero(~behind).tolist())
+        times, keys, segments = columns.order.tolist(), columns.keys, columns.segments
+        if not times:
+            return late, before
         picks: dict[str, list[int]] = {}
+        if self.segmented:
+            for i, segment in enumerate(segments):
+                index = picks.get(shard_of[segment])
+                if index is None:
+                    picks[shard_of[segment]] = [i]
+                else:
+                    index.append(i)
+        else:  # one model shard: every event goes there
+            picks[shard_of[None]] = list(range(len(times)))
         released: dict[str, list[tuple[int, str, Any, Any, int]]] = {}
-        for i, (t, join_key, segment) in enumerate(zip(columns.order.tolist(), columns.keys, columns.segments)):
-            if t < sent:  # from a partition that was idle: the model shards are past it
-                late += 1
-                continue
-            shard = shard_of[segment]
-            index = picks.get(shard)
-            if index is None:
-                picks[shard] = [i]
-            else:
-                index.append(i)
-            waiting = router.event(join_key, t, segment)
+        for i, waiting in router.events(keys, times, segments):
+            t, join_key, segment = times[i], keys[i], segments[i]
             for label_time, label in waiting:
                 if arrival and label_time < t:
                     before += 1
                     continue
-                released.setdefault(shard, []).append((label_time, join_key, segment, label[0], label[1]))
+                released.setdefault(shard_of[segment], []).append((label_time, join_key, segment, label[0], label[1]))
         for shard, index in picks.items():
             out[shard].append(columns.take(index))
             labels = released.get(shard)
@@ -435,22 +447,30 @@ class _JoinLogic(StatefulBatchLogic[Any, tuple[str, Any], _JoinState]):
         """Each label whose event is known to its segment's model shard (the others wait for
         it); returns the late and `before` counts so far."""
         router, shard_of, arrival = self.state.router, self.shard_of, self.arrival
-        joined: dict[str, list[tuple[int, str, Any, Any, int]]] = {}
-        for t, own, join_key, value in zip(columns.order.tolist(), columns.times.tolist(), columns.keys,
-                                           columns.values):
-            if t < sent:
-                late += 1
+        behind = columns.order < sent
+        if behind.any():
+            late += int(behind.sum())
+            columns = columns.take(np.flatnonzero(~behind).tolist())
+        times = columns.order.tolist()
+        if not times:
+            return late, before
+        picks: dict[str, tuple[list[int], list[Any]]] = {}
+        for i, event_time, segment in router.labels(columns.keys, times,
+                                                     list(zip(columns.values, columns.times.tolist()))):
+            # In the arrival order a label joins only an event before it in the order:
+            # whether an event later in the order has come yet depends on timing.
+            if arrival and event_time > times[i]:
+                before += 1
                 continue
-            found, segment = router.label(join_key, t, (value, own))
-            if found:
-                # In the arrival order a label joins only an event before it in the order:
-                # whether an event later in the order has come yet depends on timing.
-                if arrival and router.segments[join_key][0] > t:
-                    before += 1
-                    continue
-                joined.setdefault(shard_of[segment], []).append((t, join_key, segment, value, own))
-        for shard, labels in joined.items():
-            out[shard].append(LabelColumns.of(labels))
+            shard = shard_of[segment]
+            pick = picks.get(shard)
+            if pick is None:
+                picks[shard] = ([i], [segment])
+            else:
+                pick[0].append(i)
+                pick[1].append(segment)
+        for shard, (index, segments) in picks.items():
+            out[shard].append(columns.joined(index, segments))
         return late, before
 
     def on_eof(self) -> tuple[list[tuple[str, Any]], bool]:
@@ -470,7 +490,6 @@ class _ShardState:
     def __init__(self, features: FeatureInputs | None = None, placement: str = HASH_PLACEMENT) -> None:
         self.order = OrderedRelease(JOIN_SHARDS)
         self.segments: dict[str | None, SegmentModel] = {}
-        self.last_ms: dict[str | None, int] = {}
         self.features = features
         self.placement = placement
         self.state_layout = STATE_LAYOUT
@@ -498,41 +517,40 @@ class _ModelLogic(StatefulBatchLogic[Any, list[OutMessage], _ShardState]):
             model.test_set = test_set
 
     def _run(self, items: list[Entry]) -> list[OutMessage]:
-        """The released entries (see `features.models.columns`) through their segments' models."""
+        """The released entries (see `features.models.columns`) through their segments' models,
+        a run of consecutive entries of a segment at a time; the predictions are rendered
+        together, with the other outputs in between where they came."""
         spec, state = self.spec, self.state
-        segments, last = state.segments, state.last_ms
-        features = state.features
+        segments, features = state.segments, state.features
         now = self.clock_ms()
-        emitted_at, name, topic = iso_utc(now), spec.name, spec.topic  # the same for every prediction
-        out: list[OutMessage] = []
-        predictions = labels = 0
-        arrival = spec.order == "arrival"
-        for t, rank, key, _arrival, segment, own, payload in items:
-            # A segment's clock is the order time: in the arrival order, the sequence time (so
-            # TTLs, windows and snapshots depend on the sequence alone, not on when the
-            # watermark moved); a prediction still says its event's own time.
+        if features is not None:  # the shard's windows see every event, in order, before it is predicted
+            for _t, rank, _key, _arrival, _segment, own, payload in items:
+                if rank == EVENT:
+                    payload[1].update(features.on_event(own, payload[2]))
+        predictions: list[Prediction] = []
+        results: list[Result] = []
+        labels = 0
+        # A segment's clock is the order time: in the arrival order, the sequence time (so TTLs,
+        # windows and snapshots depend on the sequence alone, not on when the watermark moved);
+        # a prediction still says its event's own time.
+        for segment, run in groupby(items, itemgetter(4)):
             model = segments.get(segment)
             if model is None:
                 model = segments[segment] = SegmentModel(spec, segment, self.test_set)
-            last[segment] = t
-            if rank == EVENT:
-                x = payload[1]
-                if features is not None:
-                    x = {**x, **features.on_event(own, payload[2])}
-                results = model.on_event(key, t, x)
-                served = results.pop()
-                if arrival and own != t:
-                    served = served._replace(time_ms=own)
-                out.append(OutMessage(topic, key.encode(),
-                                      encode(prediction_message(name, segment, served, payload[0], emitted_at))))
-                predictions += 1
-            else:
-                results = model.on_label(key, t, payload)
-                labels += 1
-            if results:
-                self._encode(segment, results, now, out)
+            labels += model.run(run, predictions, results)
+        rendered = prediction_messages(spec.name, predictions, iso_utc(now))
+        keys = map(str.encode, map(itemgetter(0), predictions))
+        out = list(map(OutMessage, repeat(spec.topic), keys, rendered))
+        if results:  # rare (windows, snapshots, drift): put in at their places
+            merged: list[OutMessage] = []
+            done = 0
+            for at, segment, result in results:
+                merged += out[done:at]
+                done = at
+                self._encode(segment, [result], now, merged)
+            out = merged + out[done:]
         if predictions or labels:
-            self.counters.add({"model.predictions": predictions, "model.labels_used": labels})
+            self.counters.add({"model.predictions": len(predictions), "model.labels_used": labels})
         return out
 
     def _encode(self, segment: str | None, results: list[Any], now: int, out: list[OutMessage]) -> None:
@@ -601,7 +619,7 @@ class _ModelLogic(StatefulBatchLogic[Any, list[OutMessage], _ShardState]):
         out = self._run(self.state.order.flush())
         now = self.clock_ms()
         for segment, model in self.state.segments.items():
-            self._encode(segment, model.flush(self.state.last_ms.get(segment, 0)), now, out)
+            self._encode(segment, model.flush(model.last_ms), now, out)
         return [out], StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> _ShardState:

@@ -127,6 +127,40 @@ def stop_on_sigterm() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+# The collector's thresholds while a flow runs (Python's defaults: 700, 10, 10). A flow makes
+# and frees many containers per event (dicts, tuples, messages) and keeps some for a while
+# (waiting predictions, buffered items): with a young collection every 700 net allocations
+# those are traversed again and again, and full passes follow every 100 young ones. Measured
+# on the model flow (a no-op model, 60k rides): the collector's time fell from 0.31 to 0.05 s
+# of ~1.7 s CPU; a young collection of 50k objects takes ~10 ms.
+RUN_GC_THRESHOLDS = (50_000, 20, 100)
+
+
+@contextmanager
+def collecting_for_a_run() -> Iterator[None]:
+    """While a flow runs: what is alive at its start frozen, and the collector at
+    `RUN_GC_THRESHOLDS`; as before afterwards.
+
+    >>> before = gc.get_threshold()
+    >>> with collecting_for_a_run():
+    ...     gc.get_threshold() == RUN_GC_THRESHOLDS
+    True
+    >>> gc.get_threshold() == before
+    True
+    """
+    # What is alive now (modules, config, the flow) lives for the whole run: frozen, it is kept
+    # out of the collector's full passes, which otherwise traverse it again every few hundred
+    # thousand allocations (about a tenth of the model flow's CPU time). Unfrozen afterwards.
+    previous = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(*RUN_GC_THRESHOLDS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
+        gc.unfreeze()
+
+
 def run_flow(flow: Dataflow, execution: Execution = Execution()) -> None:
     """Execute `flow` until its inputs end (bounded runs) or the process is stopped.
 
@@ -144,11 +178,7 @@ def run_flow(flow: Dataflow, execution: Execution = Execution()) -> None:
         prepare_recovery_dir(execution.recovery_dir, execution.total_workers)
         # Local disk: no backup delay needed before old snapshots are dropped.
         recovery = RecoveryConfig(str(execution.recovery_dir), backup_interval=timedelta(0))
-    # What is alive now (modules, config, the flow) lives for the whole run: frozen, it is kept
-    # out of the collector's full passes, which otherwise traverse it again every few hundred
-    # thousand allocations (about a tenth of the model flow's CPU time). Unfrozen afterwards.
-    gc.freeze()
-    try:
+    with collecting_for_a_run():
         cli_main(
             flow,
             workers_per_process=execution.workers,
@@ -157,5 +187,3 @@ def run_flow(flow: Dataflow, execution: Execution = Execution()) -> None:
             epoch_interval=timedelta(seconds=execution.epoch_interval_s),
             recovery_config=recovery,
         )
-    finally:
-        gc.unfreeze()

@@ -110,6 +110,15 @@ class LabelColumns:
         return LabelColumns(self.order[at], self.times[at], [self.keys[i] for i in index],
                             [self.segments[i] for i in index], [self.values[i] for i in index])
 
+    def joined(self, index: list[int], segments: list[Any]) -> LabelColumns:
+        """The labels at `index` (ascending positions), with their events' segments.
+
+        >>> LabelColumns.of([(5, "r1", None, True, 5), (6, "r2", None, False, 6)]).joined([1], ["a"]).segments
+        ['a']
+        """
+        taken = self.take(index)
+        return LabelColumns(taken.order, taken.times, taken.keys, segments, taken.values)
+
     @staticmethod
     def of(rows: Sequence[tuple[int, str, Any, Any, int]]) -> LabelColumns:
         """Labels from (order time, join key, segment, value, own time) rows."""

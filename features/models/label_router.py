@@ -40,19 +40,54 @@ class LabelRouter:
 
     def event(self, key: str, time_ms: int, segment: str | None) -> list[tuple[int, Any]]:
         """Record an event's segment; returns the (time, label) pairs that were waiting for it."""
-        self.segments.pop(key, None)  # re-insert: the dict stays in arrival order
-        self.segments[key] = (time_ms, segment)
-        waiting = self.waiting.pop(key, None)
-        return waiting or []
+        released = self.events([key], [time_ms], [segment])
+        return released[0][1] if released else []
+
+    def events(self, keys: list[str], times: list[int],
+               segments: list[str | None]) -> list[tuple[int, list[tuple[int, Any]]]]:
+        """Record a batch of events' segments, in order; returns (position, the (time, label)
+        pairs that were waiting for it) of each event that had labels waiting (few do).
+
+        >>> router = LabelRouter(ttl_ms=1_000)
+        >>> router.label("r2", 9, "early")
+        (False, None)
+        >>> router.events(["r1", "r2"], [5, 6], ["a", "b"])
+        [(1, [(9, 'early')])]
+        """
+        recorded, waiting = self.segments, self.waiting
+        released = []
+        for i, (key, time_ms, segment) in enumerate(zip(keys, times, segments)):
+            recorded.pop(key, None)  # re-insert: the dict stays in arrival order
+            recorded[key] = (time_ms, segment)
+            if waiting and key in waiting:
+                released.append((i, waiting.pop(key)))
+        return released
 
     def label(self, key: str, time_ms: int, label: Any) -> tuple[bool, str | None]:
         """(True, segment) when the key's event is known; else the label waits: (False, None)."""
-        known = self.segments.get(key)
-        if known is not None:
-            return True, known[1]
-        self.waiting.setdefault(key, []).append((time_ms, label))
-        heapq.heappush(self.due, (time_ms, key))
-        return False, None
+        found = self.labels([key], [time_ms], [label])
+        return (True, found[0][2]) if found else (False, None)
+
+    def labels(self, keys: list[str], times: list[int], labels: list[Any]) -> list[tuple[int, int, str | None]]:
+        """A batch of labels, in order: returns (position, event time, segment) of each label
+        whose key's event is known; the others wait for it.
+
+        >>> router = LabelRouter(ttl_ms=1_000)
+        >>> router.event("r1", 5, "a")
+        []
+        >>> router.labels(["r1", "r2"], [7, 8], ["label 1", "label 2"]), router.waiting
+        ([(0, 5, 'a')], {'r2': [(8, 'label 2')]})
+        """
+        recorded, waiting, due = self.segments, self.waiting, self.due
+        found = []
+        for i, (key, time_ms) in enumerate(zip(keys, times)):
+            known = recorded.get(key)
+            if known is not None:
+                found.append((i, *known))
+            else:
+                waiting.setdefault(key, []).append((time_ms, labels[i]))
+                heapq.heappush(due, (time_ms, key))
+        return found
 
     def expire(self, watermark: int) -> int:
         """Forget events older than two TTLs before the watermark, and drop waiting labels the

@@ -3,11 +3,10 @@
 Each has a `schema` and a deterministic `id` (see `features.messages`); JSON Schemas are in
 `deploy/schemas/`. Class names become JSON object keys: booleans as "true"/"false".
 
->>> from features.models.segment import Served
->>> msg = prediction_message("cancel", None, Served("r1", 0, 1, {True: 0.25, False: 0.75}, False,
-...                          {"price": 9.5}), "area-1", iso_utc(5))
->>> msg["id"], msg["probabilities"], msg["prediction"]
-('cancel/r1', {'true': 0.25, 'false': 0.75}, False)
+>>> [msg] = prediction_messages("cancel", [("r1", 0, 1, {True: 0.25, False: 0.75}, False, {"price": 9.5},
+...                                           "area-1", None)], iso_utc(5))
+>>> import orjson; msg[:64], orjson.loads(msg)["probabilities"]
+(b'{"schema":"driftline.prediction/1","id":"cancel/r1","model":"can', {'true': 0.25, 'false': 0.75})
 """
 
 from __future__ import annotations
@@ -17,9 +16,9 @@ import functools
 from typing import Any
 
 from features.monitors.events import DriftEvent, window_dict
-from features.messages import iso_utc
+from features.messages import encode, iso_utc
 from features.models.fixed_test_set import FixedSetScores
-from features.models.segment import ErrorDrift, Promotion, PromotionRefused, Served, Snapshot, WindowMetrics
+from features.models.segment import ErrorDrift, Prediction, Promotion, PromotionRefused, Snapshot, WindowMetrics
 
 PREDICTION_SCHEMA = "driftline.prediction/1"
 METRICS_SCHEMA = "driftline.model_metrics/1"
@@ -66,26 +65,27 @@ def event_time_iso(ms: int) -> str:
     return _second_iso(ms // 1000) + _MILLIS[ms % 1000]
 
 
-def prediction_message(model: str, segment: str | None, served: Served, entity: str,
-                       emitted_at: str) -> dict[str, Any]:
-    """One served prediction, with the exact input vector the model saw; `emitted_at` is the
-    emission time as `iso_utc` writes it (the same for a batch of predictions: made once)."""
-    proba = served.proba
-    return {
+def prediction_messages(model: str, predictions: list[Prediction], emitted_at: str) -> list[bytes]:
+    """Served predictions (`SegmentModel.run`'s rows), each with the exact input vector the model
+    saw, as encoded messages; `emitted_at` is the emission time as `iso_utc` writes it (the same
+    for a batch of predictions: made once). One comprehension for the batch: per prediction, a
+    dict for orjson and no object of ours."""
+    prefix = model + "/"
+    return [encode({
         "schema": PREDICTION_SCHEMA,
-        "id": f"{model}/{served.key}",
+        "id": prefix + key,
         "model": model,
         "segment": segment,
-        "version": served.version,
-        "key": served.key,
+        "version": version,
+        "key": key,
         "entity": entity,
-        "event_time": event_time_iso(served.time_ms),
-        "event_time_ms": served.time_ms,
-        "prediction": served.value,
+        "event_time": event_time_iso(ms),
+        "event_time_ms": ms,
+        "prediction": value,
         "probabilities": None if proba is None else {class_name(c): p for c, p in proba.items()},
-        "inputs": served.x,
+        "inputs": x,
         "emitted_at": emitted_at,
-    }
+    }) for key, ms, version, proba, value, x, entity, segment in predictions]
 
 
 def metrics_message(model: str, segment: str | None, task: str, w: WindowMetrics,

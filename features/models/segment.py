@@ -1,6 +1,7 @@
 """One model for one segment on the stream: predict, wait for the label, score, then learn.
 
-`SegmentModel` is fed events and labels in event-time order (the flow orders them):
+`SegmentModel` is fed events and labels in event-time order (the flow orders them), a run of
+them at a time (`run`; `on_event` and `on_label` are runs of one):
 
 - `on_event` predicts with the champion (and the challenger, if any) and keeps the
   prediction with the exact input vector, keyed by the join key ("log and wait");
@@ -32,15 +33,18 @@ from __future__ import annotations
 import math
 import pickle
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from features.models import deep_pickle
+from features.models.columns import EVENT, LABEL
 from features.models.config import ModelSpec
 from features.models.fixed_test_set import FixedSetScores, FixedTestSet
 from features.models.label_clock import LabelClock
 from features.models.metrics import PairedScores, WindowScores, score
 from features.models.runner import ModelRunner
+from features.stream_order import Entry
 
 _INF = 2**63
 
@@ -54,6 +58,13 @@ class Served(NamedTuple):
     proba: dict[Any, float] | None
     value: Any
     x: dict[str, Any]
+
+
+# A prediction to render, as `run` makes it (a plain tuple: one per event): join key, event
+# time, model version, probabilities, value, input vector, entity, segment.
+Prediction = tuple[str, int, int, "dict[Any, float] | None", Any, dict[str, Any], Any, "str | None"]
+# A due output of `run`: (how many predictions come before it, segment, output).
+Result = tuple[int, "str | None", Any]
 
 
 @dataclass(frozen=True)
@@ -158,10 +169,10 @@ class SegmentModel:
         self.challenger_since: int | None = None
         if spec.challenger is not None and spec.challenger.start == "always":
             self._start_challenger(None)
-        # key -> (time, x, champion serial, champion output, challenger serial, challenger output)
+        # key -> (time, x, probabilities, value), and with a challenger (champion serial, challenger
+        # serial, challenger output): a tuple per waiting prediction, made in `run`.
         # OrderedDicts: a plain dict emptied from the front makes `next(iter(d))` scan the holes.
-        self.pending: OrderedDict[str, tuple[int, dict[str, Any], int, tuple[Any, Any], int,
-                                             tuple[Any, Any] | None]] = OrderedDict()
+        self.pending: OrderedDict[str, tuple[Any, ...]] = OrderedDict()
         # Recently labelled (True) or expired (False) keys, kept one TTL to tell a duplicate or
         # late label from an unknown one.
         self.resolved: OrderedDict[str, tuple[int, bool]] = OrderedDict()
@@ -176,6 +187,7 @@ class SegmentModel:
         self.next_snapshot: int | None = None
         self.snapshot_learned = 0
         self.due_ms = -_INF  # the earliest event time at which `advance` has something to do
+        self.last_ms = 0  # the order time of the latest entry run (a bounded run's end snapshots as of it)
         self.labelled = 0
         self.scored = 0  # labelled predictions that predicted something
         self.score_sum = 0.0  # correct predictions, or minus the absolute errors
@@ -214,68 +226,118 @@ class SegmentModel:
 
     # --- the stream ---------------------------------------------------------------------------
 
+    def run(self, entries: Iterable[Entry], predictions: list[Prediction], results: list[Result]) -> int:
+        """A run of this segment's released entries, in order (`features.models.columns`: order
+        time, rank, join key, arrival number, segment, own time, payload): each event is
+        predicted and waits for its label, each label is scored and learned. Appends each
+        prediction to `predictions` and each due output to `results`, as (how many predictions
+        come before it, segment, output); returns how many labels it saw.
+
+        This loop is the model flow's per-event work around River: per event it makes only the
+        waiting entry and the prediction row, and reads what every entry needs once per run.
+        """
+        segment, pending = self.segment, self.pending
+        expiry, max_pending = self.spec.labels.ttl_ms + 1, self.spec.max_pending
+        labels = 0
+        t = self.last_ms
+        for t, rank, key, _arrival, _segment, own, payload in entries:
+            if t >= self.due_ms:
+                due = self.advance(t)
+                if due:
+                    at = len(predictions) + (rank == EVENT)  # an event's outputs follow its prediction
+                    results += [(at, segment, r) for r in due]
+            if rank != EVENT:
+                labels += 1
+                caused = self._learn(key, t, payload)
+                if caused:
+                    at = len(predictions)
+                    results += [(at, segment, r) for r in caused]
+                continue
+            x = payload[1]
+            if t + expiry < self.due_ms:  # its expiry, at the latest
+                self.due_ms = t + expiry
+            champion, challenger = self.champion, self.challenger
+            proba, value = champion.predict(x)
+            if key in pending:  # a repeated event: the newer prediction waits, in time order
+                del pending[key]
+            pending[key] = ((t, x, proba, value) if challenger is None else
+                            (t, x, proba, value, champion.serial, challenger.serial, challenger.predict(x)))
+            if len(pending) > max_pending:
+                self._expire_oldest(t)
+            if self.window_start is None:
+                self._open_window(t)
+            self.window_counts[0] += 1
+            predictions.append((key, own, self.version, proba, value, x, payload[0], segment))
+        self.last_ms = t
+        return labels
+
     def on_event(self, key: str, time_ms: int, x: dict[str, Any]) -> list[Any]:
-        """Predict for one event; returns due outputs, the `Served` prediction last."""
-        out = self.advance(time_ms) if time_ms >= self.due_ms else []
-        self._due(time_ms + self.spec.labels.ttl_ms + 1)
-        champion, challenger = self.champion, self.challenger
-        served = champion.predict(x)
-        pending = self.pending
-        if key in pending:  # a repeated event: the newer prediction waits, in time order
-            del pending[key]
-        pending[key] = (time_ms, x, champion.serial, served,
-                        challenger.serial if challenger is not None else 0,
-                        challenger.predict(x) if challenger is not None else None)
-        if len(pending) > self.spec.max_pending:
-            oldest = next(iter(pending))
-            del pending[oldest]
-            self._resolve(oldest, time_ms, False)
-            self._count_expired()
-        if self.window_start is None:
-            self._open_window(time_ms)
-        self.window_counts[0] += 1
-        out.append(Served(key, time_ms, self.version, served[0], served[1], x))
-        return out
+        """Predict for one event (`run` of one entry); returns due outputs, the `Served` prediction last."""
+        predictions: list[Prediction] = []
+        results: list[Result] = []
+        self.run([(time_ms, EVENT, key, 0, self.segment, time_ms, (None, x, None))], predictions, results)
+        key, own, version, proba, value, x, _entity, _segment = predictions[0]
+        return [r for _at, _segment, r in results] + [Served(key, own, version, proba, value, x)]
 
     def on_label(self, key: str, time_ms: int, y: Any) -> list[Any]:
-        """Join a label to its waiting prediction, score it, then learn; returns due outputs."""
-        out = self.advance(time_ms) if time_ms >= self.due_ms else []
+        """Join a label to its waiting prediction, score it, then learn (`run` of one entry);
+        returns due outputs."""
+        results: list[Result] = []
+        self.run([(time_ms, LABEL, key, 0, self.segment, time_ms, y)], [], results)
+        return [r for _at, _segment, r in results]
+
+    def _learn(self, key: str, time_ms: int, y: Any) -> list[Any]:
+        """One label: joined, scored and learned, or counted; returns what it caused (error
+        drift, promotion)."""
+        out: list[Any] = []
         entry = self.pending.pop(key, None)
         if entry is None:
-            resolved = self.resolved.get(key)
-            if resolved is None or resolved[0] + self.spec.labels.ttl_ms < time_ms:
-                self.unmatched_labels += 1
-            elif resolved[1]:
-                self.duplicate_labels += 1
-            else:
-                self.late_labels += 1
+            self._count_unjoined(key, time_ms)
             return out
-        self._resolve(key, time_ms, True)
-        _t, x, champion_serial, served, challenger_serial, challenged = entry
-        if not self.classify:
+        self.resolved[key] = (time_ms, True)
+        x, proba, value = entry[1], entry[2], entry[3]
+        classify = self.classify
+        if not classify:
             y = float(y)
         if self.window_start is None:
             self._open_window(time_ms)
         self.window_counts[1] += 1
         self.labelled += 1
-        score = self._score(served, y)
-        if served[1] is not None:  # as River's progressive validation: no prediction, no score
+        served_score = score(classify, value, y)
+        if value is not None:  # as River's progressive validation: no prediction, no score
             self.scored += 1
-            self.score_sum += score
-            if self.classify:
-                self.scores.add_classification(y, served[1], served[0] or {})
+            self.score_sum += served_score
+            if classify:
+                self.scores.add_classification(y, value, proba or {})
             else:
-                self.scores.add_regression(y, served[1])
-            self._watch_error(time_ms, 1.0 - score if self.classify else -score, out)
+                self.scores.add_regression(y, value)
+            self._watch_error(time_ms, 1.0 - served_score if classify else -served_score, out)
         champion, challenger = self.champion, self.challenger
-        if challenger is not None and challenged is not None and challenger_serial == challenger.serial \
-                and champion_serial == champion.serial:
-            self.paired.add(score, self._score(challenged, y))
+        if challenger is not None and len(entry) > 4 and entry[5] == challenger.serial \
+                and entry[4] == champion.serial:  # both predicted it, and are still the same models
+            self.paired.add(served_score, self._score(entry[6], y))
         champion.learn(x, y)
         if challenger is not None:
             challenger.learn(x, y)
             self._maybe_promote(time_ms, out)
         return out
+
+    def _count_unjoined(self, key: str, time_ms: int) -> None:
+        """A label without a waiting prediction: unmatched, a duplicate, or late."""
+        resolved = self.resolved.get(key)
+        if resolved is None or resolved[0] + self.spec.labels.ttl_ms < time_ms:
+            self.unmatched_labels += 1
+        elif resolved[1]:
+            self.duplicate_labels += 1
+        else:
+            self.late_labels += 1
+
+    def _expire_oldest(self, time_ms: int) -> None:
+        """Beyond `max_pending`: the oldest waiting prediction expires."""
+        oldest = next(iter(self.pending))
+        del self.pending[oldest]
+        self._resolve(oldest, time_ms, False)
+        self._count_expired()
 
     def _watch_error(self, time_ms: int, error: float, out: list[Any]) -> None:
         adwin = self.adwin

@@ -342,3 +342,41 @@ def test_a_model_that_cannot_be_pickled_gives_a_failed_snapshot_and_goes_on() ->
         out += seg.on_label(str(i), i * 100, i % 2 == 0)
     failed = [o for o in out if isinstance(o, SnapshotFailed)]
     assert failed and "lambda" in failed[0].error and seg.labelled == 50
+
+
+def _stream(draws: list[tuple[int, int, bool, float]]) -> list[tuple]:
+    """Released entries of one segment (`features.models.columns`) from (time step, key, is a
+    label, value) draws: times only grow, events before labels at equal times."""
+    entries, t = [], 0
+    for n, (step, key, is_label, value) in enumerate(draws):
+        t += step
+        payload = value > 0 if is_label else ("area", {"x": value}, None)
+        entries.append((t, int(is_label), str(key), n, None, t, payload))
+    return sorted(entries)
+
+
+def _outcome(seg: SegmentModel, predictions: list[tuple], results: list[tuple]) -> tuple:
+    """What a run produced and left, snapshots' pickles aside (River's bytes may differ)."""
+    shown = [(at, r.as_of_ms, r.learned) if isinstance(r, Snapshot) else (at, r) for at, _segment, r in results]
+    return (predictions, shown, seg.labelled, seg.scored, seg.score_sum, seg.expired, seg.duplicate_labels,
+            seg.late_labels, seg.unmatched_labels, list(seg.pending), seg.last_ms, seg.champion.learned)
+
+
+@given(st.lists(st.tuples(st.integers(0, 900), st.integers(0, 12), st.booleans(), st.floats(-1, 1)), max_size=120),
+       st.lists(st.integers(0, 120), max_size=6))
+def test_a_run_of_entries_is_the_same_run_in_pieces(draws: list[tuple[int, int, bool, float]],
+                                                     cuts: list[int]) -> None:
+    """`SegmentModel.run` over a stream, or over the same stream cut into runs (as the flow's
+    batches cut it): the same predictions, outputs at the same places, the same state."""
+    entries = _stream(draws)
+    whole = SegmentModel(spec(max_pending=8), None)
+    predictions: list[tuple] = []
+    results: list[tuple] = []
+    whole.run(entries, predictions, results)
+    pieces = SegmentModel(spec(max_pending=8), None)
+    piece_predictions: list[tuple] = []
+    piece_results: list[tuple] = []
+    bounds = sorted({0, len(entries), *(c for c in cuts if c <= len(entries))})
+    for start, end in zip(bounds, bounds[1:]):
+        pieces.run(entries[start:end], piece_predictions, piece_results)
+    assert _outcome(whole, predictions, results) == _outcome(pieces, piece_predictions, piece_results)
