@@ -55,6 +55,7 @@ LOW_LATENCY_FETCH_WAIT_MS = 20
 # took ~40 us a message on the busy 2-core test machine, by py-spy: about one request each).
 LOW_LATENCY_LINGER_MS = 5
 FLUSH_WAIT_S = 0.2  # a flush waits for acknowledgements in waits this long (see _OutputPartition._flush)
+INTERRUPTED_CLOSE_WAIT_S = 5.0  # the most a sink closed in the middle of a batch waits for deliveries
 
 
 class RawMessage(NamedTuple):
@@ -364,6 +365,7 @@ class _OutputPartition(StatelessSinkPartition[OutMessage]):
         self._errors: list[str] = []
         self._producer = new_client(Producer, {**config, "on_delivery": self._on_delivery}, settings)
         self._flush_each_batch = flush_each_batch
+        self._interrupted = False  # a batch stopped half-way (SIGTERM, an error)
 
     def _on_delivery(self, err: KafkaError | None, _msg: object) -> None:
         if err is not None:
@@ -378,6 +380,13 @@ class _OutputPartition(StatelessSinkPartition[OutMessage]):
                 self._producer.poll(0.05)
 
     def write_batch(self, items: Iterable[OutMessage | MessageBatch]) -> None:
+        try:
+            self._write(items)
+        except BaseException:
+            self._interrupted = True
+            raise
+
+    def _write(self, items: Iterable[OutMessage | MessageBatch]) -> None:
         produce, retry = self._producer.produce, self._produce
         for item in items:
             if type(item) is MessageBatch:
@@ -412,6 +421,12 @@ class _OutputPartition(StatelessSinkPartition[OutMessage]):
             pass
 
     def close(self) -> None:
+        if self._interrupted:
+            # The flow is stopping in the middle of a batch, which no snapshot covers (a restart
+            # writes it again): what is queued gets a bounded chance, not a wait on a broker
+            # that may be gone (a SIGTERM during a frozen broker's flush waited 5 minutes here).
+            self._producer.flush(INTERRUPTED_CLOSE_WAIT_S)
+            return
         self._flush()
         self._raise_errors()
 

@@ -364,13 +364,14 @@ class ColumnarEngine:
         ([('s', {'n': [1]})], [])
         """
         later = []
-        capacity = self.ids.capacity
         for i, (name, panes) in enumerate(self.panes):
             fresh = self._array_set(panes.spec)
             assert fresh is not None
             self.panes[i] = (name, fresh)
             # In chunks of entity ids: a shard of a million entities' windows would otherwise be
-            # computed, and held as Python values, all at once.
+            # computed, and held as Python values, all at once. Over the set's own ids: a set
+            # emptied by an earlier end of input holds none, while the shard still names entities.
+            capacity = panes.capacity
             for lo in range(0, max(capacity, 1), FLUSH_CHUNK):
                 chunk = np.arange(lo, min(lo + FLUSH_CHUNK, capacity), dtype=np.int64)
                 later.append((name, partial(_flushed_windows, name, panes, self.ids, chunk)))
