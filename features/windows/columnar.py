@@ -311,7 +311,9 @@ class ColumnarEngine:
                 self._legacy_add(batch, keys, accepted, before, out)
             if self.panes and accepted.size:
                 columns = {name: batch.numbers(name) for _, p in self.panes for name in p.fields}
-                objects = {name: ObjectColumn(batch.values(name)) for _, p in self.panes for name in p.objects}
+                # Each field once, however many sets read it: encoding is the costly part.
+                fields = {name for _, p in self.panes for name in p.objects}
+                objects = {name: ObjectColumn(batch.values(name)) for name in fields}
                 self._add(accepted, eids, times, columns, objects, out)  # updates the entities' watermarks
             elif accepted.size:
                 np.maximum.at(self.entity_max, eids[accepted], times[accepted])
