@@ -39,6 +39,26 @@ def _write_config(tmp_path: Path, prefix: str, suffix: str) -> tuple[Path, objec
     return path, parse_config(document)
 
 
+def _start_until_outputs(config_path: Path, config, bootstrap: str, recovery: Path, log: Path) -> subprocess.Popen:
+    """The flow without --stop-at-end (SIGTERM is how it stops), once it has written features."""
+    cmd = [sys.executable, "-m", "dataflows.cli", "run", "features", "--config", str(config_path),
+           "--bootstrap", bootstrap, "--recovery-dir", str(recovery), "--snapshot-interval", "500ms"]
+    proc = subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while not consume_json(bootstrap, config.feature_sets[0].topic):
+        assert time.monotonic() < deadline and proc.poll() is None, log.read_text()[-3000:]
+        time.sleep(0.5)
+    return proc
+
+
+def _events_accounted(bootstrap: str, config) -> int:
+    """Events counted by the first set's distinct windows, plus the late and the dead-lettered."""
+    unique = {m["id"]: m for m in consume_json(bootstrap, config.feature_sets[0].topic)}
+    late = {m["id"] for m in consume_json(bootstrap, config.source.late_topic)}
+    dlq = {m["id"] for m in consume_json(bootstrap, config.source.dead_letter_topic)}
+    return sum(m["event_count"] for m in unique.values()) + len(late) + len(dlq)
+
+
 def _outputs(bootstrap: str, config) -> dict[str, set[bytes]]:
     topics = {"dlq": config.source.dead_letter_topic, "late": config.source.late_topic,
               **{fs.name: fs.topic for fs in config.feature_sets}}
@@ -88,25 +108,14 @@ def test_sigterm_stops_gracefully_and_the_restart_finishes_the_work(broker: Runn
     produce(broker.bootstrap, config.source.topic, event_lines(20_000, seed=23))
     log = tmp_path / "run.log"
     recovery = tmp_path / "recovery"
-    # Without --stop-at-end the flow would run forever: SIGTERM is how it is stopped.
-    cmd = [sys.executable, "-m", "dataflows.cli", "run", "features", "--config", str(path),
-           "--bootstrap", broker.bootstrap, "--recovery-dir", str(recovery), "--snapshot-interval", "500ms"]
-    proc = subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
-    while not consume_json(broker.bootstrap, config.feature_sets[0].topic):
-        assert time.monotonic() < deadline and proc.poll() is None, log.read_text()[-3000:]
-        time.sleep(0.5)
+    proc = _start_until_outputs(path, config, broker.bootstrap, recovery, log)
     time.sleep(1.0)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 0, log.read_text()[-3000:]
     assert "stopped by SIGTERM" in log.read_text()
 
     assert _start(path, broker.bootstrap, recovery, log).wait(timeout=300) == 0
-    windows = [m for m in consume_json(broker.bootstrap, config.feature_sets[0].topic)]
-    unique = {m["id"]: m for m in windows}
-    late = {m["id"] for m in consume_json(broker.bootstrap, config.source.late_topic)}
-    dlq = {m["id"] for m in consume_json(broker.bootstrap, config.source.dead_letter_topic)}
-    assert sum(m["event_count"] for m in unique.values()) + len(late) + len(dlq) == 20_000
+    assert _events_accounted(broker.bootstrap, config) == 20_000
 
 
 def test_two_processes_on_loopback_equal_one(broker: RunningBroker, topic_prefix: str, tmp_path: Path) -> None:
@@ -161,10 +170,7 @@ def test_broker_frozen_for_20_s_mid_run_loses_nothing(tmp_path: Path) -> None:
         finally:
             os.kill(own.pid, signal.SIGCONT)
         assert proc.wait(timeout=300) == 0, log.read_text()[-3000:]
-        unique = {m["id"]: m for m in consume_json(own.bootstrap, config.feature_sets[0].topic)}
-        late = {m["id"] for m in consume_json(own.bootstrap, config.source.late_topic)}
-        dlq = {m["id"] for m in consume_json(own.bootstrap, config.source.dead_letter_topic)}
-        assert sum(m["event_count"] for m in unique.values()) + len(late) + len(dlq) == 100_000
+        assert _events_accounted(own.bootstrap, config) == 100_000
 
 
 def test_sigterm_while_the_broker_is_frozen_stops_now_and_the_restart_loses_nothing(tmp_path: Path) -> None:
@@ -179,13 +185,7 @@ def test_sigterm_while_the_broker_is_frozen_stops_now_and_the_restart_loses_noth
                                       *(fs.topic for fs in config.feature_sets)], partitions=3)
         produce(own.bootstrap, config.source.topic, event_lines(100_000, seed=37))
         log, recovery = tmp_path / "run.log", tmp_path / "recovery"
-        cmd = [sys.executable, "-m", "dataflows.cli", "run", "features", "--config", str(path),
-               "--bootstrap", own.bootstrap, "--recovery-dir", str(recovery), "--snapshot-interval", "500ms"]
-        proc = subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 120
-        while not consume_json(own.bootstrap, config.feature_sets[0].topic):
-            assert time.monotonic() < deadline and proc.poll() is None, log.read_text()[-3000:]
-            time.sleep(0.5)
+        proc = _start_until_outputs(path, config, own.bootstrap, recovery, log)
         os.kill(own.pid, signal.SIGSTOP)
         try:
             time.sleep(2.0)  # the flow is now waiting for acknowledgements that cannot come
@@ -195,7 +195,4 @@ def test_sigterm_while_the_broker_is_frozen_stops_now_and_the_restart_loses_noth
             os.kill(own.pid, signal.SIGCONT)
         assert "stopped by SIGTERM" in log.read_text()
         assert _start(path, own.bootstrap, recovery, log).wait(timeout=300) == 0, log.read_text()[-3000:]
-        unique = {m["id"]: m for m in consume_json(own.bootstrap, config.feature_sets[0].topic)}
-        late = {m["id"] for m in consume_json(own.bootstrap, config.source.late_topic)}
-        dlq = {m["id"] for m in consume_json(own.bootstrap, config.source.dead_letter_topic)}
-        assert sum(m["event_count"] for m in unique.values()) + len(late) + len(dlq) == 100_000
+        assert _events_accounted(own.bootstrap, config) == 100_000
