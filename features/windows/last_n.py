@@ -72,8 +72,9 @@ class LastNWindows:
         self.latest = np.zeros(0, np.int64)  # largest event time, per entity (NEVER: no state)
         self.pending_last = np.zeros(0, np.int64)  # latest boundary made pending, per entity
         self._log: list[dict[str, np.ndarray]] = []  # chunks; merged when a close needs them
+        # Boundaries to write, (entity, boundary) pairs; a pair may be held twice (an event older
+        # than its entity's latest boundary adds its own without a lookup): `close` writes it once.
         self._pending: dict[str, np.ndarray] = {"e": np.zeros(0, np.int64), "b": np.zeros(0, np.int64)}
-        self._pending_keys: set[tuple[int, int]] = set()
         self.due = DueIndex()  # entities by their pending boundaries
 
     def grow(self, capacity: int) -> None:
@@ -113,14 +114,10 @@ class LastNWindows:
         order = np.lexsort((boundaries[new], entity_ids[new]))
         e, b = entity_ids[new][order], boundaries[new][order]
         heads = np.flatnonzero((np.diff(e, prepend=-1) != 0) | (np.diff(b, prepend=-1) != 0))
-        fresh = [(x, y) for x, y in zip(e[heads].tolist(), b[heads].tolist()) if (x, y) not in self._pending_keys]
+        e, b = e[heads], b[heads]
         np.maximum.at(self.pending_last, e, b)
-        if fresh:
-            self._pending_keys.update(fresh)
-            new = np.array(fresh, np.int64).reshape(-1, 2)
-            self._pending = {"e": np.concatenate([self._pending["e"], new[:, 0]]),
-                             "b": np.concatenate([self._pending["b"], new[:, 1]])}
-            self.due.schedule(new[:, 0], new[:, 1])
+        self._pending = {"e": np.concatenate([self._pending["e"], e]), "b": np.concatenate([self._pending["b"], b])}
+        self.due.schedule(e, b)
 
     def _merged_log(self) -> dict[str, np.ndarray]:
         if len(self._log) != 1:
@@ -136,8 +133,10 @@ class LastNWindows:
         """Write each entity's pending boundaries up to its watermark; rows by entity, then boundary."""
         pending = self._pending
         # Each pending boundary's entity watermark (NEVER for entities not closing now).
-        order = stable_order(entity_ids)
-        ids, marks = entity_ids[order], watermarks[order]
+        ids, marks = entity_ids, watermarks
+        if len(ids) > 1 and np.any(ids[1:] < ids[:-1]):  # the engine passes them sorted already
+            order = stable_order(ids)
+            ids, marks = ids[order], marks[order]
         at = np.minimum(np.searchsorted(ids, pending["e"]), max(len(ids) - 1, 0))
         limit = np.where(ids[at] == pending["e"], marks[at], NEVER) if len(ids) else np.full(len(pending["e"]), NEVER)
         due = pending["b"] <= limit
@@ -145,9 +144,10 @@ class LastNWindows:
             return _empty(self.spec)
         rows_e, rows_b = pending["e"][due], pending["b"][due]
         self._pending = {"e": pending["e"][~due], "b": pending["b"][~due]}
-        self._pending_keys.difference_update(zip(rows_e.tolist(), rows_b.tolist()))
         order = np.lexsort((rows_b, rows_e))
         rows_e, rows_b = rows_e[order], rows_b[order]
+        once = np.flatnonzero(np.concatenate(([True], (rows_e[1:] != rows_e[:-1]) | (rows_b[1:] != rows_b[:-1]))))
+        rows_e, rows_b = rows_e[once], rows_b[once]
         np.maximum.at(self.emitted, rows_e, rows_b)
 
         log = self._merged_log()
@@ -159,7 +159,8 @@ class LastNWindows:
         e_sorted, t_sorted = sub["e"], sub["t"]
         # Each row's cut: the first of its entity's events at or after the boundary.
         lo = np.searchsorted(e_sorted, rows_e, "left")
-        cut = _search_within(e_sorted, t_sorted, rows_e, rows_b)
+        within = _TimeSearch(e_sorted, t_sorted)
+        cut = within(rows_e, rows_b)
         first = np.maximum(lo, cut - self.n)
         counts = cut - first
         starts = t_sorted[np.minimum(first, len(t_sorted) - 1)] if len(t_sorted) else np.zeros(len(first), np.int64)
@@ -178,7 +179,7 @@ class LastNWindows:
 
         # Keep, per entity, the N newest events before its last written boundary and all after.
         e_lo = np.searchsorted(e_sorted, involved, "left")
-        e_cut = _search_within(e_sorted, t_sorted, involved, self.emitted[involved])
+        e_cut = within(involved, self.emitted[involved])
         keep_from = np.maximum(e_lo, e_cut - self.n)
         keep = np.arange(len(e_sorted)) >= np.repeat(keep_from, run_ends(e_lo, len(e_sorted)) - e_lo)
         rest = {name: column[~mine] for name, column in log.items()}
@@ -221,25 +222,38 @@ class LastNWindows:
         return sum(len(c["e"]) for c in self._log)
 
 
-def _search_within(e_sorted: np.ndarray, t_sorted: np.ndarray, entities: np.ndarray, times: np.ndarray) -> np.ndarray:
-    """For each (entity, time), the position of the entity's first event at or after `time` in a
-    log sorted by entity, then time."""
-    if not len(e_sorted):
-        return np.zeros(len(entities), np.int64)
-    t_min = int(t_sorted.min())
-    clipped = np.clip(times, t_min - 1, int(t_sorted.max()) + 1) - (t_min - 1)
-    span = int(t_sorted.max()) - t_min + 3
-    heads = run_heads(e_sorted)  # sorted already: no np.unique
-    keys = e_sorted[heads]
-    rank_e = np.repeat(np.arange(len(heads)), run_ends(heads, len(e_sorted)) - heads)
-    rank_q = np.searchsorted(keys, entities)
-    if len(keys) * span < 2**62:
-        composite = rank_e * span + (t_sorted - (t_min - 1))
-        return np.searchsorted(composite, rank_q * span + clipped, "left")
-    lo = np.searchsorted(e_sorted, entities, "left")
-    hi = np.searchsorted(e_sorted, entities, "right")
-    return np.array([a + np.searchsorted(t_sorted[a:b], t, "left") for a, b, t in
-                     zip(lo.tolist(), hi.tolist(), times.tolist())], np.int64)
+class _TimeSearch:
+    """Positions in a log sorted by entity, then time: for each (entity, time), the entity's first
+    event at or after `time`. One composite key serves every search of a close.
+
+    >>> within = _TimeSearch(np.array([1, 1, 1, 4]), np.array([10, 20, 30, 5]))
+    >>> within(np.array([1, 1, 4, 4]), np.array([20, 99, 0, 6])).tolist()
+    [1, 3, 3, 4]
+    """
+
+    def __init__(self, e_sorted: np.ndarray, t_sorted: np.ndarray) -> None:
+        self.e, self.t = e_sorted, t_sorted
+        self.composite = None
+        if len(e_sorted):
+            self.t_min, t_max = int(t_sorted.min()), int(t_sorted.max())
+            self.span = t_max - self.t_min + 3
+            heads = run_heads(e_sorted)  # sorted already: no np.unique
+            self.keys = e_sorted[heads]
+            if len(self.keys) * self.span < 2**62:
+                rank_e = np.repeat(np.arange(len(heads)), run_ends(heads, len(e_sorted)) - heads)
+                self.composite = rank_e * self.span + (t_sorted - (self.t_min - 1))
+
+    def __call__(self, entities: np.ndarray, times: np.ndarray) -> np.ndarray:
+        e_sorted, t_sorted = self.e, self.t
+        if not len(e_sorted):
+            return np.zeros(len(entities), np.int64)
+        if self.composite is not None:
+            clipped = np.clip(times, self.t_min - 1, self.t_min + self.span - 2) - (self.t_min - 1)
+            return np.searchsorted(self.composite, np.searchsorted(self.keys, entities) * self.span + clipped, "left")
+        lo = np.searchsorted(e_sorted, entities, "left")
+        hi = np.searchsorted(e_sorted, entities, "right")
+        return np.array([a + np.searchsorted(t_sorted[a:b], t, "left") for a, b, t in
+                         zip(lo.tolist(), hi.tolist(), times.tolist())], np.int64)
 
 
 def _empty(spec: FeatureSet) -> WindowBlock:

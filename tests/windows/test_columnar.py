@@ -260,3 +260,17 @@ def test_entities_with_only_late_events_hold_no_state():
     assert engine.entities == 1
     later = engine.process(EventBatch.of([Event("s1", 10 * MINUTE + 1, {"area": "s1", "price": 2.0})]))
     assert not len(later.late) and engine.entities == 2
+
+
+def test_a_last_n_boundary_added_twice_is_written_once():
+    """Events behind their entity's latest boundary add theirs without a lookup, so a boundary
+    can be pending twice: it is still one row, over the same events as the oracle's."""
+    sets = LAST_N[:1]
+    events = [Event("a", t, {"area": "a", "price": float(i), "payment": "card", "units": 1}, offset=i)
+              for i, t in enumerate([10_000, 61_000, 20_000, 30_000, 125_000])]
+    batches = [events[:2], events[2:3], events[3:4], events[4:]]
+    rows, _ = _run_columnar(sets, batches, 2 * MINUTE)
+    expected, _ = _run_oracle(sets, batches, 2 * MINUTE)
+    assert [(r.end_ms, r.event_count) for r in sorted(rows, key=lambda r: r.end_ms)] == [
+        (MINUTE, 3), (2 * MINUTE, 3), (3 * MINUTE, 3)]
+    assert _canonical(rows) == _canonical(expected)
