@@ -14,6 +14,9 @@ partition goes through the same steps as in `dataflows.flows.features`, the same
 - render: `_ShardLogic._encode` and the sink's `MessageBatch.render` (the output messages' bytes).
 
 Times are CPU time of the process (the machine may be shared). Variants are `bench_features.reference_document`'s: "" (the reference job), "wide", "changes".
+
+`--by-set` also prints the engine's time per feature set and phase (adding events, closing
+windows, the end of input), summed over the shards: which set of a job costs what.
 """
 
 from __future__ import annotations
@@ -65,8 +68,30 @@ def rendered(items: list[OutMessage | MessageBatch]) -> int:
     return sum(len(item.render()[1]) if type(item) is MessageBatch else 1 for item in items)
 
 
-def run(variant: str, events: int, entities: int, size: int) -> dict[str, float]:
-    """CPU seconds per stage for one pass over the workload."""
+def timed_sets(engine: ColumnarEngine, seconds: dict[str, float]) -> None:
+    """Make each array-held set of `engine` add its CPU time per phase to `seconds` ("set phase");
+    a phase called by another (a flush closes) counts in the outer one only."""
+    running: list[str] = []
+    for name, windows in engine.panes:
+        for phase in ("add", "close", "flush"):
+            method = getattr(windows, phase)
+
+            def timed(*args: object, _method=method, _key=f"{name} {phase}", **kwargs: object) -> object:
+                if running:
+                    return _method(*args, **kwargs)
+                running.append(_key)
+                started = time.process_time()
+                try:
+                    return _method(*args, **kwargs)
+                finally:
+                    seconds[_key] = seconds.get(_key, 0.0) + time.process_time() - started
+                    running.pop()
+            setattr(windows, phase, timed)  # on the instance: the class and other engines are untouched
+
+
+def run(variant: str, events: int, entities: int, size: int, by_set: dict[str, float] | None = None,
+        ) -> dict[str, float]:
+    """CPU seconds per stage for one pass over the workload (and per set and phase into `by_set`)."""
     config = reference_config(variant=variant)
     partitions = config.source.partitions
     work = batches(workload(events, entities, partitions), partitions, size)
@@ -77,6 +102,9 @@ def run(variant: str, events: int, entities: int, size: int) -> dict[str, float]
     shards = [_ShardLogic(ColumnarEngine(config.feature_sets, config.source.lateness_ms, {}, partitions,
                                          config.schema), True, config, topics, counters, lambda: now)
               for _ in range(SHARDS)]
+    if by_set is not None:
+        for logic in shards:
+            timed_sets(logic.engine, by_set)
     index = {key: i for i, key in enumerate(_SHARD_KEYS)}
     seconds = dict.fromkeys(("decode", "route", "engine", "render"), 0.0)
     outputs = 0
@@ -118,11 +146,15 @@ def main() -> int:
     parser.add_argument("--entities", type=int, default=10_000)
     parser.add_argument("--batch", type=int, default=5_000, help="messages per partition batch")
     parser.add_argument("--repeat", type=int, default=1, help="passes; the least time per stage is printed")
+    parser.add_argument("--by-set", action="store_true", help="also the engine's time per feature set and phase")
     args = parser.parse_args()
     best: dict[str, float] = {}
+    best_sets: dict[str, float] = {}
     for _ in range(args.repeat):
-        seconds = run(args.variant, args.events, args.entities, args.batch)
+        sets: dict[str, float] = {}
+        seconds = run(args.variant, args.events, args.entities, args.batch, sets if args.by_set else None)
         best = {k: min(v, best.get(k, v)) for k, v in seconds.items()}
+        best_sets = {k: min(v, best_sets.get(k, v)) for k, v in sets.items()}
     outputs = best.pop("outputs")
     total = sum(best.values())
     print(f"variant {args.variant or 'reference'}: {args.events:,} events, {args.entities:,} entities, "
@@ -130,6 +162,10 @@ def main() -> int:
     for stage, s in best.items():
         print(f"  {stage:<7} {s / args.events * 1e6:8.2f} µs/event")
     print(f"  {'total':<7} {total / args.events * 1e6:8.2f} µs/event")
+    if best_sets:
+        print("engine by set and phase (the rest of the engine: ids, lateness, watermarks):")
+        for key, s in sorted(best_sets.items(), key=lambda kv: -kv[1]):
+            print(f"  {key:<24} {s / args.events * 1e6:8.2f} µs/event")
     return 0
 
 
