@@ -77,6 +77,11 @@ class LastNWindows:
         self._pending: dict[str, np.ndarray] = {"e": np.zeros(0, np.int64), "b": np.zeros(0, np.int64)}
         self.due = DueIndex()  # entities by their pending boundaries
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Snapshots of layout 4 made before the pending pairs lost their set carry it: drop it.
+        state.pop("_pending_keys", None)
+        self.__dict__.update(state)
+
     def grow(self, capacity: int) -> None:
         if capacity <= self.capacity:
             return
