@@ -175,8 +175,6 @@ def feature_messages(feature_set: str, entities: list[str], starts: list[int], e
     # What follows the entity in the id, and what follows it in "entity", by window end: few
     # distinct ends per block, so each is rendered once.
     after_id = {end: f'/{end}","feature_set":{set_json},"entity":"' for end in set(ends)}
-    window = {(start, end): f'","kind":"final","window":{{"start":"{iso[start]}","end":"{iso[end]}",'
-                            f'"start_ms":{start},"end_ms":{end}}},"values":{{' for start, end in set(zip(starts, ends))}
     # Each row's "values" object body: one %-format of the row's JSON tokens (names may hold a %).
     body = ",".join(quoted[name].replace("%", "%%") + ":%s" for name in values)
     columns = [_json_tokens(column) for column in values.values()]
@@ -192,7 +190,18 @@ def feature_messages(feature_set: str, entities: list[str], starts: list[int], e
     inner = entities if plain else [quoted[e][1:-1] for e in entities]
     # One f-string and one encode per row: cheaper than str.format, and than joining all rows
     # into one text to encode and split.
-    return [f'{head}{e}{after_id[end]}{e}{window[start, end]}{b}}},"event_count":{count}{tail}'.encode()
+    pairs = set(zip(starts, ends))
+    if len(pairs) * 8 <= len(entities):  # tumbling and hopping blocks: each window rendered once
+        window = {(start, end): f'","kind":"final","window":{{"start":"{iso[start]}","end":"{iso[end]}",'
+                                f'"start_ms":{start},"end_ms":{end}}},"values":{{' for start, end in pairs}
+        return [f'{head}{e}{after_id[end]}{e}{window[start, end]}{b}}},"event_count":{count}{tail}'.encode()
+                for e, start, end, b, count in zip(inner, starts, ends, bodies, event_counts)]
+    # Last-N and session blocks: a start per row (its oldest event), rendered in the row's
+    # f-string from the cached text of its second (a third of the cost of a text per window).
+    second, end_iso = _iso_second, {end: iso[end] for end in after_id}
+    return [f'{head}{e}{after_id[end]}{e}","kind":"final","window":{{"start":"{second(start // 1000)}'
+            f'{start % 1000:03d}Z","end":"{end_iso[end]}","start_ms":{start},"end_ms":{end}}},"values":{{'
+            f'{b}}},"event_count":{count}{tail}'.encode()
             for e, start, end, b, count in zip(inner, starts, ends, bodies, event_counts)]
 
 

@@ -13,8 +13,16 @@ scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**60, 2**60), st.flo
                     text)
 
 
+times = st.integers(-2**40, 2**45)
+windows = st.one_of(  # a window per row (last-N, sessions), or a few shared by many rows (tumbling, hopping)
+    st.lists(st.tuples(times, times), max_size=6),
+    st.lists(st.tuples(times, times), min_size=1, max_size=3).flatmap(
+        lambda few: st.lists(st.sampled_from(few), min_size=8, max_size=40)))
+
+
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(text, st.integers(0, 2**45), st.integers(0, 2**45), st.integers(0, 10**6)), max_size=6),
+@given(windows.flatmap(lambda ws: st.tuples(*[st.tuples(text, st.just(s), st.just(e), st.integers(0, 10**6))
+                                              for s, e in ws]).map(list)),
        st.dictionaries(st.text(min_size=1, max_size=5), st.booleans(), max_size=4), st.data())
 def test_columnar_rendering_equals_per_message_rendering(rows, kinds, data):
     names = list(kinds)
