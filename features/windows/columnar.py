@@ -52,7 +52,7 @@ from features.partition_progress import NEVER, PartitionProgress
 from features.schema import EventSchema
 from features.windows.config import FeatureSet
 from features.windows.last_n import LastNWindows
-from features.windows.ordering import stable_order
+from features.windows.ordering import distinct_ids, stable_order
 from features.windows.panes import DueIndex, ObjectColumn, PaneWindows, WindowBlock, run_heads
 from features.windows.sessions import SessionWindows
 from features.windows.state import FeatureRow, new_window_state
@@ -410,7 +410,7 @@ class ColumnarEngine:
         for _, panes in self.panes:
             panes.add(e, t, arrivals, pick, picked)
         np.maximum.at(self.entity_max, e, t)
-        touched = np.unique(e)
+        touched = distinct_ids(e, len(self.entity_max))
         self._close_entities(touched, self.entity_max[touched] - self.lateness, out)
 
     def _close_entities(self, eids: np.ndarray, watermarks: np.ndarray, out: EngineOutput) -> None:

@@ -156,7 +156,7 @@ class LastNWindows:
         np.maximum.at(self.emitted, rows_e, rows_b)
 
         log = self._merged_log()
-        involved = np.unique(rows_e)
+        involved = rows_e[run_heads(rows_e)]  # sorted by entity already
         mine = among(log["e"], involved, self.capacity)
         sub = {name: column[mine] for name, column in log.items()}
         by_time = lex_order(sub["e"], sub["t"], sub["a"])

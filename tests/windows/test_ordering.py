@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from features.windows.ordering import among, lex_order, sorted_within, stable_order
+from features.windows.ordering import among, distinct_ids, lex_order, sorted_within, stable_order
 
 
 @given(st.lists(st.tuples(st.integers(0, 2**20), st.integers(-2**40, 2**40)), max_size=50), st.integers(0, 2**40),
@@ -42,3 +42,11 @@ def test_sorted_within_is_the_stable_lexsort(runs: list[list[float]], long_run: 
 def test_among_is_isin(values: list[int], members: list[int]) -> None:
     v, m = np.array(values, np.int64), np.array(members, np.int64)
     assert among(v, m, 41).tolist() == np.isin(v, m).tolist()
+
+
+@given(st.lists(st.integers(0, 3000), max_size=80), st.integers(0, 2**20))
+def test_distinct_ids_are_np_unique(ids: list[int], spare: int) -> None:
+    values = np.array(ids, np.int64)
+    size = max(ids, default=-1) + 1 + spare  # a small table, or one far sparser than the ids: both ways
+    got = distinct_ids(values, size)
+    assert got.tolist() == np.unique(values).tolist() and got.dtype == np.int64
