@@ -510,27 +510,60 @@ def _welford(mean_of: np.ndarray, m2_of: np.ndarray, at: np.ndarray, n_before: n
     k = n_before[order].astype(np.float64)  # values seen, as the float divisor (exact: small integers)
     mean, m2 = mean_of[at], m2_of[at]
     longer = (len(counts) - np.cumsum(np.bincount(counts))).tolist()  # runs longer than j, for each j
+    # The lockstep's steps (while more than 8 runs are still going: then a handful of long runs
+    # finish in the loop below): step j reads the j-th event of the first `sizes[j]` runs, all
+    # gathered at once.
+    sizes = [len(counts)]
+    while sizes[-1] > 8 and longer[len(sizes)] > 8:
+        sizes.append(longer[len(sizes)])
     j = 0
-    active = len(counts)
-    while active > 8:  # lockstep while it pays; a handful of long runs finish in the loop below
-        x = v[heads[:active] + j]
-        mu, kk = mean[:active], k[:active]
-        kk += 1.0
-        d = x - mu
-        mu += d / kk
-        m2[:active] += d * (x - mu)
+    if sizes[0] > 8:
+        x_all = v[_runs_index(heads[: sizes[0]], sizes)]
+        start = 0
+        for j, active in enumerate(sizes):
+            x = x_all[start: start + active]
+            start += active
+            mu, kk = mean[:active], k[:active]
+            kk += 1.0
+            d = x - mu
+            mu += d / kk
+            m2[:active] += d * (x - mu)
         j += 1
-        active = longer[j]
-    values = v.tolist() if active else []
-    for r in range(active):
-        kr, a, mr, qr = int(k[r]), int(heads[r]), float(mean[r]), float(m2[r])
-        for x in values[a + j: a + int(counts[r])]:
-            kr += 1
-            d = x - mr
-            mr += d / kr
-            qr += d * (x - mr)
-        mean[r], m2[r] = mr, qr
+    active = longer[j] if j else len(counts)
+    if active:
+        tails = counts[:active] - j
+        values = v[_spans(heads[:active] + j, tails)].tolist()
+        start = 0
+        for r, length in enumerate(tails.tolist()):
+            kr, mr, qr = int(k[r]), float(mean[r]), float(m2[r])
+            for x in values[start: start + length]:
+                kr += 1
+                d = x - mr
+                mr += d / kr
+                qr += d * (x - mr)
+            start += length
+            mean[r], m2[r] = mr, qr
     mean_of[at], m2_of[at] = mean, m2
+
+
+def _runs_index(heads: np.ndarray, sizes: list[int]) -> np.ndarray:
+    """Positions of the j-th event of the first `sizes[j]` runs (starting at `heads`), step by step.
+
+    >>> _runs_index(np.array([0, 3, 5]), [3, 2]).tolist()
+    [0, 3, 5, 1, 4]
+    """
+    steps = np.asarray(sizes, np.int64)
+    runs = np.arange(int(steps.sum())) - np.repeat(np.cumsum(steps) - steps, steps)
+    return heads[runs] + np.repeat(np.arange(len(steps)), steps)
+
+
+def _spans(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The positions `starts[i]`, ..., `starts[i] + lengths[i] - 1`, one span after another.
+
+    >>> _spans(np.array([4, 0]), np.array([2, 3])).tolist()
+    [4, 5, 0, 1, 2]
+    """
+    return np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(int(lengths.sum()))
 
 
 def _collect_distinct(store: np.ndarray, at: np.ndarray, heads: np.ndarray, ends: np.ndarray,
