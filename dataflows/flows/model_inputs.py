@@ -19,6 +19,7 @@ from features.event_batch import EventBatch
 from features.events import Event, Rejection
 from features.messages import SourcePosition, dead_letter, encode
 from features.models.config import ModelSpec
+from features.models.feature_inputs import fields_read
 from features.models.labels import Label, LabelDecoder
 
 
@@ -49,8 +50,8 @@ class EventPart(NamedTuple):
 
 
 def model_fields(config: Config) -> tuple[str, ...]:
-    """The event fields the models read: join keys, segments, field inputs, and every declared
-    field for a model with feature inputs (its feature sets' windows read them).
+    """The event fields the models read: join keys, segments, field inputs, and for a model with
+    feature inputs the fields its feature sets' windows read (`feature_fields`).
 
     >>> from features.config import parse_config
     >>> config = parse_config({"source": {"topic": "t"}, "schema": {"entity": "a", "event_time": "ts",
@@ -68,8 +69,9 @@ def model_fields(config: Config) -> tuple[str, ...]:
 
 def feature_fields(config: Config, spec: ModelSpec) -> tuple[str, ...]:
     """The fields a model's feature inputs read (each event's, for the windows of its feature
-    sets): every declared field, or none without feature inputs."""
-    return config.schema.field_names if spec.features else ()
+    sets: `fields_read`), or none without feature inputs. Only these are copied per event
+    from the decoder to the model shard (and kept in its ordering buffer and windows' buffer)."""
+    return fields_read(config.feature_sets, spec.features, config.schema) if spec.features else ()
 
 
 def input_decoder(config: Config, counters: FlowCounters,

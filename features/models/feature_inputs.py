@@ -64,7 +64,7 @@ from features.windows.aggregates import compile_aggregates
 from features.windows.columnar import EntityIds
 from features.windows.config import FeatureSet
 from features.windows.last_n import LastNWindows
-from features.windows.panes import ObjectColumn, PaneWindows, WindowBlock
+from features.windows.panes import ColumnAggregates, ObjectColumn, PaneWindows, WindowBlock
 from features.windows.state import SessionState
 
 # Events buffered at most: adding them earlier changes no read (only closing does), and keeps
@@ -88,6 +88,33 @@ def _remember(latest: Latest, entity: str, end: int, names: tuple[str, ...], val
 
 def _pairs(names: tuple[str, ...], values: Sequence[Any]) -> tuple[tuple[str, Any], ...]:
     return tuple((name, value) for name, value in zip(names, values) if value is not None)
+
+
+def fields_read(feature_sets: Sequence[FeatureSet], inputs: Sequence[FeatureInput],
+                schema: EventSchema) -> tuple[str, ...]:
+    """The event fields the windows of the inputs' feature sets read, in the schema's order: a
+    set's entity and its aggregations' fields and filters (`ColumnAggregates`); every field when
+    one of the sets is a session (`SessionState` reads the event as a whole).
+
+    >>> from features.schema import EventSchema, FieldSpec
+    >>> from features.windows.config import FeatureSet, FeatureSpec, WindowSpec
+    >>> from features.models.config import FeatureInput
+    >>> schema = EventSchema("area", "ts", "epoch_ms", (FieldSpec("area", "string"), FieldSpec("price", "float"),
+    ...                                                 FieldSpec("eta", "float")))
+    >>> fs = FeatureSet("a1m", "area", "features.a1m", WindowSpec("tumbling", 60_000, 60_000),
+    ...                 (FeatureSpec("rides", "count"), FeatureSpec("mean_price", "mean", "price")))
+    >>> fields_read((fs,), (FeatureInput("a1m.rides", "a1m", "rides", True),), schema)
+    ('area', 'price')
+    """
+    by_set = {fs.name: fs for fs in feature_sets}
+    read: set[str] = set()
+    for name in dict.fromkeys(i.feature_set for i in inputs):
+        fs = by_set[name]
+        if fs.window.type == "session":
+            return schema.field_names
+        aggregates = ColumnAggregates(fs, schema)
+        read.update((fs.entity, *aggregates.fields, *aggregates.objects))
+    return tuple(name for name in schema.field_names if name in read)
 
 
 class _ColumnarInputs:

@@ -18,9 +18,10 @@ from hypothesis import strategies as st
 from dataflows.synth.generator import StreamSpec
 from dataflows.synth.produce import write_jsonl
 from dataflows.cli.replay import replay
-from features.windows.config import FeatureSet, FeatureSpec, WindowSpec
+from features.config import parse_config
+from features.windows.config import FeatureSet, FeatureSpec, Filter, WindowSpec
 from features.models.config import FeatureInput
-from features.models.feature_inputs import FeatureInputs
+from features.models.feature_inputs import FeatureInputs, fields_read
 from tests.flow_fixtures import to_toml
 
 MINUTE = 60_000
@@ -301,3 +302,42 @@ def test_a_full_buffer_goes_into_the_windows_early_with_the_same_reads(events: l
     with mock.patch.object(feature_inputs, "BUFFERED", 2):
         small = FeatureInputs(SETS, INPUTS, LATENESS)
         assert [small.on_event(t, {"area": a, "price": p}) for t, a, p in events] == want
+
+
+# ---------------------------------------------------------------- the fields a model shard is sent
+
+FIELDS_SCHEMA = parse_config(RIDES_CONFIG).schema
+COLUMNAR_SETS = SETS[:3] + (
+    FeatureSet("card1m", "area", "features.card1m", WindowSpec("tumbling", MINUTE, MINUTE),
+               (FeatureSpec("card_rides", "count", where=Filter("payment", frozenset({"card"}))),
+                FeatureSpec("cities", "distinct", "ride_id"))),)
+COLUMNAR_INPUTS = tuple(FeatureInput(f"{fs.name}.{f.name}", fs.name, f.name, True)
+                        for fs in COLUMNAR_SETS for f in fs.features)
+
+
+def test_a_model_shard_is_sent_only_the_fields_its_windows_read() -> None:
+    assert fields_read(COLUMNAR_SETS[:1], COLUMNAR_INPUTS[:1], FIELDS_SCHEMA) == ("area", "price")
+    # a filter's field and an object aggregation's field are read too; schema order
+    assert fields_read(COLUMNAR_SETS, COLUMNAR_INPUTS, FIELDS_SCHEMA) == ("ride_id", "area", "price", "payment")
+    # a session set reads the event as a whole
+    assert fields_read(SETS, INPUTS, FIELDS_SCHEMA) == FIELDS_SCHEMA.field_names
+
+
+ride_events = st.lists(
+    st.tuples(st.integers(0, 12 * MINUTE), st.sampled_from(["a", "b"]), st.floats(0, 100, allow_nan=False),
+              st.sampled_from(["card", "cash"]), st.sampled_from(["r1", "r2", "r3"]), st.floats(0, 30)),
+    max_size=80,
+).map(lambda evs: sorted(evs, key=lambda e: e[0]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(ride_events)
+def test_the_fields_read_give_the_reads_of_whole_events(events: list[tuple]) -> None:
+    """Fed only `fields_read`'s fields, the inputs read what they read from whole events."""
+    names = fields_read(COLUMNAR_SETS, COLUMNAR_INPUTS, FIELDS_SCHEMA)
+    whole = FeatureInputs(COLUMNAR_SETS, COLUMNAR_INPUTS, schema=FIELDS_SCHEMA)
+    trimmed = FeatureInputs(COLUMNAR_SETS, COLUMNAR_INPUTS, schema=FIELDS_SCHEMA)
+    for t, area, price, payment, ride, eta in events:
+        fields = {"ride_id": ride, "area": area, "price": price, "distance_km": 1.0, "surge": None,
+                  "eta_min": eta, "payment": payment}
+        assert trimmed.on_event(t, {k: fields[k] for k in names}) == whole.on_event(t, fields)
