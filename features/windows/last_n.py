@@ -37,7 +37,7 @@ import numpy as np
 from features.partition_progress import NEVER
 from features.schema import EventSchema
 from features.windows.config import FeatureSet
-from features.windows.ordering import among, lex_order, stable_order
+from features.windows.ordering import among, lex_order, spans, stable_order
 from features.windows.panes import (
     ChangeFilter,
     ColumnAggregates,
@@ -118,7 +118,7 @@ class LastNWindows:
             return
         order = np.lexsort((boundaries[new], entity_ids[new]))
         e, b = entity_ids[new][order], boundaries[new][order]
-        heads = np.flatnonzero((np.diff(e, prepend=-1) != 0) | (np.diff(b, prepend=-1) != 0))
+        heads = _pair_heads(e, b)
         e, b = e[heads], b[heads]
         np.maximum.at(self.pending_last, e, b)
         self._pending = {"e": np.concatenate([self._pending["e"], e]), "b": np.concatenate([self._pending["b"], b])}
@@ -151,7 +151,7 @@ class LastNWindows:
         self._pending = {"e": pending["e"][~due], "b": pending["b"][~due]}
         order = np.lexsort((rows_b, rows_e))
         rows_e, rows_b = rows_e[order], rows_b[order]
-        once = np.flatnonzero(np.concatenate(([True], (rows_e[1:] != rows_e[:-1]) | (rows_b[1:] != rows_b[:-1]))))
+        once = _pair_heads(rows_e, rows_b)  # a pair pending twice is written once
         rows_e, rows_b = rows_e[once], rows_b[once]
         np.maximum.at(self.emitted, rows_e, rows_b)
 
@@ -170,9 +170,8 @@ class LastNWindows:
         counts = cut - first
         starts = t_sorted[np.minimum(first, len(t_sorted) - 1)] if len(t_sorted) else np.zeros(len(first), np.int64)
         # Every row's events, as slots of one aggregation.
-        total = int(counts.sum())
         slots = np.repeat(np.arange(len(rows_e)), counts)
-        index = np.repeat(first - (np.cumsum(counts) - counts), counts) + np.arange(total)
+        index = spans(first, counts)
         aggregates = ColumnAggregates(self.spec, self.schema, len(rows_e))
         columns = {name: sub[f"#{name}"][index] for name in self.fields}
         objects = {name: ObjectColumn(sub[f"@{name}"][index]) for name in self.objects}
@@ -225,6 +224,20 @@ class LastNWindows:
     def log_size(self) -> int:
         """Events held."""
         return sum(len(c["e"]) for c in self._log)
+
+
+def _pair_heads(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Where each run of equal (a, b) pairs starts, in arrays sorted by (a, b).
+
+    >>> _pair_heads(np.array([1, 1, 1, 2]), np.array([5, 5, 6, 5])).tolist()
+    [0, 2, 3]
+    """
+    if not len(a):
+        return np.zeros(0, np.int64)
+    change = np.empty(len(a), bool)
+    change[0] = True
+    change[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
+    return np.flatnonzero(change)
 
 
 class _TimeSearch:

@@ -57,6 +57,16 @@ def sorted_within(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return padded[np.arange(widest)[None, :] < counts[:, None]]
 
 
+def spans(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The positions `starts[i]`, ..., `starts[i] + lengths[i] - 1`, one span after another
+    (with zero starts: each position's offset in its span).
+
+    >>> spans(np.array([4, 0]), np.array([2, 3])).tolist(), spans(np.zeros(2, np.int64), np.array([2, 1])).tolist()
+    ([4, 5, 0, 1, 2], [0, 1, 0])
+    """
+    return np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(int(lengths.sum()))
+
+
 def distinct_ids(ids: np.ndarray, size: int) -> np.ndarray:
     """`np.unique(ids)` for ids in `[0, size)`: a table when the ids are not much sparser than
     the table (a batch's entities in a shard), a sort otherwise (a few ids of a million).

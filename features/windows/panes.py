@@ -52,7 +52,7 @@ from features.windows.aggregates import (
     quantile,
 )
 from features.windows.config import FeatureSet, FeatureSpec, Filter
-from features.windows.ordering import stable_order
+from features.windows.ordering import spans, stable_order
 from features.windows.value_log import ValueLog
 from features.schema import EventSchema
 
@@ -532,7 +532,7 @@ def _welford(mean_of: np.ndarray, m2_of: np.ndarray, at: np.ndarray, n_before: n
     active = longer[j] if j else len(counts)
     if active:
         tails = counts[:active] - j
-        values = v[_spans(heads[:active] + j, tails)].tolist()
+        values = v[spans(heads[:active] + j, tails)].tolist()
         start = 0
         for r, length in enumerate(tails.tolist()):
             kr, mr, qr = int(k[r]), float(mean[r]), float(m2[r])
@@ -553,17 +553,7 @@ def _runs_index(heads: np.ndarray, sizes: list[int]) -> np.ndarray:
     [0, 3, 5, 1, 4]
     """
     steps = np.asarray(sizes, np.int64)
-    runs = np.arange(int(steps.sum())) - np.repeat(np.cumsum(steps) - steps, steps)
-    return heads[runs] + np.repeat(np.arange(len(steps)), steps)
-
-
-def _spans(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """The positions `starts[i]`, ..., `starts[i] + lengths[i] - 1`, one span after another.
-
-    >>> _spans(np.array([4, 0]), np.array([2, 3])).tolist()
-    [4, 5, 0, 1, 2]
-    """
-    return np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(int(lengths.sum()))
+    return heads[spans(np.zeros(len(steps), np.int64), steps)] + np.repeat(np.arange(len(steps)), steps)
 
 
 def _collect_distinct(store: np.ndarray, at: np.ndarray, heads: np.ndarray, ends: np.ndarray,
@@ -810,7 +800,7 @@ class PaneWindows:
         last = np.maximum(last, first)
         n_ends = (last - first) // step + 1
         eids = np.repeat(entity_ids, n_ends)
-        offsets = np.arange(n_ends.sum()) - np.repeat(np.cumsum(n_ends) - n_ends, n_ends)
+        offsets = spans(np.zeros(len(n_ends), np.int64), n_ends)
         ends = np.repeat(first, n_ends) + offsets * step
         k = ends[:, None] // step - panes + np.arange(panes)[None, :]
         slots, held = self._panes_at(eids[:, None] * ring + k % ring)

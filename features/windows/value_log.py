@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from features.windows.aggregates import EXACT_VALUES_CAP, Quantiles, _merge_values
-from features.windows.ordering import among, sorted_within, stable_order
+from features.windows.ordering import among, sorted_within, spans, stable_order
 
 
 class ValueLog:
@@ -96,8 +96,7 @@ class ValueLog:
             keep = ~special[rows]
             rows, firsts, sizes = rows[keep], firsts[keep], sizes[keep]
             totals[special] = 0
-        total = int(sizes.sum())
-        index = np.repeat(firsts - (np.cumsum(sizes) - sizes), sizes) + np.arange(total)
+        index = spans(firsts, sizes)
         return (sorted_within(held_values[index], totals), np.cumsum(totals) - totals, totals), merged
 
     def _merged(self) -> tuple[np.ndarray, np.ndarray]:
