@@ -808,7 +808,11 @@ class PaneWindows:
         counts = np.where(valid, self.count[slots], 0).sum(axis=1)
         keep = counts > 0  # windows over gaps between an entity's panes have no row
         if self.changes is not None:
-            keep |= ends == self.empty_end[eids]
+            # ... except, with changes, the first window of a gap after windows with events (and
+            # the empty window after the last ones): a reader learns the values went back to empty.
+            gap_start = np.zeros(len(counts), bool)
+            gap_start[1:] = (counts[1:] == 0) & (counts[:-1] > 0) & (eids[1:] == eids[:-1])
+            keep |= gap_start | (ends == self.empty_end[eids])
         eids, ends, slots, valid, counts = eids[keep], ends[keep], slots[keep], valid[keep], counts[keep]
         block = self._block(eids, ends, slots, valid, counts)
         if self.changes is not None:
@@ -832,7 +836,9 @@ class PaneWindows:
         if self.changes is not None:  # the empty window after the last window with events, still to write
             last_full = np.zeros(len(done), np.int64)
             np.maximum.at(last_full, row_entity, np.where(counts > 0, ends, 0))
-            emptied = ~alive & (last_full > 0)
+            # After its last pane, or before its next one when a gap follows (the next window
+            # with events starts past the one after the last written).
+            emptied = (last_full > 0) & (last_full == last_end) & (~alive | (nxt > last_end + step))
             nxt[emptied] = last_full[emptied] + step
             self.empty_end[done[emptied]] = nxt[emptied]
             alive = alive | emptied

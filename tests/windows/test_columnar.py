@@ -292,3 +292,18 @@ def test_a_last_n_snapshot_with_the_old_set_of_pending_pairs_resumes_without_it(
     then = engine.process(EventBatch.of(events[2:]))
     assert [(r.end_ms, r.event_count) for out in (first, then) for w in out.windows for r in w.rows()] == [
         (MINUTE, 1), (2 * MINUTE, 2)]
+
+
+@pytest.mark.parametrize("batches", [[[0, 420_000]], [[420_000, 0], [700_000], [800_000]]],
+                         ids=["one close", "across closes"])
+def test_emit_changes_writes_the_empty_window_of_a_gap_between_panes(batches):
+    """An entity quiet for longer than the window, with events before and after: the first
+    window of the gap is written empty, or its readers would keep the earlier values through it."""
+    from dataclasses import replace
+
+    hopping = replace(CHANGES[0], emit="changes")
+    events = [[Event("a", t, {"area": "a", "price": 1.0, "payment": "card", "units": 1}, offset=t) for t in batch]
+              for batch in batches]
+    rows, _ = _run_columnar((hopping,), events, 500_000)
+    written = [(r.end_ms, r.event_count) for r in sorted(rows, key=lambda r: r.end_ms)]
+    assert written[:3] == [(MINUTE, 1), (4 * MINUTE, 0), (8 * MINUTE, 1)]
