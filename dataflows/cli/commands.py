@@ -232,7 +232,6 @@ def _cluster(args: argparse.Namespace) -> ClusterPosition:
 
 def _execution(args: argparse.Namespace, position: ClusterPosition) -> Execution:
     from dataflows.flows.runner import Execution
-    from features.config import Config
     from features.config_values import ConfigError, parse_duration_ms
 
     workers, process_id, addresses = position.workers, position.process_id, position.addresses

@@ -33,7 +33,6 @@ std equal up to the rounding of a different summation order (`merges` counts the
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 import signal
 import subprocess
@@ -12,7 +11,6 @@ from pathlib import Path
 
 import orjson
 import pytest
-from jsonschema import Draft202012Validator
 
 from dataflows.kafka.broker import RunningBroker, create_topics
 from dataflows.counters import FlowCounters
@@ -24,10 +22,10 @@ from features.config import parse_config
 from tests.drift_messages import comparable
 from tests.flow_fixtures import START, to_toml
 from tests.kafka_helpers import consume_json, produce
+from tests.schemas import validate_message
 
 pytestmark = pytest.mark.integration
 MIN = 60_000
-from tests import ROOT
 
 
 def drift_config(prefix: str, suffix: str = "") -> dict:
@@ -98,10 +96,8 @@ def test_kafka_run_detects_the_planted_shifts_and_equals_replay(broker: RunningB
     price_windows = [s for s in summaries.values() if s["column"] == "price"]
     assert sum(s["event_count"] for s in price_windows) == counters.get("valid") - counters.get("late")
 
-    schemas = {name: Draft202012Validator(json.loads((ROOT / "deploy" / "schemas" / f"{name}.json").read_text()))
-               for name in ("drift_event", "window_summary", "late_event")}
     for message in [*events.values(), *summaries.values()]:
-        schemas[message["schema"].split(".")[1].split("/")[0]].validate({**message, "emitted_at": "x"})
+        validate_message({**message, "emitted_at": "x"})
 
     input_path = tmp_path / "events.jsonl"
     input_path.write_bytes(b"".join(value + b"\n" for _, value in lines))

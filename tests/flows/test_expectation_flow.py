@@ -4,13 +4,11 @@ messages valid against the schema, and the Kafka run equal to a replay of the sa
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 
 import orjson
 import pytest
-from jsonschema import Draft202012Validator
 
 from dataflows.kafka.broker import RunningBroker, create_topics
 from dataflows.counters import FlowCounters
@@ -22,11 +20,11 @@ from features.config import parse_config
 from tests.drift_messages import comparable
 from tests.flow_fixtures import START, to_toml
 from tests.kafka_helpers import consume_json, produce
+from tests.schemas import schema_validator
 from tests.flows.test_drift_flow import drop_times, monitors_toml
 
 pytestmark = pytest.mark.integration
 MIN = 60_000
-from tests import ROOT
 
 
 def expectation_config(prefix: str) -> dict:
@@ -106,7 +104,7 @@ def test_expectations_in_the_kafka_run_equal_replay(broker: RunningBroker, topic
     assert any(kind == "covariate" and column == "price" for kind, _, column in at[10])
     assert not any(test == "in" for window in at.values() for _, test, _ in window)  # payments stayed in the set
 
-    validator = Draft202012Validator(json.loads((ROOT / "deploy" / "schemas" / "drift_event.json").read_text()))
+    validator = schema_validator("drift_event.json")
     for m in found.values():
         validator.validate({**m, "emitted_at": "x"})
 

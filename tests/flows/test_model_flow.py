@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import base64
 import functools
-import json
 import pickle
 import tempfile
 from pathlib import Path
 
 import orjson
 import pytest
-from jsonschema import Draft202012Validator
 
 from dataflows.kafka.broker import RunningBroker, create_topics
 from dataflows.counters import FlowCounters
@@ -27,18 +25,10 @@ from features.config import Config, parse_config
 from features.config_values import ConfigError
 from tests.flow_fixtures import strip, to_toml
 from tests.kafka_helpers import consume_json, produce
+from tests.schemas import validate_message
 
 pytestmark = pytest.mark.integration
 
-from tests import ROOT
-SCHEMAS = {name: ROOT / "deploy" / "schemas" / f"{file}.json" for name, file in (
-    ("driftline.prediction/1", "prediction"), ("driftline.model_metrics/1", "model_metrics"),
-    ("driftline.model_promotion/1", "model_promotion"), ("driftline.model_snapshot/1", "model_snapshot"),
-    ("driftline.model_promotion_refused/1", "model_promotion_refused"),
-    ("driftline.dead_letter/1", "dead_letter"), ("driftline.drift_event/1", "drift_event"))}
-DRIFT_EVENT_KEYS = {"schema", "id", "monitor", "column", "kind", "test", "statistic", "p_value", "effect_size",
-                    "threshold", "scale", "scale_ms", "window", "began", "reference", "current", "severity",
-                    "detail", "emitted_at"}
 BAD_LABELS = [b"not json", b'{"ride_id": "x"}', b'{"ride_id": "y", "ts": "soon", "cancelled": true}']
 
 
@@ -106,14 +96,6 @@ def output_topics(config: Config) -> list[str]:
     return list(FLOWS["model"].output_topics(config))
 
 
-def validate(message: dict) -> None:
-    path = SCHEMAS[message["schema"]]
-    if path.exists():
-        Draft202012Validator(json.loads(path.read_text())).validate(message)
-    else:  # the drift flow's schema is not on this branch: check the shared contract's keys
-        assert set(message) == DRIFT_EVENT_KEYS and message["kind"] == "error_rate", message
-
-
 def test_kafka_run_equals_replay_and_two_workers(broker: RunningBroker, topic_prefix: str, tmp_path: Path) -> None:
     config = parse_config(config_document(topic_prefix))
     config2 = parse_config(config_document(topic_prefix, suffix="-w2"))
@@ -153,7 +135,7 @@ def test_kafka_run_equals_replay_and_two_workers(broker: RunningBroker, topic_pr
             assert sorted(m["reason"] for m in kafka) == sorted(m["reason"] for m in files * 2)
             continue
         for message in kafka:
-            validate(message)
+            validate_message(message)
             seen.add(message["schema"])
         kafka2 = consume_json(broker.bootstrap, topic2)
         if topic == config.models[0].snapshots_topic:

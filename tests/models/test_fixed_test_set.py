@@ -3,7 +3,6 @@ refusals in `SegmentModel`, and the messages against their JSON Schemas."""
 
 from __future__ import annotations
 
-import json
 import pickle
 import random
 from dataclasses import replace
@@ -13,7 +12,6 @@ import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from jsonschema import Draft202012Validator
 
 from features.config import parse_config
 from features.config_values import ConfigError
@@ -22,7 +20,7 @@ from features.models.fixed_test_set import FixedTestSet, load_fixed_test_set, no
 from features.models.messages import promotion_message, promotion_refused_message
 from features.models.runner import input_vector
 from features.models.segment import Promotion, PromotionRefused, SegmentModel
-from tests import ROOT
+from tests.schemas import schema_validator
 
 T0 = 1_767_225_600_000
 KEY = "models[0].promotion.test_set"
@@ -268,17 +266,11 @@ def test_state_pickled_before_the_check_resumes() -> None:
 # --- messages -------------------------------------------------------------------------------------
 
 
-def validator(name: str) -> Draft202012Validator:
-    schema = json.loads((ROOT / "deploy" / "schemas" / name).read_text())
-    Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema)
-
-
 def test_messages_carry_both_scores_and_match_their_schemas() -> None:
     seg = SegmentModel(spec(), "area-1", concept_set(False, segment="area-1"))
     refused = next(o for o in stream(seg, 0, 1500) if isinstance(o, PromotionRefused))
     msg = promotion_refused_message("m", "area-1", refused, T0)
-    validator("model_promotion_refused.json").validate(msg)
+    schema_validator("model_promotion_refused.json").validate(msg)
     assert msg["id"] == f"m@area-1/promotion/2/refused/{refused.labelled}" and msg["version"] == 1
     assert (msg["champion"], msg["challenger"]) == (refused.champion_score, refused.challenger_score)
     assert msg["test_set"] == {"path": "t.jsonl", "examples": 200, "champion": refused.test_set.champion,
@@ -286,8 +278,8 @@ def test_messages_carry_both_scores_and_match_their_schemas() -> None:
     seg = SegmentModel(spec(), None, concept_set(True))
     promoted = next(o for o in stream(seg, 0, 1500) if isinstance(o, Promotion))
     msg = promotion_message("m", None, promoted, T0)
-    validator("model_promotion.json").validate(msg)
+    schema_validator("model_promotion.json").validate(msg)
     assert msg["test_set"]["passed"] and msg["test_set"]["challenger"] == promoted.test_set.challenger
     plain = promotion_message("m", None, replace(promoted, test_set=None), T0)
-    validator("model_promotion.json").validate(plain)
+    schema_validator("model_promotion.json").validate(plain)
     assert "test_set" not in plain  # without a test set the message is as before

@@ -291,9 +291,9 @@ def test_error_drift_window_runs_from_the_new_regime_to_the_detection() -> None:
     for i in range(40_000):  # one label a second; label noise 5% -> 9% from label 20,000
         x = rng.uniform(-1, 1)
         y = (x > 0) != (rng.random() < (0.05 if i < 20_000 else 0.09))
-        out += seg.on_event(str(i), i * 1000, {"x": x})
-        out += seg.on_label(str(i), i * 1000, y)
-        if any(isinstance(o, ErrorDrift) and o.time_ms >= 20_000_000 for o in out):
+        new = seg.on_event(str(i), i * 1000, {"x": x}) + seg.on_label(str(i), i * 1000, y)
+        out += new
+        if any(isinstance(o, ErrorDrift) and o.time_ms >= 20_000_000 for o in new):  # this step's only
             break
     drifts = [o for o in out if isinstance(o, ErrorDrift) and o.time_ms >= 20_000_000]  # not the learning
     assert drifts and drifts[0].after[0] > 4096  # the case that lost its start

@@ -5,13 +5,11 @@ drift), valid against deploy/schemas/drift_event.json, and shown by `driftline t
 
 from __future__ import annotations
 
-import json
 import tomllib
 
 import numpy as np
 import orjson
 import pytest
-from jsonschema import Draft202012Validator
 
 from dataflows.client import parse_drift_event
 from dataflows.kafka.tail import format_message
@@ -22,6 +20,7 @@ from features.models.segment import ErrorDrift
 from features.monitors.engine import DriftEngine
 from features.summaries.window import summarize_columns
 from tests import ROOT
+from tests.schemas import schema_validator
 
 URL = "https://wiki.example.com/runbooks/pricing#inputs"
 MIN = 60_000
@@ -36,10 +35,6 @@ def doc(monitor: dict | None = None, model: dict | None = None) -> dict:
         "models": [{"name": "cancel", "kind": "hoeffding_tree_classifier", "inputs": ["price"],
                     "labels": {"key": "ride_id", "field": "cancelled"}, **(model or {})}],
     }
-
-
-def drift_validator() -> Draft202012Validator:
-    return Draft202012Validator(json.loads((ROOT / "deploy" / "schemas" / "drift_event.json").read_text()))
 
 
 def test_runbooks_are_optional_text_or_urls() -> None:
@@ -91,7 +86,7 @@ def test_drift_expectation_and_schema_events_carry_the_monitors_runbook() -> Non
         payment = ["card", "cash"] * 250 if i < 6 else ["card", "cash", "crypto", "crypto"] * 125
         events += engine.add(base(i, rng.normal(3.0 if i >= 6 else 0.0, 1.0, 500), payment)).events
     assert {e.kind for e in events} >= {"covariate", "schema"}  # a mean shift, a new category
-    validator = drift_validator()
+    validator = schema_validator("drift_event.json")
     for e in events:
         assert e.runbook == URL
         message = e.to_message(emitted_at_ms=0)
@@ -124,7 +119,7 @@ def test_expectation_events_carry_the_runbook() -> None:
     events = ExpectationMonitor(m).check(summary, checks).events
     assert events and all(e.kind == "expectation" and e.runbook == "call Ann" for e in events)
     message = events[0].to_message(0)
-    drift_validator().validate(message)
+    schema_validator("drift_event.json").validate(message)
     assert format_message(None, orjson.dumps(message), 0, 0, compact=True).endswith(" runbook: call Ann")
 
 
@@ -132,7 +127,7 @@ def test_model_error_drift_events_carry_the_models_runbook() -> None:
     d = ErrorDrift(time_ms=600_000, version=1, began=(400_000, 401_000), before=(5000, 0.07, 0.25),
                    after=(300, 0.2, 0.4), delta=0.05)
     message = error_drift_event("cancel", None, "classification", d, 0, runbook="docs/runbooks.md#driftlinemodelerrordrift")
-    drift_validator().validate(message)
+    schema_validator("drift_event.json").validate(message)
     assert parse_drift_event(message).runbook == "docs/runbooks.md#driftlinemodelerrordrift"
     assert describe_ends_with(message, " runbook: docs/runbooks.md#driftlinemodelerrordrift")
     assert "runbook" not in error_drift_event("cancel", None, "classification", d, 0)
@@ -147,7 +142,7 @@ def test_multi_line_runbook_text_stays_one_tail_line_and_a_bad_one_is_refused_by
     message = error_drift_event("cancel", None, "classification", d, 0, runbook="1. check labels\n2. page #ml")
     line = format_message(b"cancel", orjson.dumps(message), 0, 0, compact=True)
     assert "\n" not in line and line.endswith("runbook: 1. check labels 2. page #ml")
-    validator = drift_validator()
+    validator = schema_validator("drift_event.json")
     assert not validator.is_valid({**message, "runbook": 7}) and not validator.is_valid({**message, "runbook": ""})
     with pytest.raises(ValueError, match="runbook"):
         parse_drift_event({**message, "runbook": 7})

@@ -175,7 +175,6 @@ def test_corrupt_input_is_refused_with_a_reason() -> None:
 def test_the_summaries_doc_examples_run() -> None:
     """docs/summaries.md is the public API's documentation: its examples must stay true."""
     import doctest
-    from pathlib import Path
 
     doc = ROOT / "docs" / "summaries.md"
     failures, attempted = doctest.testfile(str(doc), module_relative=False)
