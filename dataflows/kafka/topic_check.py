@@ -9,6 +9,7 @@ the list of every topic instead, which creates nothing.
 from __future__ import annotations
 
 import difflib
+import socket
 from collections.abc import Iterable, Mapping
 
 from confluent_kafka import KafkaException
@@ -31,16 +32,40 @@ def closest_first(name: str, candidates: Iterable[str]) -> list[str]:
     return sorted(candidates, key=lambda c: (-difflib.SequenceMatcher(None, name, c).ratio(), c))
 
 
+def all_refused(bootstrap: str) -> bool:
+    """Whether every bootstrap address refuses a TCP connection (nothing listens there): then
+    waiting out the client's timeout cannot help. Anything else (a timeout, a name that does
+    not resolve, a connection) is left to the Kafka client to judge.
+
+    >>> from dataflows.kafka.broker import free_port
+    >>> all_refused(f"127.0.0.1:{free_port()}"), all_refused("not-an-address")
+    (True, False)
+    """
+    for address in bootstrap.split(","):
+        host, _, port = address.strip().rpartition(":")
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=1.0).close()
+        except ConnectionRefusedError:
+            continue
+        except (OSError, ValueError):
+            return False
+        return False
+    return True
+
+
 def existing_topics(bootstrap: str, settings: KafkaSettings, timeout_s: float = 10.0) -> set[str]:
-    """The names of the topics on the cluster (internal `__` topics left out); creates nothing."""
-    admin = admin_client(bootstrap, settings)
-    try:
-        topics = admin.list_topics(timeout=timeout_s).topics
-    except KafkaException as exc:
-        text = settings.redact(exc.args[0].str() if exc.args else str(exc))
-        raise KafkaUnreachable(f"cannot reach Kafka at {bootstrap}: {text}. Check --bootstrap, that the brokers "
-                               "run, and the Kafka security properties.") from None
-    return {name for name in topics if not name.startswith("__")}
+    """The names of the topics on the cluster (internal `__` topics left out); creates nothing.
+    Raises `KafkaUnreachable` at once when nothing listens at the bootstrap addresses, else
+    after `timeout_s` without an answer."""
+    text = "connection refused at every bootstrap address" if all_refused(bootstrap) else None
+    if text is None:
+        admin = admin_client(bootstrap, settings)
+        try:
+            return {name for name in admin.list_topics(timeout=timeout_s).topics if not name.startswith("__")}
+        except KafkaException as exc:
+            text = settings.redact(exc.args[0].str() if exc.args else str(exc))
+    raise KafkaUnreachable(f"cannot reach Kafka at {bootstrap}: {text}. Check --bootstrap, that the brokers "
+                           "run, and the Kafka security properties.")
 
 
 def require_topics(bootstrap: str, topics: Mapping[str, str], settings: KafkaSettings,

@@ -3,16 +3,35 @@ an unreachable broker ends the run with the message only (the traceback with --l
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import AdminClient
 
 from dataflows.kafka.broker import RunningBroker, create_topics, free_port
-from dataflows.kafka.topic_check import closest_first
+from dataflows.kafka.topic_check import KafkaUnreachable, closest_first, existing_topics
+from features.kafka_settings import KafkaSettings
 from tests.flow_fixtures import make_config, to_toml
+
+
+@pytest.mark.parametrize("listening", [False, True], ids=["refused", "silent"])
+def test_an_unreachable_broker_is_reported_at_once_when_refused_else_after_the_timeout(listening: bool) -> None:
+    """Nothing listening: no wait. A listener that never answers Kafka: the client's timeout."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        if listening:
+            server.listen()
+        port = server.getsockname()[1]
+        timeout_s = 2.0 if listening else 120.0  # refused: far from the timeout, however busy the machine
+        started = time.monotonic()
+        with pytest.raises(KafkaUnreachable, match=f"cannot reach Kafka at 127.0.0.1:{port}"):
+            existing_topics(f"127.0.0.1:{port}", KafkaSettings(), timeout_s=timeout_s)
+        waited = time.monotonic() - started
+    assert waited >= timeout_s if listening else waited < timeout_s / 2
 
 
 def test_closest_first() -> None:
