@@ -11,20 +11,10 @@ from jsonschema import Draft202012Validator
 
 from tests import ROOT
 
-# Each message's `schema` field -> its schema file.
-SCHEMA_FILES = {
-    "driftline.dead_letter/1": "dead_letter.json",
-    "driftline.features/1": "features.json",
-    "driftline.late_event/1": "late_event.json",
-    "driftline.sample/1": "sample.json",
-    "driftline.drift_event/1": "drift_event.json",
-    "driftline.window_summary/1": "window_summary.json",
-    "driftline.prediction/1": "prediction.json",
-    "driftline.model_metrics/1": "model_metrics.json",
-    "driftline.model_promotion/1": "model_promotion.json",
-    "driftline.model_promotion_refused/1": "model_promotion_refused.json",
-    "driftline.model_snapshot/1": "model_snapshot.json",
-}
+
+def schema_file(schema: str) -> str:
+    """The schema file of a message's `schema` field: "driftline.model_metrics/1" -> "model_metrics.json"."""
+    return schema.removeprefix("driftline.").split("/")[0] + ".json"
 
 
 @functools.cache
@@ -37,4 +27,4 @@ def schema_validator(file_name: str) -> Draft202012Validator:
 
 def validate_message(message: dict) -> None:
     """Validate an output message against the schema its `schema` field names."""
-    schema_validator(SCHEMA_FILES[message["schema"]]).validate(message)
+    schema_validator(schema_file(message["schema"])).validate(message)

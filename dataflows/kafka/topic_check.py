@@ -47,8 +47,8 @@ def all_refused(bootstrap: str) -> bool:
             socket.create_connection((host.strip("[]"), int(port)), timeout=1.0).close()
         except ConnectionRefusedError:
             continue
-        except (OSError, ValueError):
-            return False
+        except (OSError, ValueError):  # no answer in time, no such name, no port: the client decides
+            pass
         return False
     return True
 
@@ -57,15 +57,19 @@ def existing_topics(bootstrap: str, settings: KafkaSettings, timeout_s: float = 
     """The names of the topics on the cluster (internal `__` topics left out); creates nothing.
     Raises `KafkaUnreachable` at once when nothing listens at the bootstrap addresses, else
     after `timeout_s` without an answer."""
-    text = "connection refused at every bootstrap address" if all_refused(bootstrap) else None
-    if text is None:
-        admin = admin_client(bootstrap, settings)
-        try:
-            return {name for name in admin.list_topics(timeout=timeout_s).topics if not name.startswith("__")}
-        except KafkaException as exc:
-            text = settings.redact(exc.args[0].str() if exc.args else str(exc))
-    raise KafkaUnreachable(f"cannot reach Kafka at {bootstrap}: {text}. Check --bootstrap, that the brokers "
-                           "run, and the Kafka security properties.")
+    if all_refused(bootstrap):
+        raise _unreachable(bootstrap, "connection refused at every bootstrap address")
+    admin = admin_client(bootstrap, settings)
+    try:
+        topics = admin.list_topics(timeout=timeout_s).topics
+    except KafkaException as exc:
+        raise _unreachable(bootstrap, settings.redact(exc.args[0].str() if exc.args else str(exc))) from None
+    return {name for name in topics if not name.startswith("__")}
+
+
+def _unreachable(bootstrap: str, reason: str) -> KafkaUnreachable:
+    return KafkaUnreachable(f"cannot reach Kafka at {bootstrap}: {reason}. Check --bootstrap, that the brokers "
+                            "run, and the Kafka security properties.")
 
 
 def require_topics(bootstrap: str, topics: Mapping[str, str], settings: KafkaSettings,
