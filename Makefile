@@ -6,7 +6,8 @@ STAMP  := $(VENV)/.driftline-installed
 
 .PHONY: demo test bench clean
 
-$(STAMP): pyproject.toml
+# The C sources too: an editable install compiles them once, so a changed one needs a reinstall.
+$(STAMP): pyproject.toml $(wildcard features/*.c)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'

@@ -125,7 +125,7 @@ def parse_field(name: str, raw: Any, prefix: str) -> FieldSpec:
     values = read_str_list(raw, "values", key) if "values" in raw else None
     if values is not None and field_type != "category":
         raise ConfigError(join_key(key, "values"), "a vocabulary only on category fields", list(values),
-                          f'set type = "category" or remove `values`.')
+                          'set type = "category" or remove `values`.')
     return FieldSpec(
         name=name,
         type=field_type,

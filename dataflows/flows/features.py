@@ -207,8 +207,8 @@ def resumable(state: object) -> ColumnarEngine | None:
 def render_windows(windows: FeatureWindows, emitted_at_ms: int,
                    statics: Mapping[str, Mapping[str, Any]] | None) -> tuple[list[bytes | None], list[bytes]]:
     """The keys and `driftline.features/1` messages of closed windows (rendered by the sink)."""
-    values = feature_messages(windows.feature_set, windows.entities, windows.starts.tolist(), windows.ends.tolist(),
-                              windows.values, windows.counts.tolist(), emitted_at_ms, statics)
+    values = feature_messages(windows.feature_set, windows.entities, windows.starts, windows.ends, windows.values,
+                              windows.counts, emitted_at_ms, statics)
     return [e.encode() for e in windows.entities], values
 
 

@@ -196,7 +196,7 @@ class NotNull(Spec):
         observed = (f"{percent(non_null / checked, self.mostly)} not null ({s.nulls} "
                     f"null{'' if s.nulls == 1 else 's'} of {checked})" if checked
                     else "no values to check")
-        return result_from_bounds(self, f"not null", checked, s.nulls,
+        return result_from_bounds(self, "not null", checked, s.nulls,
                        s.nulls, s.nulls, observed)
 
 
@@ -221,7 +221,7 @@ class NumericType(Spec):
         checked = s.count + s.infinite + s.invalid
         observed = (f"{percent(1 - s.invalid / checked, self.mostly)} numbers ({s.invalid} "
                     f"not a number)" if checked else "no values to check")
-        return result_from_bounds(self, f"numbers", checked, s.invalid,
+        return result_from_bounds(self, "numbers", checked, s.invalid,
                        s.invalid, s.invalid, observed)
 
 
