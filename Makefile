@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.driftline-installed
 .PHONY: demo test bench clean
 
 # The C sources too: an editable install compiles them once, so a changed one needs a reinstall.
-$(STAMP): pyproject.toml $(wildcard features/*.c)
+$(STAMP): pyproject.toml $(wildcard features/*.c features/*/*.c)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import features.messages
+import features.windows.panes
 from features.messages import encode, feature_message, feature_messages
 
 
@@ -20,10 +21,13 @@ def joiner(request, monkeypatch):
     return request.param
 
 
-def test_the_compiled_row_joiner_is_built():
+def test_the_compiled_modules_are_built():
+    """Without a C compiler the install goes on in Python; where tests run, one is expected."""
     assert features.messages._rows is not None, (
         "features/_rows.c was not compiled: reinstall with a C compiler (pip install -e .), "
         "or feature messages are joined in Python, several times slower")
+    assert features.windows.panes._fold is not None, (
+        "features/windows/_fold.c was not compiled: reinstall with a C compiler (pip install -e .)")
 
 text = st.text(max_size=8)
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**60, 2**60), st.floats(allow_nan=False, allow_infinity=False),

@@ -56,6 +56,11 @@ from features.windows.ordering import spans, stable_order
 from features.windows.value_log import ValueLog
 from features.schema import EventSchema
 
+try:
+    from features.windows import _fold  # compiled by `pip install` (features/windows/_fold.c)
+except ImportError:  # no C compiler where it was installed: numpy does the same operations
+    _fold = None
+
 NO_END = np.iinfo(np.int64).max  # an entity without panes
 NO_PANE = np.iinfo(np.int64).min  # a ring position without a pane (any pane number, even negative, is larger)
 
@@ -381,27 +386,39 @@ class _Group:
             if not keep.any():
                 return
             slots, times = slots[keep], times[keep]
-        heads = run_heads(slots)
-        at = slots[heads]
-        ends = run_ends(heads, len(slots))
-        counts = ends - heads
-        n_before = self.n[at]
-        self.n[at] = n_before + counts
+        folded = self.numeric and _fold is not None
+        if not folded or self.log is not None or self.needs & {"firstlast", "distinct", "cats"}:
+            heads = run_heads(slots)
+            at = slots[heads]
+            ends = run_ends(heads, len(slots))
+            counts = ends - heads
+            n_before = self.n[at]
         if self.numeric:
             v = columns[self.field] if keep is None else columns[self.field][keep]
         if self.needs & {"firstlast", "distinct", "cats"}:
             field = objects[self.field]
             codes = field.codes if keep is None else field.codes[keep]
             kept = np.arange(len(codes)) if keep is None else np.flatnonzero(keep)  # positions in `field`
-        if "sum" in self.needs:
-            # ufunc.at adds one value at a time in order: the same rounding as adding each event,
-            # so a window's sum does not depend on how the stream was cut into batches.
-            np.add.at(self.sum, slots, v)
-        if "moments" in self.needs:  # Welford's update, event by event, for the same reason
-            _welford(self.mean, self.m2, at, n_before, heads, counts, v)
-        if "minmax" in self.needs:
-            self.lo[at] = np.minimum(self.lo[at], np.minimum.reduceat(v, heads))
-            self.hi[at] = np.maximum(self.hi[at], np.maximum.reduceat(v, heads))
+        # Sums, moments, min and max take the events one at a time, in order: the same roundings
+        # as the per-event engine, so a window's values do not depend on how the stream was cut
+        # into batches. Compiled (`_fold`), or with ufunc.at and a lockstep over the runs.
+        if folded:
+            minmax = "minmax" in self.needs
+            moments = "moments" in self.needs
+            _fold.fold(np.ascontiguousarray(slots), np.ascontiguousarray(v), self.n,
+                       self.sum if "sum" in self.needs else None, self.mean if moments else None,
+                       self.m2 if moments else None, self.lo if minmax else None, self.hi if minmax else None)
+        else:
+            self.n[at] = n_before + counts
+            if "sum" in self.needs:
+                np.add.at(self.sum, slots, v)
+            if "moments" in self.needs:
+                _welford(self.mean, self.m2, at, n_before, heads, counts, v)
+            if "minmax" in self.needs:
+                self.lo[at] = np.minimum(self.lo[at], np.minimum.reduceat(v, heads))
+                self.hi[at] = np.maximum(self.hi[at], np.maximum.reduceat(v, heads))
+        if not self.numeric:
+            self.n[at] = n_before + counts
         if "firstlast" in self.needs:
             run = np.repeat(np.arange(len(heads)), counts)
             low = np.minimum.reduceat(times, heads)

@@ -11,7 +11,7 @@ from features.events import Event
 from features.windows.config import FeatureSet, FeatureSpec, Filter, WindowSpec
 from features.windows import aggregates
 from features.windows.aggregates import _grow_values, _merge_values, quantile
-from features.windows.panes import _merged, _welford, run_ends, run_heads
+from features.windows.panes import _fold, _merged, _welford, run_ends, run_heads
 from features.windows.value_log import ValueLog
 from tests.windows.test_columnar import MINUTE, _run_columnar, _run_oracle, streams
 
@@ -42,6 +42,48 @@ def test_welford_equals_the_per_event_update(events, seed):
     _welford(mean, m2, slots[heads], n[slots[heads]], heads, run_ends(heads, len(slots)) - heads, v)
     for s, (m, q) in expected.items():
         assert (mean[s], m2[s]) == (m, q)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 12), st.floats(-1e6, 1e6, allow_nan=False)), max_size=200),
+       st.integers(0, 2**32))
+def test_the_compiled_fold_equals_the_per_event_updates(events, seed):
+    """Counts, sums, Welford's moments, min and max, bit for bit, events in any slot order."""
+    if _fold is None:
+        pytest.skip("features/windows/_fold.c is not built (tests/test_messages.py's build test says why)")
+    rng = np.random.default_rng(seed)
+    slots = np.array([s for s, _ in events], np.int64)
+    v = np.array([x for _, x in events], np.float64)
+    n = rng.integers(0, 5, 13)
+    total, mean, m2 = rng.normal(0, 100, 13), rng.normal(0, 10, 13), rng.uniform(0, 100, 13)
+    lo, hi = rng.normal(0, 1e5, 13), rng.normal(0, 1e5, 13)
+    expected = {}
+    for s in range(13):
+        mine = [x for t, x in events if t == s]
+        running = float(total[s])
+        for x in mine:
+            running += x
+        expected[s] = (int(n[s]) + len(mine), running,
+                       *_welford_per_event(mine, int(n[s]), float(mean[s]), float(m2[s])),
+                       min([float(lo[s]), *mine]), max([float(hi[s]), *mine]))
+    _fold.fold(slots, v, n, total, mean, m2, lo, hi)
+    for s in range(13):
+        assert (n[s], total[s], mean[s], m2[s], lo[s], hi[s]) == expected[s]
+
+
+def test_the_compiled_fold_refuses_arrays_that_do_not_fit():
+    if _fold is None:
+        pytest.skip("features/windows/_fold.c is not built")
+    n, x = np.zeros(3, np.int64), np.zeros(3)
+    with pytest.raises(IndexError, match="slot 3 is outside the 3 slots"):
+        _fold.fold(np.array([3]), np.array([1.0]), n, x, None, None, None, None)
+    with pytest.raises(TypeError, match="values must be a contiguous float64"):
+        _fold.fold(np.array([0]), np.array([1], np.int64), n, None, None, None, None, None)
+    with pytest.raises(ValueError, match="means and m2s go together"):
+        _fold.fold(np.array([0]), np.array([1.0]), n, None, x, None, None, None)
+    with pytest.raises(ValueError, match="one entry per slot"):
+        _fold.fold(np.array([0]), np.array([1.0]), n, np.zeros(2), None, None, None, None)
+    assert n.tolist() == [0, 0, 0]  # nothing changed by a refused call
 
 
 MANY = (

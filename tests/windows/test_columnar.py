@@ -5,9 +5,10 @@ from __future__ import annotations
 import pickle
 
 import pytest
-from hypothesis import event, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+import features.windows.panes
 from features.event_batch import EventBatch
 from features.events import Event
 from features.windows.columnar import ColumnarEngine
@@ -116,10 +117,18 @@ def _run_columnar(sets, batches, lateness, snapshot_every: int = 0, engines: lis
     return rows + [r for w in flushed.windows for r in w.rows()] + flushed.rows, late
 
 
+@pytest.fixture(params=["c", "numpy"])
+def fold(request, monkeypatch):
+    """With the compiled pane fold, and with its numpy equivalent (the fallback without a C compiler)."""
+    if request.param == "numpy":
+        monkeypatch.setattr(features.windows.panes, "_fold", None)
+    return request.param
+
+
 @pytest.mark.parametrize("sets", [SETS, LAST_N], ids=["panes", "last_n"])
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=streams())
-def test_columnar_sets_equal_the_oracle(sets, case):
+def test_columnar_sets_equal_the_oracle(fold, sets, case):
     batches, lateness = case
     expected_rows, expected_late = _run_oracle(sets, batches, lateness)
     rows, late = _run_columnar(sets, batches, lateness, snapshot_every=2)
