@@ -467,29 +467,7 @@ class _Group:
 
     def window(self, slots: np.ndarray, valid: np.ndarray) -> dict[str, Any]:
         """This group's state over each window's panes: `slots` and `valid` are (windows, panes)."""
-        n = np.where(valid, self.n[slots], 0)
-        out: dict[str, Any] = {"n": n.sum(axis=1)}
-        if "sum" in self.needs:  # pane by pane in time order, as the per-event engine merges them
-            total = np.zeros(len(slots))
-            for j in range(slots.shape[1]):
-                total = total + np.where(valid[:, j], self.sum[slots[:, j]], 0.0)
-            out["sum"] = total
-        if "moments" in self.needs:  # Chan et al.'s pairwise merge, pane by pane in time order
-            count = np.zeros(len(slots), np.int64)
-            mean = np.zeros(len(slots))
-            m2 = np.zeros(len(slots))
-            for j in range(slots.shape[1]):
-                nb = n[:, j]
-                has = nb > 0
-                total = np.where(has, count + nb, 1)
-                delta = self.mean[slots[:, j]] - mean
-                m2 = np.where(has, m2 + (self.m2[slots[:, j]] + delta * delta * count * nb / total), m2)
-                mean = np.where(has, mean + delta * nb / total, mean)
-                count = count + nb
-            out["m2"] = m2
-        if "minmax" in self.needs:
-            out["lo"] = np.where(valid, self.lo[slots], np.inf).min(axis=1)
-            out["hi"] = np.where(valid, self.hi[slots], -np.inf).max(axis=1)
+        out = self._merged_in_c(slots, valid) if _fold is not None else self._merged_in_numpy(slots, valid)
         if "firstlast" in self.needs:
             ft = np.where(valid, self.ft[slots], NO_END)
             lt = np.where(valid, self.lt[slots], -1)
@@ -507,6 +485,49 @@ class _Group:
             out["distinct"] = [_merged(self.distinct, s, ok, _merge_distinct, set()) for s, ok in zip(slots, valid)]
         if "cats" in self.needs:
             out["eq"] = [np.where(valid, eq[slots], 0).sum(axis=1) for eq in self.eq]
+        return out
+
+    def _merged_in_c(self, slots: np.ndarray, valid: np.ndarray) -> dict[str, Any]:
+        """`_merged_in_numpy`'s counts, sums, moments, min and max by `_fold.merge`: one pass."""
+        assert _fold is not None
+        windows = len(slots)
+        sums, moments, minmax = "sum" in self.needs, "moments" in self.needs, "minmax" in self.needs
+        out: dict[str, Any] = {"n": np.empty(windows, np.int64)}
+        for name, wanted in (("sum", sums), ("m2", moments), ("lo", minmax), ("hi", minmax)):
+            if wanted:
+                out[name] = np.empty(windows)
+        _fold.merge(np.ascontiguousarray(slots, np.int64), np.ascontiguousarray(valid, bool), self.n,
+                    self.sum if sums else None, self.mean if moments else None, self.m2 if moments else None,
+                    self.lo if minmax else None, self.hi if minmax else None,
+                    out["n"], out.get("sum"), out.get("m2"), out.get("lo"), out.get("hi"))
+        return out
+
+    def _merged_in_numpy(self, slots: np.ndarray, valid: np.ndarray) -> dict[str, Any]:
+        """Counts, sums, moments (m2), min and max of each window's valid panes, merged pane by
+        pane in time order, as the per-event engine merges them."""
+        n = np.where(valid, self.n[slots], 0)
+        out: dict[str, Any] = {"n": n.sum(axis=1)}
+        if "sum" in self.needs:
+            total = np.zeros(len(slots))
+            for j in range(slots.shape[1]):
+                total = total + np.where(valid[:, j], self.sum[slots[:, j]], 0.0)
+            out["sum"] = total
+        if "moments" in self.needs:  # Chan et al.'s pairwise merge
+            count = np.zeros(len(slots), np.int64)
+            mean = np.zeros(len(slots))
+            m2 = np.zeros(len(slots))
+            for j in range(slots.shape[1]):
+                nb = n[:, j]
+                has = nb > 0
+                total = np.where(has, count + nb, 1)
+                delta = self.mean[slots[:, j]] - mean
+                m2 = np.where(has, m2 + (self.m2[slots[:, j]] + delta * delta * count * nb / total), m2)
+                mean = np.where(has, mean + delta * nb / total, mean)
+                count = count + nb
+            out["m2"] = m2
+        if "minmax" in self.needs:
+            out["lo"] = np.where(valid, self.lo[slots], np.inf).min(axis=1)
+            out["hi"] = np.where(valid, self.hi[slots], -np.inf).max(axis=1)
         return out
 
 

@@ -11,7 +11,7 @@ from features.events import Event
 from features.windows.config import FeatureSet, FeatureSpec, Filter, WindowSpec
 from features.windows import aggregates
 from features.windows.aggregates import _grow_values, _merge_values, quantile
-from features.windows.panes import _fold, _merged, _welford, run_ends, run_heads
+from features.windows.panes import _fold, _Group, _merged, _welford, run_ends, run_heads
 from features.windows.value_log import ValueLog
 from tests.windows.test_columnar import MINUTE, _run_columnar, _run_oracle, streams
 
@@ -84,6 +84,31 @@ def test_the_compiled_fold_refuses_arrays_that_do_not_fit():
     with pytest.raises(ValueError, match="one entry per slot"):
         _fold.fold(np.array([0]), np.array([1.0]), n, np.zeros(2), None, None, None, None)
     assert n.tolist() == [0, 0, 0]  # nothing changed by a refused call
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 30), st.integers(0, 12), st.integers(1, 10), st.integers(0, 2**32))
+def test_the_compiled_window_merge_equals_the_numpy_merge(size, windows, panes, seed):
+    """Counts, sums, moments, min and max of windows from their panes, bit for bit."""
+    if _fold is None:
+        pytest.skip("features/windows/_fold.c is not built")
+    rng = np.random.default_rng(seed)
+    group = _Group("price", None, {"sum", "moments", "minmax"}, [], integer=False)
+    group.allocate(size)
+    group.n[:] = rng.integers(0, 4, size)
+    held = group.n > 0
+    group.sum[:] = np.where(held, rng.normal(0, 100, size), 0.0)
+    group.mean[:] = np.where(held, rng.normal(0, 10, size), 0.0)
+    group.m2[:] = np.where(group.n > 1, rng.uniform(0, 50, size), 0.0)
+    group.lo[:] = np.where(held, rng.normal(0, 1e3, size), np.inf)
+    group.hi[:] = np.where(held, group.lo + rng.uniform(0, 10, size), -np.inf)
+    slots = rng.integers(0, size, (windows, panes))
+    valid = rng.random((windows, panes)) < 0.7
+    slots[~valid] = -1  # a missing pane has no slot
+    compiled, numpy = group._merged_in_c(slots, valid), group._merged_in_numpy(slots, valid)
+    assert compiled.keys() == numpy.keys()
+    for name in numpy:
+        assert compiled[name].dtype == numpy[name].dtype and compiled[name].tobytes() == numpy[name].tobytes(), name
 
 
 MANY = (
