@@ -417,8 +417,6 @@ class _Group:
             if "minmax" in self.needs:
                 self.lo[at] = np.minimum(self.lo[at], np.minimum.reduceat(v, heads))
                 self.hi[at] = np.maximum(self.hi[at], np.maximum.reduceat(v, heads))
-        if not self.numeric:
-            self.n[at] = n_before + counts
         if "firstlast" in self.needs:
             run = np.repeat(np.arange(len(heads)), counts)
             low = np.minimum.reduceat(times, heads)
